@@ -1,0 +1,9 @@
+# Airflow 3.3.2 image with this project (core library + Encord provider) installed from the lock.
+FROM apache/airflow:3.3.2-python3.11
+USER airflow
+COPY --chown=airflow:root requirements.txt requirements-dev.txt constraints.txt pyproject.toml README.md /opt/project/
+COPY --chown=airflow:root include /opt/project/include
+COPY --chown=airflow:root plugins /opt/project/plugins
+COPY --chown=airflow:root tools /opt/project/tools
+RUN pip install --no-cache-dir -r /opt/project/requirements.txt -c /opt/project/constraints.txt \
+ && pip install --no-cache-dir --no-deps -e /opt/project

@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything else is a helper.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+UV_VERSION := 0.13.9
+LOCK_INPUTS := requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+
+.PHONY: venv test test-fast lint demo ui lock bench emulator clean
+
+venv: $(STAMP)
+
+# Build the virtualenv from the committed lock (constraints.txt pins every transitive version).
+$(STAMP): $(LOCK_INPUTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --python $(BIN)/python -r requirements-dev.txt -c constraints.txt -e . \
+	  || $(BIN)/python -m pip install -r requirements-dev.txt -c constraints.txt -e .
+	touch $(STAMP)
+
+test: venv
+	$(BIN)/python -m pytest tests -q
+
+test-fast: venv
+	$(BIN)/python -m pytest tests -q -m "not e2e"
+
+lint: venv
+	$(BIN)/ruff check dags plugins include tests bench tools
+	$(BIN)/ruff format --check dags plugins include tests bench tools
+	$(BIN)/mypy
+
+demo: venv
+	$(BIN)/python tools/demo.py
+
+ui: venv
+	$(BIN)/python tools/demo.py --ui
+
+bench: venv
+	$(BIN)/python bench/run_all.py
+
+emulator: venv
+	$(BIN)/python -m encord_emulator --port 8765
+
+# Re-resolve the lock after editing requirements*.txt (needs the package registry).
+lock:
+	$(BIN)/uv pip compile --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  requirements-dev.txt -o constraints.txt --no-header --annotation-style line
+
+clean:
+	rm -rf $(VENV) .demo .mypy_cache .ruff_cache
