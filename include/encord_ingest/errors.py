@@ -32,6 +32,7 @@ class ErrorCode(StrEnum):
     DUPLICATE_FILE_COLUMN = "duplicate_file_column"
     DUPLICATE_TABLE_ROW = "duplicate_table_row"
     UNSUPPORTED_SIDECAR = "unsupported_sidecar"
+    NESTED_TOO_DEEP = "nested_too_deep"
     # Typing values against the metadata schema.
     TYPE_MISMATCH = "type_mismatch"
     VALUE_TOO_LONG = "value_too_long"
@@ -45,6 +46,7 @@ class ErrorCode(StrEnum):
     KEYFRAMES_NOT_VIDEO = "keyframes_not_video"
     INVALID_VIDEO_CONFIG = "invalid_video_config"
     FLATTEN_CONFLICT = "flatten_conflict"
+    MAPPING_CONFLICT = "mapping_conflict"
     # Planning items.
     UNKNOWN_KIND = "unknown_kind"
     ORPHAN_SIDECAR = "orphan_sidecar"

@@ -1,0 +1,68 @@
+"""Typed Encord import manifests: items, the documented JSON and SDK forms, and chunking."""
+
+from __future__ import annotations
+
+from encord_ingest.manifest.chunking import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_URLS,
+    ENCORD_MAX_ITEMS,
+    ENCORD_MAX_URLS,
+    ChunkLimitError,
+    check_item_limits,
+    chunk_manifest,
+)
+from encord_ingest.manifest.items import (
+    ITEM_TYPES,
+    MAX_URL_BYTES,
+    AudioItem,
+    AudioMetadata,
+    DicomSeriesItem,
+    GroupFrame,
+    ImageGroupItem,
+    ImageItem,
+    ImageMetadata,
+    Item,
+    ItemKind,
+    NiftiItem,
+    PdfItem,
+    PdfMetadata,
+    TextItem,
+    TextMetadata,
+    VideoItem,
+    VideoMetadata,
+    check_object_url,
+)
+from encord_ingest.manifest.model import Manifest, ManifestError
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_ITEMS",
+    "DEFAULT_MAX_URLS",
+    "ENCORD_MAX_ITEMS",
+    "ENCORD_MAX_URLS",
+    "ITEM_TYPES",
+    "MAX_URL_BYTES",
+    "AudioItem",
+    "AudioMetadata",
+    "ChunkLimitError",
+    "DicomSeriesItem",
+    "GroupFrame",
+    "ImageGroupItem",
+    "ImageItem",
+    "ImageMetadata",
+    "Item",
+    "ItemKind",
+    "Manifest",
+    "ManifestError",
+    "NiftiItem",
+    "PdfItem",
+    "PdfMetadata",
+    "TextItem",
+    "TextMetadata",
+    "VideoItem",
+    "VideoMetadata",
+    "check_item_limits",
+    "check_object_url",
+    "chunk_manifest",
+]
