@@ -45,7 +45,7 @@ from encord_ingest.manifest import (
 )
 
 INTEGRATION = "11111111-2222-3333-4444-555555555555"
-SHARED_WIRE = Path("/work/shared/encord-sdk-wire")
+SHARED_WIRE = Path(__file__).resolve().parents[1] / "fixtures" / "encord-sdk-wire"
 
 # What encord 0.1.211 put on the wire for one item of every kind
 # (encord-sdk-wire/upload-job-payload.dataItems.captured.json, "dataItems" member).
@@ -197,7 +197,6 @@ def test_sdk_payload_equals_the_captured_upload_job_body() -> None:
     }
 
 
-@pytest.mark.skipif(not SHARED_WIRE.is_dir(), reason="shared wire captures are not on this machine")
 def test_embedded_capture_equals_the_shared_capture_file() -> None:
     captured = json.loads((SHARED_WIRE / "upload-job-payload.dataItems.captured.json").read_text())
     assert captured["dataItems"] == CAPTURED_DATA_ITEMS
