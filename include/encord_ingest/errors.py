@@ -55,6 +55,7 @@ class ErrorCode(StrEnum):
     URL_TOO_LONG = "url_too_long"
     INVALID_URL = "invalid_url"
     PROBE_FAILED = "probe_failed"
+    READ_FAILED = "read_failed"
     ITEM_TOO_LARGE = "item_too_large"
     # Registering and syncing in Encord.
     UNIT_ERROR = "unit_error"

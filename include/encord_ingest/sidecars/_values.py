@@ -1,0 +1,183 @@
+"""Shared by every sidecar parser: size and text checks, key paths, the value normaliser.
+
+Every parser ends with :class:`Normaliser`, so parsed values obey one contract: a fresh tree of
+``dict`` (string keys), ``list``, ``str``, ``int``, ``float`` (finite), ``bool`` and ``None``,
+no shared or cyclic parts, no lone surrogates, at most ``max_depth`` containers deep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from typing import Any
+
+from encord_ingest.errors import ErrorCode, ItemError
+
+UTF8_BOM = b"\xef\xbb\xbf"
+DEFAULT_MAX_DEPTH = 32
+"""Containers allowed inside one another; the top-level object counts as one."""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSET: Any = object()
+
+
+def fingerprint(data: bytes) -> str:
+    """The content fingerprint of a sidecar or table: SHA-256 of its raw bytes, hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_size(file: str, size: int, max_bytes: int) -> ItemError | None:
+    """``FILE_TOO_LARGE`` when ``size`` exceeds ``max_bytes`` (callers may check before reading)."""
+    if size <= max_bytes:
+        return None
+    return ItemError.of(
+        ErrorCode.FILE_TOO_LARGE,
+        file,
+        expected=f"at most {max_bytes} bytes",
+        value=size,
+        detail="size in bytes",
+    )
+
+
+def decode_text(data: bytes, file: str) -> str | ItemError:
+    """Strict UTF-8, a leading byte-order mark accepted and dropped."""
+    body = data[len(UTF8_BOM) :] if data.startswith(UTF8_BOM) else data
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + (len(data) - len(body))
+        return ItemError.of(
+            ErrorCode.INVALID_UTF8,
+            file,
+            expected="UTF-8 text",
+            value=data[offset : offset + 4],
+            detail=f"byte {offset}: {exc.reason}",
+        )
+
+
+def format_key_path(parts: list[str | int]) -> str | None:
+    """``["camera", "lens", 2, "mm"]`` -> ``camera.lens[2].mm``; ``None`` for the whole file."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or None
+
+
+class ValueProblem(Exception):
+    """One problem inside a document; ``path`` grows as the walk unwinds."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        *,
+        expected: str | None = None,
+        value: Any = _UNSET,
+        detail: str | None = None,
+        path: list[str | int] | None = None,
+    ) -> None:
+        super().__init__(code.value)
+        self.code = code
+        self.expected = expected
+        self.value = value
+        self.detail = detail
+        self.path: list[str | int] = list(path or [])
+
+    def at(self, part: str | int) -> ValueProblem:
+        """Prefix the path with the container key or index the problem sits under."""
+        self.path.insert(0, part)
+        return self
+
+    def to_error(self, file: str, *, detail_prefix: str | None = None) -> ItemError:
+        """The :class:`ItemError` naming ``file`` and the key path."""
+        detail = ": ".join(part for part in (detail_prefix, self.detail) if part) or None
+        has_value = self.value is not _UNSET
+        return ItemError.of(
+            self.code,
+            file,
+            key=format_key_path(self.path),
+            expected=self.expected,
+            value=self.value if has_value else None,
+            detail=detail,
+            has_value=has_value,
+        )
+
+
+class DuplicateKeyDict(dict[str, Any]):
+    """A JSON object that named ``duplicate`` twice; the normaliser reports it with its path."""
+
+    duplicate: str
+
+
+def check_text(text: str, invalid_code: ErrorCode) -> str:
+    """Refuse lone surrogates (``"\\ud800"`` in JSON): they cannot be written as UTF-8."""
+    if _SURROGATE.search(text):
+        raise ValueProblem(invalid_code, expected="valid Unicode text", value=text, detail="lone surrogate")
+    return text
+
+
+class Normaliser:
+    """Copy a parsed tree while enforcing the value contract of the module docstring.
+
+    ``max_values`` bounds the copy, which matters for YAML: aliases can make a small file
+    expand to billions of values.
+    """
+
+    def __init__(self, *, invalid_code: ErrorCode, max_depth: int, max_values: int) -> None:
+        self.invalid_code = invalid_code
+        self.max_depth = max_depth
+        self.max_values = max_values
+        self.count = 0
+
+    def document(self, value: Any) -> Any:
+        """Normalise a whole document (any top level)."""
+        return self.value(value, 1)
+
+    def value(self, value: Any, depth: int) -> Any:
+        """Normalise one value found ``depth`` containers deep."""
+        self.count += 1
+        if self.count > self.max_values:
+            raise ValueProblem(
+                ErrorCode.FILE_TOO_LARGE,
+                expected=f"at most {self.max_values} values",
+                detail="the document expands to more values than its size limit allows (YAML aliases?)",
+            )
+        if value is None or isinstance(value, bool | int):
+            return value
+        if isinstance(value, str):
+            return check_text(value, self.invalid_code)
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueProblem(self.invalid_code, expected="a finite number", value=value)
+            return value
+        if isinstance(value, dict | list):
+            if depth > self.max_depth:
+                raise ValueProblem(
+                    ErrorCode.NESTED_TOO_DEEP, expected=f"at most {self.max_depth} nested objects or lists"
+                )
+            return self._mapping(value, depth) if isinstance(value, dict) else self._list(value, depth)
+        raise ValueProblem(self.invalid_code, expected="a JSON value", value=type(value).__name__)
+
+    def _mapping(self, value: dict[Any, Any], depth: int) -> dict[str, Any]:
+        if isinstance(value, DuplicateKeyDict):
+            raise ValueProblem(
+                ErrorCode.DUPLICATE_KEY, expected="each key once per object", path=[value.duplicate]
+            )
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueProblem(ErrorCode.INVALID_KEY, expected="a string key", value=key, path=[str(key)])
+            try:
+                out[check_text(key, self.invalid_code)] = self.value(item, depth + 1)
+            except ValueProblem as problem:
+                raise problem.at(key) from None
+        return out
+
+    def _list(self, value: list[Any], depth: int) -> list[Any]:
+        out: list[Any] = []
+        for index, item in enumerate(value):
+            try:
+                out.append(self.value(item, depth + 1))
+            except ValueProblem as problem:
+                raise problem.at(index) from None
+        return out

@@ -1,0 +1,217 @@
+"""Which keys are sidecars, and which sidecars describe which data file. Pure over key strings.
+
+Three kinds (:class:`SidecarRole`), told apart by the file name (the last ``/`` segment):
+
+- ``folder_defaults``: a name in ``defaults_names`` (``_defaults.yaml`` ...): values inherited by
+  every file at or below its folder;
+- ``folder_table``: a name in ``table_names`` (``metadata.csv`` ...): one row per file at or
+  below its folder;
+- ``per_file``: a name ending in the suffix of a ``per_file_patterns`` entry. ``{file}.json``
+  means the data file's whole name plus ``.json`` (``clip.mp4.json``); ``{stem}.json`` means the
+  name without its extension plus ``.json`` (``clip.json``). The stem drops the last extension
+  (``a.b.c.jpg`` -> ``a.b.c``) or a configured compound one (``scan.nii.gz`` -> ``scan``), any
+  letter case. Sidecar suffixes themselves match case-sensitively, exactly as configured.
+
+A name can fit several kinds; the first one in the order above wins. A ``per_file`` name is
+only a candidate: ``clip.json`` may describe ``clip.mp4`` and ``clip.mov`` at once, and a
+``.json`` with no data file next to it may be data or an orphan. Pairing decides, using
+:meth:`SidecarConventions.per_file_sidecar_keys` from the data file's side.
+
+Precedence (highest first; see :mod:`.merge` for how layers combine): per-file sidecars in
+pattern order (by default every ``{file}.*`` before every ``{stem}.*``; when several exist,
+all are used and merge key by key, the earlier pattern winning), table rows from the nearest
+folder to the farthest (within a folder in ``table_names`` order), folder defaults from the
+nearest folder to the farthest (within a folder in ``defaults_names`` order), static config.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from encord_ingest.errors import ItemError
+
+from .documents import DEFAULT_MAX_SIDECAR_BYTES, ParsedSidecar, document_format, parse_sidecar
+from .tables import DEFAULT_FILE_COLUMNS, DEFAULT_MAX_TABLE_BYTES, ParsedTable, parse_table, table_format
+
+DEFAULT_PER_FILE_PATTERNS: tuple[str, ...] = (
+    "{file}.json",
+    "{file}.metadata.json",
+    "{file}.yaml",
+    "{file}.yml",
+    "{stem}.json",
+    "{stem}.yaml",
+    "{stem}.yml",
+)
+DEFAULT_DEFAULTS_NAMES: tuple[str, ...] = ("_defaults.yaml", "_defaults.yml", "_defaults.json")
+DEFAULT_TABLE_NAMES: tuple[str, ...] = ("metadata.csv", "metadata.tsv", "metadata.jsonl", "metadata.parquet")
+DEFAULT_COMPOUND_EXTENSIONS: tuple[str, ...] = (".nii.gz", ".ome.tif", ".ome.tiff")
+
+_PATTERN = re.compile(r"^\{(file|stem)\}(\.[^/{}]+)$")
+
+
+class SidecarRole(StrEnum):
+    """What a sidecar key is for."""
+
+    PER_FILE = "per_file"
+    FOLDER_DEFAULTS = "folder_defaults"
+    FOLDER_TABLE = "folder_table"
+
+
+def file_name(key: str) -> str:
+    """The last ``/`` segment of a key."""
+    return key[key.rfind("/") + 1 :]
+
+
+def folder_of(key: str) -> str:
+    """The folder of a key with its trailing slash, ``""`` at the root."""
+    return key[: key.rfind("/") + 1]
+
+
+def _plain_names(
+    names: tuple[str, ...], field: str, format_of: Callable[[str], object | None]
+) -> tuple[str, ...]:
+    for name in names:
+        if not name or "/" in name:
+            raise ValueError(f"{field}: {name!r} must be a plain file name (no '/')")
+        if format_of(name) is None:
+            raise ValueError(f"{field}: {name!r} has an unsupported extension")
+    return names
+
+
+class SidecarConventions(BaseModel):
+    """Per-source sidecar naming, size limits and table file columns (see the module docstring)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    per_file_patterns: tuple[str, ...] = Field(
+        default=DEFAULT_PER_FILE_PATTERNS,
+        description="'{file}<suffix>' or '{stem}<suffix>', suffix ending .json/.yaml/.yml; highest first",
+    )
+    defaults_names: tuple[str, ...] = DEFAULT_DEFAULTS_NAMES
+    table_names: tuple[str, ...] = DEFAULT_TABLE_NAMES
+    table_file_columns: tuple[str, ...] = Field(default=DEFAULT_FILE_COLUMNS, min_length=1)
+    compound_extensions: tuple[str, ...] = DEFAULT_COMPOUND_EXTENSIONS
+    max_sidecar_bytes: int = Field(default=DEFAULT_MAX_SIDECAR_BYTES, gt=0)
+    max_table_bytes: int = Field(default=DEFAULT_MAX_TABLE_BYTES, gt=0)
+    max_depth: int = Field(default=32, ge=1, le=200)
+
+    @field_validator("per_file_patterns")
+    @classmethod
+    def _valid_patterns(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            match = _PATTERN.match(pattern)
+            if match is None or document_format(match.group(2)) is None:
+                raise ValueError(
+                    f"per_file_patterns: {pattern!r} must be '{{file}}' or '{{stem}}' followed by a "
+                    "suffix ending in .json, .yaml or .yml, e.g. '{file}.metadata.json'"
+                )
+        return patterns
+
+    @field_validator("defaults_names")
+    @classmethod
+    def _valid_defaults(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        return _plain_names(names, "defaults_names", document_format)
+
+    @field_validator("table_names")
+    @classmethod
+    def _valid_tables(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        return _plain_names(names, "table_names", table_format)
+
+    @field_validator("compound_extensions")
+    @classmethod
+    def _valid_compound(cls, extensions: tuple[str, ...]) -> tuple[str, ...]:
+        for extension in extensions:
+            if not re.fullmatch(r"(\.[^./]+){2,}", extension):
+                raise ValueError(f"compound_extensions: {extension!r} must look like '.nii.gz'")
+        return tuple(sorted(extensions, key=len, reverse=True))
+
+    def _suffixes(self) -> list[tuple[str, str]]:
+        """``(kind, suffix)`` per pattern, in precedence order."""
+        return [match.groups() for match in map(_PATTERN.match, self.per_file_patterns) if match]  # type: ignore[misc]
+
+    def stem(self, key: str) -> str:
+        """The file name without its extension (compound ones first); dot-files keep their name."""
+        name = file_name(key)
+        lowered = name.lower()
+        for extension in self.compound_extensions:
+            if lowered.endswith(extension.lower()) and len(name) > len(extension):
+                return name[: -len(extension)]
+        dot = name.rfind(".")
+        return name[:dot] if dot > 0 else name
+
+    def sidecar_role(self, key: str) -> SidecarRole | None:
+        """The role ``key``'s name has, or ``None`` when it is not a sidecar name."""
+        name = file_name(key)
+        if name in self.defaults_names:
+            return SidecarRole.FOLDER_DEFAULTS
+        if name in self.table_names:
+            return SidecarRole.FOLDER_TABLE
+        if any(name.endswith(suffix) and len(name) > len(suffix) for _, suffix in self._suffixes()):
+            return SidecarRole.PER_FILE
+        return None
+
+    def is_sidecar(self, key: str) -> bool:
+        """Whether ``key`` has any sidecar name (per-file, folder defaults or folder table)."""
+        return self.sidecar_role(key) is not None
+
+    def per_file_sidecar_keys(self, data_key: str) -> list[str]:
+        """Candidate per-file sidecar keys of ``data_key``, highest precedence first, no repeats."""
+        folder, name, stem = folder_of(data_key), file_name(data_key), self.stem(data_key)
+        keys: list[str] = []
+        for kind, suffix in self._suffixes():
+            base = name if kind == "file" else stem
+            key = f"{folder}{base}{suffix}"
+            if base and key != data_key and key not in keys:
+                keys.append(key)
+        return keys
+
+    @staticmethod
+    def folder_chain(data_key: str, root: str = "") -> list[str]:
+        """Folders holding ``data_key``, nearest first, down to ``root`` (``""`` = bucket root).
+
+        ``a/b/c.jpg`` -> ``["a/b/", "a/", ""]``; with ``root="a/"`` -> ``["a/b/", "a/"]``.
+        """
+        if root and not root.endswith("/"):
+            raise ValueError(f"root {root!r} must be '' or end with '/'")
+        if not data_key.startswith(root):
+            raise ValueError(f"{data_key!r} is not below root {root!r}")
+        chain: list[str] = []
+        folder = folder_of(data_key)
+        while len(folder) >= len(root):
+            chain.append(folder)
+            if not folder:
+                break
+            folder = folder_of(folder[:-1])
+        return chain
+
+    def defaults_keys(self, folder: str) -> list[str]:
+        """Folder-defaults keys of ``folder`` (``"a/b/"`` or ``""``), highest precedence first."""
+        return [folder + name for name in self.defaults_names]
+
+    def table_keys(self, folder: str) -> list[str]:
+        """Folder-table keys of ``folder``, highest precedence first."""
+        return [folder + name for name in self.table_names]
+
+    def max_bytes(self, key: str) -> int:
+        """The size limit for the sidecar ``key`` (tables have their own)."""
+        return (
+            self.max_table_bytes
+            if self.sidecar_role(key) is SidecarRole.FOLDER_TABLE
+            else self.max_sidecar_bytes
+        )
+
+    def parse(self, key: str, data: bytes) -> ParsedSidecar | ParsedTable | ItemError:
+        """Parse the sidecar ``key`` read as ``data`` with these limits (a table by its role)."""
+        if self.sidecar_role(key) is SidecarRole.FOLDER_TABLE:
+            return parse_table(
+                data,
+                file=key,
+                file_columns=self.table_file_columns,
+                max_bytes=self.max_table_bytes,
+                max_depth=self.max_depth,
+            )
+        return parse_sidecar(data, file=key, max_bytes=self.max_sidecar_bytes, max_depth=self.max_depth)

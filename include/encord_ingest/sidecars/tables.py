@@ -1,0 +1,378 @@
+"""Per-folder tables: one row per data file, one column naming the file, the rest metadata.
+
+Formats by extension (any case): ``.csv``, ``.tsv`` (tab-separated, no quoting), ``.jsonl`` /
+``.ndjson`` (one JSON object per line), ``.parquet``.
+
+The file column is the first of ``file_columns`` present in the header (default ``file``, then
+``file_name``, the Hugging Face ``metadata.csv`` name); other candidate columns stay metadata.
+Its value is a path relative to the table's folder (``img.jpg`` for a file next to the table,
+``day1/img.jpg`` for one below it); a leading ``./`` is dropped. Rows therefore only reach
+files at or below the table's folder.
+
+Values:
+
+- CSV/TSV: every cell is a string (``untyped=True``: the typing layer coerces); an empty cell
+  is an absent key; header names are stripped of surrounding spaces; a column without a name
+  must be empty; a row whose cells are all empty is skipped.
+- JSON Lines: each line goes through the JSON sidecar rules (duplicate keys, NaN, depth); a
+  ``null`` is kept (the merge treats it as "remove this key").
+- Parquet (read with pyarrow, pandas' engine, so integers stay integers and nulls are not
+  NaN): null and NaN cells are absent keys; null fields inside structs are dropped;
+  timestamps, dates and times become ISO 8601 strings; binary, decimal and map cells are
+  unsupported (that row's error).
+
+Errors, decided by whether the problem can be pinned on one data file:
+
+- the table as a whole (``ItemError`` instead of a table, so every file below the table's
+  folder fails): too large, invalid UTF-8, syntax (``INVALID_TABLE``, ``INVALID_JSON``,
+  ``NOT_AN_OBJECT``), no file column (``MISSING_FILE_COLUMN``), the file column twice
+  (``DUPLICATE_FILE_COLUMN``), any other column twice (``DUPLICATE_KEY``), or a row that names
+  no usable file (blank, absolute, ``..``, not a string: ``INVALID_TABLE`` with the row number);
+- one file (``row_errors``): two or more rows for it (``DUPLICATE_TABLE_ROW``: none of them
+  is used), or a cell Parquet cannot give as JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, time
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+
+from encord_ingest.errors import ErrorCode, ItemError
+
+from ._values import DEFAULT_MAX_DEPTH, Normaliser, ValueProblem, check_size, decode_text, fingerprint
+from .documents import DocumentFormat, parse_document
+
+DEFAULT_MAX_TABLE_BYTES = 64 * 1024 * 1024
+DEFAULT_FILE_COLUMNS: tuple[str, ...] = ("file", "file_name")
+
+
+class TableFormat(StrEnum):
+    """The table formats, by extension."""
+
+    CSV = "csv"
+    TSV = "tsv"
+    JSONL = "jsonl"
+    PARQUET = "parquet"
+
+
+_FORMAT_BY_EXTENSION = {
+    ".csv": TableFormat.CSV,
+    ".tsv": TableFormat.TSV,
+    ".jsonl": TableFormat.JSONL,
+    ".ndjson": TableFormat.JSONL,
+    ".parquet": TableFormat.PARQUET,
+}
+
+
+def table_format(file: str) -> TableFormat | None:
+    """The table format of ``file`` by extension (any case), ``None`` when it is not a table."""
+    dot = file.rfind(".")
+    return _FORMAT_BY_EXTENSION.get(file[dot:].lower()) if dot > file.rfind("/") else None
+
+
+class ParsedTable(BaseModel):
+    """A parsed table. ``rows`` and ``row_errors`` are keyed by path relative to :attr:`folder`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    fingerprint: str
+    format: TableFormat
+    untyped: bool
+    file_column: str
+    rows: dict[str, dict[str, Any]]
+    row_errors: dict[str, ItemError]
+
+    @property
+    def folder(self) -> str:
+        """The folder the table describes (``""`` for the root), with a trailing slash."""
+        return self.file[: self.file.rfind("/") + 1]
+
+    def lookup(self, data_key: str) -> dict[str, Any] | ItemError | None:
+        """The row for ``data_key`` (do not mutate it), its row error, or ``None``."""
+        if not data_key.startswith(self.folder):
+            return None
+        relative = data_key[len(self.folder) :]
+        return self.row_errors.get(relative) or self.rows.get(relative)
+
+
+class _TableProblem(Exception):
+    """A problem with the whole table."""
+
+    def __init__(self, error: ItemError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class _Rows:
+    """Collects rows by relative path; duplicates become row errors."""
+
+    def __init__(self, file: str, file_column: str) -> None:
+        self.file = file
+        self.file_column = file_column
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.row_errors: dict[str, ItemError] = {}
+        self._seen: dict[str, list[str]] = {}
+
+    def add(self, where: str, named: Any, values: dict[str, Any] | ValueProblem) -> None:
+        """Add the row at ``where`` (``row 3`` / ``line 3``) naming ``named``."""
+        path = self._relative_path(where, named)
+        seen = self._seen.setdefault(path, [])
+        seen.append(where)
+        if len(seen) > 1:
+            self.rows.pop(path, None)
+            self.row_errors[path] = ItemError.of(
+                ErrorCode.DUPLICATE_TABLE_ROW,
+                self.file,
+                key=self.file_column,
+                expected="one row per file",
+                value=path,
+                detail=f"{', '.join(seen[:-1])} and {seen[-1]} name the same file",
+            )
+        elif isinstance(values, ValueProblem):
+            self.row_errors[path] = values.to_error(self.file, detail_prefix=f"{where} for {path!r}")
+        else:
+            self.rows[path] = values
+
+    def _relative_path(self, where: str, named: Any) -> str:
+        path = named
+        while isinstance(path, str) and path.startswith("./"):
+            path = path[2:]
+        if (
+            isinstance(path, str)
+            and path.strip()
+            and not path.startswith("/")
+            and ".." not in path.split("/")
+        ):
+            return path
+        raise _TableProblem(
+            ItemError.of(
+                ErrorCode.INVALID_TABLE,
+                self.file,
+                key=self.file_column,
+                expected="a file path relative to the table's folder",
+                value=named,
+                has_value=True,
+                detail=where,
+            )
+        )
+
+
+def _file_column(header: Sequence[str], file_columns: Sequence[str], file: str) -> int:
+    """The index of the file column; raises :class:`_TableProblem`."""
+    for name in file_columns:
+        positions = [index for index, column in enumerate(header) if column == name]
+        if len(positions) > 1:
+            raise _TableProblem(
+                ItemError.of(
+                    ErrorCode.DUPLICATE_FILE_COLUMN,
+                    file,
+                    key=name,
+                    expected="one file column",
+                    detail="columns " + ", ".join(str(p + 1) for p in positions),
+                )
+            )
+        if positions:
+            return positions[0]
+    raise _TableProblem(
+        ItemError.of(
+            ErrorCode.MISSING_FILE_COLUMN,
+            file,
+            key=file_columns[0],
+            expected="a column named " + " or ".join(repr(name) for name in file_columns),
+            value=list(header),
+        )
+    )
+
+
+def _check_unique(header: Sequence[str], file: str) -> None:
+    seen: set[str] = set()
+    for column in header:
+        if column in seen and column:
+            raise _TableProblem(
+                ItemError.of(ErrorCode.DUPLICATE_KEY, file, key=column, expected="each column name once")
+            )
+        seen.add(column)
+
+
+def _delimited_records(text: str, table: TableFormat, file: str) -> list[list[str]]:
+    options: dict[str, Any] = {"sep": ","}
+    if table is TableFormat.TSV:
+        options = {"sep": "\t", "quoting": csv.QUOTE_NONE}
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), header=None, dtype=str, keep_default_na=False, na_filter=False, **options
+        )
+    except pd.errors.EmptyDataError:
+        raise _TableProblem(
+            ItemError.of(ErrorCode.INVALID_TABLE, file, expected="a header row", detail="the table is empty")
+        ) from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        detail = str(exc).replace("Error tokenizing data. C error: ", "").strip()
+        raise _TableProblem(
+            ItemError.of(
+                ErrorCode.INVALID_TABLE, file, expected=f"valid {table.value.upper()}", detail=detail
+            )
+        ) from None
+    return [["" if cell is None else str(cell) for cell in record] for record in frame.to_numpy().tolist()]
+
+
+def _parse_delimited(text: str, table: TableFormat, file: str, file_columns: Sequence[str]) -> _Rows:
+    records = _delimited_records(text, table, file)
+    header = [name.strip() for name in records[0]]
+    file_index = _file_column(header, file_columns, file)
+    _check_unique(header, file)
+    rows = _Rows(file, header[file_index])
+    for number, record in enumerate(records[1:], start=1):
+        if not any(cell.strip() for cell in record):
+            continue
+        values: dict[str, Any] = {}
+        for index, cell in enumerate(record):
+            if index == file_index or cell == "":
+                continue
+            if not header[index]:
+                raise _TableProblem(
+                    ItemError.of(
+                        ErrorCode.INVALID_TABLE,
+                        file,
+                        expected="a header name for every column with values",
+                        detail=f"column {index + 1} has no name, row {number} has a value in it",
+                    )
+                )
+            values[header[index]] = cell
+        rows.add(f"row {number}", record[file_index], values)
+    return rows
+
+
+def _jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
+    # split on "\n" only: str.splitlines() would also split on U+2028 inside JSON strings
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            yield number, line
+
+
+def _jsonl_file_column(record: dict[str, Any], file_columns: Sequence[str], file: str, where: str) -> str:
+    for name in file_columns:
+        if name in record:
+            return name
+    raise _TableProblem(
+        ItemError.of(
+            ErrorCode.MISSING_FILE_COLUMN,
+            file,
+            key=file_columns[0],
+            expected="a key named " + " or ".join(repr(name) for name in file_columns),
+            value=list(record),
+            detail=where,
+        )
+    )
+
+
+def _parse_jsonl(text: str, file: str, file_columns: Sequence[str], max_depth: int) -> _Rows:
+    rows: _Rows | None = None
+    for number, line in _jsonl_lines(text):
+        where = f"line {number}"
+        try:
+            record = parse_document(line, DocumentFormat.JSON, max_depth=max_depth, max_values=len(line) + 1)
+        except ValueProblem as problem:
+            if problem.detail:  # the JSON parser saw one line: its own line number is always 1
+                problem.detail = problem.detail.replace("line 1 column", "column", 1)
+            raise _TableProblem(problem.to_error(file, detail_prefix=where)) from None
+        column = _jsonl_file_column(record, file_columns, file, where)
+        rows = rows or _Rows(file, column)
+        named = record.pop(column)
+        rows.add(where, named, record)
+    return rows or _Rows(file, file_columns[0])
+
+
+def _arrow_cell(value: Any) -> Any:
+    """Parquet cell -> JSON-compatible value; nulls inside structs are dropped."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _arrow_cell(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_arrow_cell(item) for item in value]
+    return value
+
+
+def _is_absent(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _parse_parquet(data: bytes, file: str, file_columns: Sequence[str], max_depth: int) -> _Rows:
+    try:
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        header = list(parquet.schema_arrow.names)
+        file_index = _file_column(header, file_columns, file)
+        _check_unique(header, file)
+        records = parquet.read().to_pylist()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _TableProblem(
+            ItemError.of(ErrorCode.INVALID_TABLE, file, expected="a valid Parquet file", detail=str(exc))
+        ) from None
+    column = header[file_index]
+    rows = _Rows(file, column)
+    for number, record in enumerate(records, start=1):
+        named = record.pop(column)
+        raw = {key: _arrow_cell(value) for key, value in record.items() if not _is_absent(value)}
+        normaliser = Normaliser(
+            invalid_code=ErrorCode.INVALID_TABLE, max_depth=max_depth, max_values=sys.maxsize
+        )
+        try:
+            values: dict[str, Any] | ValueProblem = normaliser.document(raw)
+        except ValueProblem as problem:
+            values = problem
+        rows.add(f"row {number}", named, values)
+    return rows
+
+
+def parse_table(
+    data: bytes,
+    *,
+    file: str,
+    file_columns: Sequence[str] = DEFAULT_FILE_COLUMNS,
+    max_bytes: int = DEFAULT_MAX_TABLE_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> ParsedTable | ItemError:
+    """Parse a metadata table read from ``file``; bad input is an :class:`ItemError`."""
+    too_large = check_size(file, len(data), max_bytes)
+    if too_large is not None:
+        return too_large
+    table = table_format(file)
+    if table is None:
+        return ItemError.of(
+            ErrorCode.UNSUPPORTED_SIDECAR, file, expected="a .csv, .tsv, .jsonl or .parquet table", value=file
+        )
+    try:
+        if table is TableFormat.PARQUET:
+            rows = _parse_parquet(data, file, file_columns, max_depth)
+        else:
+            text = decode_text(data, file)
+            if isinstance(text, ItemError):
+                return text
+            if table is TableFormat.JSONL:
+                rows = _parse_jsonl(text, file, file_columns, max_depth)
+            else:
+                rows = _parse_delimited(text, table, file, file_columns)
+    except _TableProblem as problem:
+        return problem.error
+    return ParsedTable.model_construct(
+        file=file,
+        fingerprint=fingerprint(data),
+        format=table,
+        untyped=table in (TableFormat.CSV, TableFormat.TSV),
+        file_column=rows.file_column,
+        rows=rows.rows,
+        row_errors=rows.row_errors,
+    )
