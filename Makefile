@@ -39,7 +39,7 @@ bench: venv
 	$(BIN)/python bench/run_all.py
 
 emulator: venv
-	$(BIN)/python -m encord_emulator --port 8765
+	PYTHONPATH=tools $(BIN)/python -m encord_emulator --port 8765
 
 # Re-resolve the lock after editing requirements*.txt (needs the package registry).
 lock:

@@ -1,0 +1,131 @@
+"""``python -m encord_emulator``: serve the emulator until interrupted.
+
+Prints ``Encord emulator listening on <url>`` and then ``Encord emulator ready`` once it answers.
+Without ``--public-key-file`` / ``--public-key`` it makes a throw-away key pair and writes the
+private key to ``--dev-key-out`` (default ``./.encord-emulator/dev_ed25519``), so
+``make emulator`` works on a fresh checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from encord_emulator.auth import parse_public_key, parse_public_keys_text
+from encord_emulator.testing import EmulatorServer, generate_ssh_keypair
+
+DEFAULT_DEV_KEY = Path(".encord-emulator/dev_ed25519")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m encord_emulator", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="bind address (keep it local: /_admin is unsigned)"
+    )
+    parser.add_argument("--port", type=int, default=8765, help="0 = any free port")
+    parser.add_argument("--public-key-file", action="append", default=[], help="file of accepted public keys")
+    parser.add_argument(
+        "--public-key", action="append", default=[], help="an accepted public key (OpenSSH or hex)"
+    )
+    parser.add_argument(
+        "--dev-key-out", type=Path, default=DEFAULT_DEV_KEY, help="where a generated key goes"
+    )
+    parser.add_argument("--accept-any-key", action="store_true", help="accept any correctly signed request")
+    parser.add_argument("--persist", help="SQLite file to keep the state in (loaded again on start)")
+    parser.add_argument("--patch-semantics", choices=["merge", "replace"], default="merge")
+    parser.add_argument("--job-duration", type=float, default=0.0, help="seconds an upload job stays PENDING")
+    parser.add_argument("--max-long-poll", type=float, default=30.0, help="cap on one job poll, in seconds")
+    parser.add_argument("--max-signature-age", type=float, default=300.0, help="seconds; 0 = no check")
+    parser.add_argument("--report-skipped-duplicates", action="store_true")
+    parser.add_argument("--discard-good-units-on-error", action="store_true")
+    parser.add_argument("--list-group-frames", action="store_true")
+    parser.add_argument("--schema-enforcement", choices=["off", "reject"], default="off")
+    parser.add_argument(
+        "--integration",
+        action="append",
+        default=[],
+        metavar="TITLE[:PROVIDER[:UUID]]",
+        help="create a cloud integration at start-up",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="ROUTE:STATUS[:TIMES[:RETRY_AFTER[:DELAY_S]]]",
+        help="inject a fault at start-up, e.g. items.patch_bulk:503:2",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    keys = [k for path in args.public_key_file for k in parse_public_keys_text(Path(path).read_text())]
+    keys += [parse_public_key(k) for k in args.public_key]
+    if not keys and not args.accept_any_key:
+        keys.append(parse_public_key(_write_dev_key(args.dev_key_out)))
+    server = EmulatorServer.start(keys, host=args.host, port=args.port, **_options(args))
+    print(f"Encord emulator listening on {server.url}", flush=True)
+    _seed(server, args)
+    print(
+        f"Encord emulator accepts key ids: {', '.join(server.admin.health()['key_ids']) or 'any'}", flush=True
+    )
+    print("Encord emulator ready", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "patch_semantics": args.patch_semantics,
+        "job_duration_s": args.job_duration,
+        "persist_path": args.persist,
+        "max_long_poll_s": args.max_long_poll,
+        "max_signature_age_s": args.max_signature_age or None,
+        "accept_any_key": args.accept_any_key,
+        "report_skipped_duplicates": args.report_skipped_duplicates,
+        "error_job_keeps_good_units": not args.discard_good_units_on_error,
+        "list_group_frames": args.list_group_frames,
+        "schema_enforcement": args.schema_enforcement,
+    }
+
+
+def _seed(server: EmulatorServer, args: argparse.Namespace) -> None:
+    for spec in args.integration:
+        title, provider, uuid = [*spec.split(":"), "AWS", ""][:3]
+        created = server.admin.add_integration(title, provider or "AWS", uuid or None)
+        print(f"Encord emulator integration {title!r} ({provider or 'AWS'}): {created}", flush=True)
+    for spec in args.fault:
+        parts = spec.split(":")
+        server.admin.inject(
+            parts[0],
+            int(parts[1]),
+            times=int(parts[2]) if len(parts) > 2 else 1,
+            retry_after=float(parts[3]) if len(parts) > 3 and parts[3] else None,
+            delay_s=float(parts[4]) if len(parts) > 4 else 0.0,
+        )
+
+
+def _write_dev_key(path: Path) -> str:
+    private, public = generate_ssh_keypair()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(private)
+    os.chmod(path, 0o600)
+    path.with_suffix(".pub").write_text(public + "\n")
+    print(f"Encord emulator: no public key given; wrote a throw-away private key to {path}", flush=True)
+    return public
+
+
+if __name__ == "__main__":
+    sys.exit(main())
