@@ -1,0 +1,246 @@
+"""What an upload job did, per object URL. Plain Python: no Airflow import.
+
+An upload job reports created items by *name* (``items_with_names``) and failures by *object
+URL* (``unit_errors``); skipped duplicates may not be reported at all. :func:`build_report`
+turns that, plus (only when needed) one listing of the folder, into one entry per object URL of
+the manifest chunk: the Encord item UUID, or the reason it failed. The register operator writes
+the result as ``results/<name>.register.json`` next to the chunk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from encord_ingest.errors import ErrorCode, ItemError
+from encord_ingest.manifest.model import Manifest
+
+JobStatus = Literal["PENDING", "DONE", "ERROR", "CANCELLED"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"DONE", "ERROR", "CANCELLED"})
+#: Manifest kinds whose Encord item has no URL of its own (found by title in a listing).
+GROUP_KINDS: frozenset[str] = frozenset({"image_group", "dicom_series"})
+
+
+class UnitError(BaseModel):
+    """One failed job unit (an item), as Encord reports it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    object_urls: list[str]
+    error: str
+    action_description: str = ""
+
+
+class JobOutcome(BaseModel):
+    """JSON-safe summary of ``UploadLongPollingState``: what a trigger event carries."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: JobStatus
+    items_with_names: list[tuple[str, str]] = Field(default_factory=list)
+    """(item UUID, name) of each item the job created."""
+    errors: list[str] = Field(default_factory=list)
+    units_pending: int = 0
+    units_done: int = 0
+    units_error: int = 0
+    units_cancelled: int = 0
+    unit_errors: list[UnitError] = Field(default_factory=list)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @classmethod
+    def from_sdk(cls, state: Any) -> JobOutcome:
+        """Build from ``encord.orm.storage.UploadLongPollingState``."""
+        return cls(
+            status=state.status.value,
+            items_with_names=[(str(item.item_uuid), item.name) for item in state.items_with_names],
+            errors=list(state.errors),
+            units_pending=state.units_pending_count,
+            units_done=state.units_done_count,
+            units_error=state.units_error_count,
+            units_cancelled=state.units_cancelled_count,
+            unit_errors=[
+                UnitError(
+                    object_urls=list(error.object_urls),
+                    error=error.error,
+                    action_description=error.action_description,
+                )
+                for error in state.unit_errors
+            ],
+        )
+
+
+class UrlResult(BaseModel):
+    """The outcome for one object URL: an item UUID, or an error."""
+
+    model_config = ConfigDict(frozen=True)
+
+    item_uuid: str | None = None
+    error: ItemError | None = None
+
+
+class RegisterCounts(BaseModel):
+    """Counts for XCom and reports; ``items`` are manifest items, ``urls`` their object URLs."""
+
+    items: int = 0
+    urls: int = 0
+    registered_items: int = 0
+    failed_items: int = 0
+
+
+class RegisterReport(BaseModel):
+    """``results/<name>.register.json``: one job's outcome for one manifest chunk."""
+
+    chunk_uri: str
+    job_uuid: str
+    status: JobStatus
+    counts: RegisterCounts
+    job_errors: list[str] = Field(default_factory=list)
+    results: dict[str, UrlResult]
+    """object URL -> item UUID or error (every URL of every item of the chunk)."""
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(indent=1, exclude_none=True).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RegisterReport:
+        return cls.model_validate(json.loads(data))
+
+
+class ErrorBudget(BaseModel):
+    """How many failed items a chunk may have before the task fails.
+
+    The task passes when the failed count is within ``max_failed_items`` OR the failed fraction
+    is within ``max_failed_fraction`` (a ``None`` limit allows nothing by itself).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_failed_items: int | None = Field(default=0, ge=0)
+    max_failed_fraction: float | None = Field(default=None, ge=0, le=1)
+
+    def exceeded(self, failed: int, total: int) -> bool:
+        if failed == 0:
+            return False
+        if self.max_failed_items is not None and failed <= self.max_failed_items:
+            return False
+        return not (
+            self.max_failed_fraction is not None and total and failed / total <= self.max_failed_fraction
+        )
+
+
+def _names_by_title(manifest: Manifest) -> Counter[str]:
+    return Counter(item.title for item in manifest.items if item.title is not None)
+
+
+def urls_needing_listing(manifest: Manifest, outcome: JobOutcome) -> bool:
+    """True when some item is neither failed nor identifiable by its title in the job result."""
+    return bool(_resolve_from_job(manifest, outcome)[1])
+
+
+def _resolve_from_job(manifest: Manifest, outcome: JobOutcome) -> tuple[dict[str, UrlResult], list[int]]:
+    """Results known from the job alone, and the indexes of items still unresolved."""
+    failed: dict[str, UnitError] = {}
+    for unit_error in outcome.unit_errors:
+        for url in unit_error.object_urls:
+            failed[url] = unit_error
+    created: defaultdict[str, list[str]] = defaultdict(list)
+    for item_uuid, name in outcome.items_with_names:
+        created[name].append(item_uuid)
+    titles = _names_by_title(manifest)
+    results: dict[str, UrlResult] = {}
+    unresolved: list[int] = []
+    for index, item in enumerate(manifest.items):
+        urls = item.object_urls()
+        failure = next((failed[url] for url in urls if url in failed), None)
+        if failure is not None:
+            error = ItemError.of(
+                ErrorCode.UNIT_ERROR,
+                item.key_url,
+                detail=f"{failure.action_description}: {failure.error}".strip(": "),
+            )
+            results.update(dict.fromkeys(urls, UrlResult(error=error)))
+            continue
+        title = item.title
+        if title is not None and titles[title] == 1 and len(created.get(title, ())) == 1:
+            results.update(dict.fromkeys(urls, UrlResult(item_uuid=created[title][0])))
+            continue
+        unresolved.append(index)
+    return results, unresolved
+
+
+class FolderIndex(BaseModel):
+    """What one listing of the storage folder tells: item UUIDs by object URL and by name."""
+
+    by_url: dict[str, str] = Field(default_factory=dict)
+    by_name: dict[str, list[str]] = Field(default_factory=dict)
+
+
+def build_report(
+    manifest: Manifest,
+    outcome: JobOutcome,
+    *,
+    chunk_uri: str,
+    job_uuid: str,
+    folder: FolderIndex | None = None,
+) -> RegisterReport:
+    """Per-URL results of a finished job; ``folder`` resolves items the job result does not name."""
+    results, unresolved = _resolve_from_job(manifest, outcome)
+    index = folder or FolderIndex()
+    for position in unresolved:
+        item = manifest.items[position]
+        urls = item.object_urls()
+        results.update(dict.fromkeys(urls, _resolve_from_folder(item, index, outcome, job_uuid)))
+    failed_items = sum(1 for item in manifest.items if results[item.key_url].error is not None)
+    counts = RegisterCounts(
+        items=len(manifest.items),
+        urls=manifest.url_count,
+        registered_items=len(manifest.items) - failed_items,
+        failed_items=failed_items,
+    )
+    return RegisterReport(
+        chunk_uri=chunk_uri,
+        job_uuid=job_uuid,
+        status=outcome.status,
+        counts=counts,
+        job_errors=outcome.errors,
+        results=results,
+    )
+
+
+def _resolve_from_folder(item: Any, index: FolderIndex, outcome: JobOutcome, job_uuid: str) -> UrlResult:
+    grouped = item.kind in GROUP_KINDS
+    if not grouped and item.key_url in index.by_url:
+        return UrlResult(item_uuid=index.by_url[item.key_url])
+    named = index.by_name.get(item.title or "", []) if grouped else []
+    if len(named) == 1:
+        return UrlResult(item_uuid=named[0])
+    if outcome.status != "DONE":
+        code, detail = ErrorCode.JOB_FAILED, f"upload job {job_uuid} ended {outcome.status}"
+        if outcome.errors:
+            detail += f": {'; '.join(outcome.errors)[:500]}"
+    elif len(named) > 1:
+        code, detail = ErrorCode.ITEM_NOT_FOUND, f"{len(named)} items in the folder are named {item.title!r}"
+    else:
+        code, detail = (
+            ErrorCode.ITEM_NOT_FOUND,
+            f"upload job {job_uuid} is DONE but the item is not in the folder",
+        )
+    return UrlResult(error=ItemError.of(code, item.key_url, detail=detail))
+
+
+def folder_index(items: Mapping[str, tuple[str | None, str]]) -> FolderIndex:
+    """Build an index from ``{item_uuid: (url, name)}`` of one folder listing."""
+    by_url: dict[str, str] = {}
+    by_name: defaultdict[str, list[str]] = defaultdict(list)
+    for item_uuid, (url, name) in items.items():
+        if url:
+            by_url[url] = item_uuid
+        by_name[name].append(item_uuid)
+    return FolderIndex(by_url=by_url, by_name=dict(by_name))

@@ -1,0 +1,61 @@
+"""Fixtures for the provider tests: the Encord emulator over HTTP and an ``encord`` connection.
+
+The real ``encord`` SDK talks to the emulator on 127.0.0.1; nothing of the SDK is mocked.
+Retries are made fast (tiny backoff) so fault-injection tests stay quick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from encord_emulator.testing import EmulatorServer, generate_ssh_keypair
+from encord_provider.hooks.encord import EncordHook
+from tests.provider.helpers import CONN_ID, FAST_HOOK_PARAMS, connection_json
+
+
+@pytest.fixture(scope="session")
+def keypair() -> tuple[str, str]:
+    """(OpenSSH private key, public key line) registered with every emulator of the session."""
+    return generate_ssh_keypair()
+
+
+@pytest.fixture
+def emulator(keypair: tuple[str, str], request: pytest.FixtureRequest) -> Iterator[EmulatorServer]:
+    """A fresh emulator per test; ``@pytest.mark.emulator(patch_semantics=...)`` sets options."""
+    marker = request.node.get_closest_marker("emulator")
+    options = dict(marker.kwargs) if marker else {}
+    with EmulatorServer.start(public_keys=[keypair[1]], **options) as server:
+        yield server
+
+
+@pytest.fixture
+def encord_conn(emulator: EmulatorServer, keypair: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """The id of an ``encord`` connection (env var, JSON form) pointing at the emulator."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(keypair[0], emulator.url))
+    return CONN_ID
+
+
+@pytest.fixture
+def hook(encord_conn: str) -> EncordHook:
+    return EncordHook(encord_conn, **FAST_HOOK_PARAMS)
+
+
+@pytest.fixture
+def integration(emulator: EmulatorServer) -> str:
+    return emulator.admin.add_integration("ingest-s3", provider="AWS")
+
+
+@pytest.fixture
+def run_folder(tmp_path: Path) -> Path:
+    """A run folder (``{state}/runs/{run_key}/``) on the local file system."""
+    folder = tmp_path / "state" / "runs" / "run-1"
+    (folder / "manifests").mkdir(parents=True)
+    (folder / "metadata").mkdir()
+    return folder
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "emulator(**options): options of the Encord emulator for this test")

@@ -1,0 +1,179 @@
+"""EncordSyncMetadataOperator against the emulator: the same final dicts whether Encord merges or
+replaces on PATCH, zero writes on a second run, dry runs, faults, items that are missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowException
+
+from encord_emulator.testing import EmulatorServer
+from encord_ingest.errors import ErrorCode
+from encord_ingest.sync import MetadataChange, present
+from encord_provider.hooks.encord import EncordHook
+from tests.provider.helpers import BUCKET_URL, read_result, sync_operator, write_change_rows
+
+B = BUCKET_URL
+HELD: dict[str, dict[str, Any]] = {
+    f"{B}/m/a.jpg": {"site": "old", "team.other": 7, "keyframes": [1, 2]},
+    f"{B}/m/b.jpg": {"site": "same"},
+    f"{B}/m/c.mp4": {},
+}
+SIDECARS = {
+    f"{B}/m/a.jpg": {"site": "new", "weather": "rain"},
+    f"{B}/m/b.jpg": {"site": "same"},
+    f"{B}/m/c.mp4": {"site": "c", "keyframes": [0, 5]},
+}
+EXPECTED = {
+    "merge": {
+        f"{B}/m/a.jpg": {"site": "new", "team.other": 7, "keyframes": [1, 2], "weather": "rain"},
+        f"{B}/m/b.jpg": {"site": "same"},
+        f"{B}/m/c.mp4": {"site": "c", "keyframes": [0, 5]},
+    },
+    "replace": {
+        f"{B}/m/a.jpg": {"site": "new", "keyframes": [1, 2], "weather": "rain"},
+        f"{B}/m/b.jpg": {"site": "same"},
+        f"{B}/m/c.mp4": {"site": "c", "keyframes": [0, 5]},
+    },
+}
+
+
+def seed(emulator: EmulatorServer, hook: EncordHook) -> dict[str, str]:
+    """The items as Encord holds them; returns object URL -> item UUID."""
+    folder = hook.get_folder("ingest/cams")
+    specs = [{"url": url, "client_metadata": metadata} for url, metadata in HELD.items()]
+    uuids = emulator.admin.add_items(str(folder.uuid), specs)
+    return dict(zip(HELD, uuids, strict=True))
+
+
+def changes(uuids: dict[str, str]) -> list[MetadataChange]:
+    """a.jpg has a UUID from the ledger; the others are resolved by listing the folder."""
+    return [
+        MetadataChange(
+            object_url=url,
+            item_uuid=uuids[url] if url.endswith("a.jpg") else None,
+            metadata=metadata,
+            source_files=[f"{url}.json"],
+        )
+        for url, metadata in SIDECARS.items()
+    ]
+
+
+def stored(emulator: EmulatorServer) -> dict[str, dict[str, Any]]:
+    return {
+        item["url"]: present(item["client_metadata"]) for item in emulator.admin.folder_items("ingest/cams")
+    }
+
+
+@pytest.mark.parametrize("server", ["merge", "replace"])
+@pytest.mark.parametrize("mode", ["merge", "replace"])
+def test_both_server_semantics_converge_and_a_second_run_writes_nothing(
+    server: str, mode: str, emulator: EmulatorServer, encord_conn: str, run_folder: Path
+) -> None:
+    emulator.admin.configure(patch_semantics=server)
+    uri = write_change_rows(run_folder, "c0", changes(seed(emulator, EncordHook(encord_conn))))
+    first = sync_operator(encord_conn, [uri], mode=mode).execute({})
+    assert first["counts"] == {
+        "examined": 3,
+        "changed": 2,
+        "written": 2,
+        "failed": 0,
+        "not_found": 0,
+        "patch_calls": 1,
+    }
+    assert stored(emulator) == EXPECTED[mode]
+    report = read_result(run_folder, "c0.sync.json")
+    statuses = {url: item["status"] for url, item in report["items"].items()}
+    assert statuses == {f"{B}/m/a.jpg": "updated", f"{B}/m/b.jpg": "unchanged", f"{B}/m/c.mp4": "updated"}
+    assert report["items"][f"{B}/m/a.jpg"]["diff"]["changed"] == {"site": ["old", "new"]}
+    emulator.admin.reset_counts()
+    second = sync_operator(encord_conn, [uri], mode=mode).execute({})
+    assert second["counts"]["changed"] == 0
+    assert second["counts"]["patch_calls"] == 0
+    assert "items.patch_bulk" not in emulator.admin.counts()
+    assert stored(emulator) == EXPECTED[mode]
+
+
+def test_dry_run_reports_the_diff_and_writes_nothing(
+    hook: EncordHook, emulator: EmulatorServer, encord_conn: str, run_folder: Path
+) -> None:
+    uri = write_change_rows(run_folder, "c0", changes(seed(emulator, hook)))
+    emulator.admin.reset_counts()
+    xcom = sync_operator(encord_conn, [uri], mode="replace", dry_run=True).execute({})
+    assert xcom["dry_run"] is True
+    assert xcom["counts"]["changed"] == 2 and xcom["counts"]["written"] == 0
+    assert "items.patch_bulk" not in emulator.admin.counts()
+    assert stored(emulator) == {url: present(metadata) for url, metadata in HELD.items()}
+    assert not (run_folder / "results" / "c0.sync.json").exists()
+    report = read_result(run_folder, "c0.sync.dry-run.json")
+    a_diff = report["items"][f"{B}/m/a.jpg"]
+    assert a_diff["status"] == "would_update"
+    assert a_diff["diff"] == {
+        "added": {"weather": "rain"},
+        "changed": {"site": ["old", "new"]},
+        "removed": {"team.other": 7},
+    }
+
+
+def test_sync_survives_rate_limits_and_server_errors(
+    hook: EncordHook, emulator: EmulatorServer, encord_conn: str, run_folder: Path
+) -> None:
+    uri = write_change_rows(run_folder, "c0", changes(seed(emulator, hook)))
+    emulator.admin.inject("items.patch_bulk", 429, times=2)
+    emulator.admin.inject("items.patch_bulk", 503, times=2)
+    emulator.admin.reset_counts()
+    xcom = sync_operator(encord_conn, [uri]).execute({})
+    assert xcom["counts"]["written"] == 2
+    assert xcom["counts"]["patch_calls"] == 5
+    assert emulator.admin.counts()["items.patch_bulk"] == 5
+    assert stored(emulator) == EXPECTED["merge"]
+
+
+def test_a_burst_longer_than_the_retry_budget_fails_the_items_not_the_batch(
+    hook: EncordHook, emulator: EmulatorServer, encord_conn: str, run_folder: Path
+) -> None:
+    uri = write_change_rows(run_folder, "c0", changes(seed(emulator, hook)))
+    emulator.admin.inject("items.patch_bulk", 503, times=50)
+    with pytest.raises(AirflowException, match="2 of 3 metadata updates failed"):
+        sync_operator(encord_conn, [uri]).execute({})
+    assert emulator.admin.counts()["items.patch_bulk"] == 6
+    report = read_result(run_folder, "c0.sync.json")
+    failed = report["items"][f"{B}/m/a.jpg"]
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == ErrorCode.PATCH_FAILED.value
+    assert "UnknownException after retries" in failed["error"]["detail"]
+
+
+def test_items_missing_from_encord_are_counted_against_the_budget(
+    hook: EncordHook, emulator: EmulatorServer, encord_conn: str, run_folder: Path
+) -> None:
+    rows = [
+        *changes(seed(emulator, hook)),
+        MetadataChange(object_url=f"{B}/m/ghost.jpg", metadata={"site": "x"}),
+    ]
+    uri = write_change_rows(run_folder, "c0", rows)
+    with pytest.raises(AirflowException, match=r"1 of 4 metadata updates failed \(1 items not found\)"):
+        sync_operator(encord_conn, [uri]).execute({})
+    ghost = read_result(run_folder, "c0.sync.json")["items"][f"{B}/m/ghost.jpg"]
+    assert ghost["status"] == "not_found"
+    assert ghost["error"]["code"] == ErrorCode.ITEM_NOT_FOUND.value
+    xcom = sync_operator(encord_conn, [uri], max_failed_items=1).execute({})
+    assert xcom["counts"]["not_found"] == 1
+    assert xcom["counts"]["written"] == 0
+
+
+def test_a_stale_item_uuid_falls_back_to_the_folder_listing(
+    hook: EncordHook, emulator: EmulatorServer, encord_conn: str, run_folder: Path
+) -> None:
+    seed(emulator, hook)
+    stale = MetadataChange(
+        object_url=f"{B}/m/a.jpg",
+        item_uuid="00000000-0000-4000-8000-000000000000",
+        metadata={"site": "fixed"},
+    )
+    uri = write_change_rows(run_folder, "c0", [stale])
+    xcom = sync_operator(encord_conn, [uri]).execute({})
+    assert xcom["counts"]["written"] == 1
+    assert stored(emulator)[f"{B}/m/a.jpg"]["site"] == "fixed"
