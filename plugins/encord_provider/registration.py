@@ -113,28 +113,6 @@ class RegisterReport(BaseModel):
         return cls.model_validate(json.loads(data))
 
 
-class ErrorBudget(BaseModel):
-    """How many failed items a chunk may have before the task fails.
-
-    The task passes when the failed count is within ``max_failed_items`` OR the failed fraction
-    is within ``max_failed_fraction`` (a ``None`` limit allows nothing by itself).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_failed_items: int | None = Field(default=0, ge=0)
-    max_failed_fraction: float | None = Field(default=None, ge=0, le=1)
-
-    def exceeded(self, failed: int, total: int) -> bool:
-        if failed == 0:
-            return False
-        if self.max_failed_items is not None and failed <= self.max_failed_items:
-            return False
-        return not (
-            self.max_failed_fraction is not None and total and failed / total <= self.max_failed_fraction
-        )
-
-
 def _names_by_title(manifest: Manifest) -> Counter[str]:
     return Counter(item.title for item in manifest.items if item.title is not None)
 

@@ -17,12 +17,12 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 from encord.exceptions import EncordException
 
+from encord_ingest.budget import ErrorBudget
 from encord_ingest.manifest.model import Manifest
 from encord_ingest.schema import load_schema
 from encord_ingest.sync import ReservedKeysPolicy, SyncCounts, SyncMode, SyncReport, SyncStatus, read_changes
 from encord_provider.hooks.encord import EncordHook
 from encord_provider.registration import (
-    ErrorBudget,
     FolderIndex,
     JobOutcome,
     RegisterCounts,

@@ -1,0 +1,236 @@
+"""Which listed objects are data: skip rules and include/exclude globs.
+
+Listing yields every object; :class:`KeyFilter` says why one is skipped (a :class:`SkipReason`)
+or ``None`` if it is kept, so a skipped object is counted as "skipped by rule", never dropped
+silently. Rules and globs are separate on purpose: apply :meth:`KeyFilter.rule_reason` to
+everything listed (a ``clip.json.tmp`` is never a sidecar) and :meth:`KeyFilter.glob_reason` to
+data files only, after sidecars have been paired (``include: ["*.mp4"]`` must not hide
+``clip.mp4.json``).
+
+Rules, checked in this order, on the key *relative to its listing root* (the run's prefix):
+
+1. ``folder_marker``: the key ends with ``/`` (any size) or with ``_$folder$``.
+2. ``hidden`` (``skip_hidden``): a path segment starts with ``.`` (``.DS_Store``, ``.git/x``,
+   ``._clip.mp4``).
+3. ``temporary``: the file name ends with one of ``temp_suffixes`` or starts with one of
+   ``temp_prefixes``.
+4. ``empty`` (``skip_empty``, off by default): the object has zero bytes. Off, an empty data
+   file fails later with a precise reason instead.
+
+Globs (matched against the relative key, case-sensitive unless ``ignore_case``):
+
+- ``*`` matches any run of characters except ``/``; ``?`` one character except ``/``;
+  ``[abc]``, ``[a-z]``, ``[!abc]`` one character of (not of) a set; ``{mp4,mov}`` alternatives.
+- ``**`` as a whole segment matches zero or more segments: ``raw/**/*.jpg`` matches
+  ``raw/a.jpg`` and ``raw/x/y/a.jpg``; ``cam1/**`` matches everything below ``cam1/``.
+- A pattern without ``/`` matches the file name at any depth (``*.mp4`` == ``**/*.mp4``); a
+  leading ``/`` anchors a pattern to the root (``/*.mp4`` matches top-level files only).
+- A key is kept if it matches no ``exclude`` pattern and (``include`` is empty or it matches one
+  ``include`` pattern). Exclusion wins.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from encord_ingest.errors import ConfigError
+from encord_ingest.sources.base import ObjectInfo
+
+DEFAULT_TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", "~")
+DEFAULT_TEMP_PREFIXES = ("~$",)
+FOLDER_MARKER_SUFFIX = "_$folder$"
+
+
+class SkipReason(StrEnum):
+    """Why a listed object is not ingested (reported as "skipped by rule")."""
+
+    FOLDER_MARKER = "folder_marker"
+    HIDDEN = "hidden"
+    TEMPORARY = "temporary"
+    EMPTY = "empty"
+    EXCLUDED = "excluded"
+    NOT_INCLUDED = "not_included"
+
+
+class FilterConfig(BaseModel):
+    """Per-source filter settings (see the module docstring for the exact semantics)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    ignore_case: bool = False
+    skip_hidden: bool = True
+    skip_empty: bool = False
+    temp_suffixes: list[str] = Field(default_factory=lambda: list(DEFAULT_TEMP_SUFFIXES))
+    temp_prefixes: list[str] = Field(default_factory=lambda: list(DEFAULT_TEMP_PREFIXES))
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _globs_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            glob_to_regex(pattern)
+        return patterns
+
+
+def _brace_alternatives(pattern: str) -> list[str]:
+    """Expand the first top-level ``{a,b}`` group (recursively), ``["x"]`` if there is none."""
+    depth = 0
+    start = -1
+    for index, char in enumerate(pattern):
+        if char == "{":
+            if depth == 0:
+                start = index
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                return _expand_group(pattern, start, index)
+    if depth:
+        raise ValueError(f"unbalanced '{{' in glob {pattern!r}")
+    return [pattern]
+
+
+def _expand_group(pattern: str, start: int, end: int) -> list[str]:
+    body, options, depth, last = pattern[start + 1 : end], [], 0, 0
+    for index, char in enumerate(body):
+        depth += char == "{"
+        depth -= char == "}"
+        if char == "," and depth == 0:
+            options.append(body[last:index])
+            last = index + 1
+    options.append(body[last:])
+    head, tail = pattern[:start], pattern[end + 1 :]
+    return [expanded for option in options for expanded in _brace_alternatives(head + option + tail)]
+
+
+def _class_end(segment: str, start: int) -> int:
+    """Index of the ``]`` closing the set opened at ``start`` (a leading ``]`` is literal), or -1."""
+    index = start + 1
+    if segment[index : index + 1] in ("!", "^"):
+        index += 1
+    if segment[index : index + 1] == "]":
+        index += 1
+    return segment.find("]", index)
+
+
+def _segment_regex(segment: str, pattern: str) -> str:
+    out: list[str] = []
+    index = 0
+    while index < len(segment):
+        char = segment[index]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[":
+            close = _class_end(segment, index)
+            if close < 0:
+                raise ValueError(f"unclosed '[' in glob {pattern!r}")
+            body = segment[index + 1 : close]
+            negate = body[:1] in ("!", "^")
+            body = body[1:] if negate else body
+            escaped = "".join("\\" + c if c in "\\^[]" else c for c in body)
+            out.append(f"[^/{escaped}]" if negate else f"(?!/)[{escaped}]")
+            index = close
+        else:
+            out.append(re.escape(char))
+        index += 1
+    return "".join(out)
+
+
+def _single_glob_regex(pattern: str) -> str:
+    if pattern.startswith("/"):
+        pattern = pattern[1:]
+    elif "/" not in pattern:
+        pattern = "**/" + pattern
+    segments = pattern.split("/")
+    out = ""
+    for position, segment in enumerate(segments):
+        last = position == len(segments) - 1
+        if segment == "**":
+            out += ".*" if last else "(?:[^/]*/)*"
+        else:
+            out += _segment_regex(segment, pattern) + ("" if last else "/")
+    return out
+
+
+def glob_to_regex(pattern: str) -> str:
+    """The regular expression (to be full-matched) for one glob pattern."""
+    if not pattern:
+        raise ValueError("empty glob pattern")
+    return "|".join(f"(?:{_single_glob_regex(option)})" for option in _brace_alternatives(pattern))
+
+
+def compile_globs(
+    patterns: Iterable[str], *, ignore_case: bool = False, field: str = "globs"
+) -> re.Pattern[str] | None:
+    """One compiled matcher for a list of patterns (``None`` for an empty list)."""
+    regexes: list[str] = []
+    for pattern in patterns:
+        try:
+            regexes.append(glob_to_regex(pattern))
+        except (ValueError, re.error) as exc:
+            raise ConfigError(
+                f"{field}: invalid glob {pattern!r} ({exc}); expected a glob like 'raw/**/*.jpg'"
+            ) from exc
+    if not regexes:
+        return None
+    return re.compile(
+        "|".join(f"(?:{regex})" for regex in regexes), re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+    )
+
+
+class KeyFilter:
+    """Applies a :class:`FilterConfig` to keys listed under one or more roots (run prefixes)."""
+
+    def __init__(self, config: FilterConfig | None = None, roots: Sequence[str] = ("",)):
+        self.config = config or FilterConfig()
+        self.roots = sorted(set(roots) or {""}, key=len, reverse=True)
+        self._include = compile_globs(
+            self.config.include, ignore_case=self.config.ignore_case, field="include"
+        )
+        self._exclude = compile_globs(
+            self.config.exclude, ignore_case=self.config.ignore_case, field="exclude"
+        )
+        self._temp_suffixes = tuple(self.config.temp_suffixes)
+        self._temp_prefixes = tuple(self.config.temp_prefixes)
+
+    def relative(self, key: str) -> str:
+        """``key`` without the longest root it starts with."""
+        for root in self.roots:
+            if key.startswith(root):
+                return key[len(root) :]
+        return key
+
+    def rule_reason(self, info: ObjectInfo) -> SkipReason | None:
+        """The skip rule that ``info`` falls under, if any (globs not considered)."""
+        key = info.key
+        if key.endswith("/") or key.endswith(FOLDER_MARKER_SUFFIX):
+            return SkipReason.FOLDER_MARKER
+        relative = self.relative(key)
+        if self.config.skip_hidden and (relative.startswith(".") or "/." in relative):
+            return SkipReason.HIDDEN
+        name = relative.rsplit("/", 1)[-1]
+        if name.endswith(self._temp_suffixes) or name.startswith(self._temp_prefixes):
+            return SkipReason.TEMPORARY
+        if self.config.skip_empty and info.size == 0:
+            return SkipReason.EMPTY
+        return None
+
+    def glob_reason(self, key: str) -> SkipReason | None:
+        """``EXCLUDED`` or ``NOT_INCLUDED`` by the globs, ``None`` if the key is selected."""
+        relative = self.relative(key)
+        if self._exclude is not None and self._exclude.fullmatch(relative):
+            return SkipReason.EXCLUDED
+        if self._include is not None and not self._include.fullmatch(relative):
+            return SkipReason.NOT_INCLUDED
+        return None
+
+    def skip_reason(self, info: ObjectInfo) -> SkipReason | None:
+        """Rules first, then globs; ``None`` when the object is kept."""
+        return self.rule_reason(info) or self.glob_reason(info.key)

@@ -1,0 +1,160 @@
+"""A local directory as a source (``file://``), for the demo and for tests that need scale.
+
+Keys are paths relative to the root with ``/`` separators. Listing walks the tree with
+``os.scandir``, one directory at a time: the names of one directory are sorted (a sub-directory
+sorts as ``name/``, so the walk yields keys in the same UTF-8 byte order as S3 and GCS), files are
+``stat``-ed as they are yielded, and sub-trees outside the prefix or the bounds are never opened.
+Memory is one sorted name list per open directory level.
+
+``version`` is ``<st_mtime_ns hex>-<st_size hex>``: it changes when a file is rewritten.
+Symbolic links to files are followed; links to directories are not (no cycles). Names that are
+not valid UTF-8 cannot be object keys: they are left out and logged as a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from encord_ingest.sources.base import DELIMITER, KeyBounds, LevelEntry, ObjectInfo, folder_of
+from encord_ingest.sources.urls import UrlBuilder
+
+log = logging.getLogger(__name__)
+
+
+def _subtree_below(folder: str, lower: str | None) -> bool:
+    """Every key under ``folder`` sorts below the lower bound ``lower``."""
+    return lower is not None and lower > folder and not lower.startswith(folder)
+
+
+def _subtree_outside_prefix(folder: str, prefix: str) -> bool:
+    return not folder.startswith(prefix) and not prefix.startswith(folder)
+
+
+class LocalSource:
+    """A directory tree; ``bucket`` is the absolute root path."""
+
+    scheme = "file"
+
+    def __init__(self, root: str | os.PathLike[str], *, url_style: str | None = None):
+        self.root = Path(root).resolve()
+        self.bucket = self.root.as_posix()
+        self._root_dir = os.fspath(self.root) + os.sep
+        self.urls = UrlBuilder.for_source(self.scheme, self.bucket, url_style)
+
+    def uri(self, key: str = "") -> str:
+        """``file:///root/key`` without encoding (for messages; not the canonical object URL)."""
+        return f"file://{self.bucket}/{key}"
+
+    def path(self, key: str) -> Path:
+        """The file path of ``key``; a key that would leave the root is a ``ValueError``."""
+        parts = key.split(DELIMITER)
+        if not key or key.startswith(DELIMITER) or "\x00" in key or any(p in (".", "..") for p in parts):
+            raise ValueError(f"{key!r} is not a valid key under {self.uri()}")
+        return self.root.joinpath(*parts)
+
+    def _names(self, folder: str) -> list[str]:
+        """The sorted entry names of directory ``folder`` (sub-directories as ``name/``)."""
+        names: list[str] = []
+        try:
+            with os.scandir(self._root_dir + folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        names.append(entry.name + DELIMITER)
+                    elif entry.is_file():
+                        names.append(entry.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        valid = [name for name in names if _is_utf8(name)]
+        if len(valid) != len(names):
+            for name in set(names) - set(valid):
+                log.warning("skipping %r in %s: the name is not valid UTF-8", name, self.uri(folder))
+        valid.sort()
+        return valid
+
+    def _stat(self, key: str) -> ObjectInfo | None:
+        try:
+            result = os.stat(self._root_dir + key)
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # removed since it was listed
+        if not stat.S_ISREG(result.st_mode):
+            return None
+        return ObjectInfo(
+            key=key,
+            size=result.st_size,
+            version=f"{result.st_mtime_ns:x}-{result.st_size:x}",
+            last_modified=datetime.fromtimestamp(result.st_mtime_ns / 1e9, UTC),
+        )
+
+    def _walk(self, folder: str, bounds: KeyBounds, lower: str | None) -> Iterator[ObjectInfo]:
+        for name in self._names(folder):
+            key = folder + name
+            if bounds.past_end(key):
+                return
+            if name.endswith(DELIMITER):
+                if _subtree_outside_prefix(key, bounds.prefix) or _subtree_below(key, lower):
+                    continue
+                yield from self._walk(key, bounds, lower)
+            elif key.startswith(bounds.prefix) and not bounds.below_start(key):
+                info = self._stat(key)
+                if info is not None:
+                    yield info
+
+    def iter_objects(
+        self,
+        prefix: str = "",
+        start_after: str | None = None,
+        end_before: str | None = None,
+        *,
+        start_at: str | None = None,
+    ) -> Iterator[ObjectInfo]:
+        """Yield files under ``prefix`` within the bounds, in key order, one directory at a time."""
+        bounds = KeyBounds(prefix, start_after, end_before, start_at)
+        lower = max((b for b in (start_after, start_at) if b), default=None)
+        return bounds.filter(self._walk(folder_of(prefix), bounds, lower))
+
+    def iter_level(self, prefix: str = "") -> Iterator[LevelEntry]:
+        """Yield the files directly under ``prefix`` and its sub-folder prefixes, in key order."""
+        folder = folder_of(prefix)
+        for name in self._names(folder):
+            key = folder + name
+            if not key.startswith(prefix):
+                continue
+            if name.endswith(DELIMITER):
+                yield key
+            else:
+                info = self._stat(key)
+                if info is not None:
+                    yield info
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """The file ``key``, or ``None`` if it does not exist."""
+        try:
+            self.path(key)
+        except ValueError:
+            return None
+        return self._stat(key)
+
+    def read_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The file's bytes (its first ``max_bytes``)."""
+        try:
+            with open(self.path(key), "rb") as handle:
+                return handle.read(-1 if max_bytes is None else max(max_bytes, 0))
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise FileNotFoundError(f"{self.uri(key)} does not exist") from None
+
+    def object_url(self, key: str) -> str:
+        """The canonical object URL of ``key``."""
+        return self.urls.url(key)
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

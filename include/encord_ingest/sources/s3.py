@@ -1,0 +1,137 @@
+"""S3 (and S3-compatible) source over a boto3 client.
+
+The client is injected: inside Airflow it comes from the amazon provider's ``S3Hook``
+(``S3Hook(aws_conn_id).get_conn()``), so ordinary ``aws`` connections work, and an
+``endpoint_url`` in the connection reaches S3-compatible stores. Listing uses ListObjectsV2 page
+by page (``MaxKeys`` = ``page_size``) and stops as soon as a key passes ``end_before``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from encord_ingest.sources.base import DELIMITER, KeyBounds, LevelEntry, ObjectInfo
+from encord_ingest.sources.urls import UrlBuilder
+
+DEFAULT_PAGE_SIZE = 1000
+_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+def _info(item: dict[str, Any]) -> ObjectInfo:
+    return ObjectInfo(
+        key=item["Key"],
+        size=item.get("Size", item.get("ContentLength", 0)),
+        version=str(item.get("ETag", "")).strip('"'),
+        last_modified=item.get("LastModified"),
+    )
+
+
+def _error_code(exc: Exception) -> str | None:
+    """The S3 error code of a botocore ``ClientError`` (``None`` for other exceptions)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    return str(response.get("Error", {}).get("Code"))
+
+
+class S3Source:
+    """One S3 bucket. ``region`` defaults to the client's region (needed by the default URL)."""
+
+    scheme = "s3"
+
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        *,
+        region: str | None = None,
+        url_style: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ):
+        self.client = client
+        self.bucket = bucket
+        self.region = region or getattr(getattr(client, "meta", None), "region_name", None) or "us-east-1"
+        self.page_size = page_size
+        self.urls = UrlBuilder.for_source(self.scheme, bucket, url_style, region=self.region)
+
+    def uri(self, key: str = "") -> str:
+        """``s3://bucket/key`` (for messages; not the canonical object URL)."""
+        return f"s3://{self.bucket}/{key}"
+
+    def _pages(self, prefix: str, start_after: str | None, delimiter: str | None) -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"Bucket": self.bucket, "MaxKeys": self.page_size}
+        if prefix:
+            params["Prefix"] = prefix
+        if start_after:
+            params["StartAfter"] = start_after
+        if delimiter:
+            params["Delimiter"] = delimiter
+        while True:
+            page = self.client.list_objects_v2(**params)
+            yield page
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            params["ContinuationToken"] = token
+
+    def _listed(self, bounds: KeyBounds) -> Iterator[ObjectInfo]:
+        for page in self._pages(bounds.prefix, bounds.exclusive_lower(), None):
+            for item in page.get("Contents", ()):
+                yield _info(item)
+
+    def iter_objects(
+        self,
+        prefix: str = "",
+        start_after: str | None = None,
+        end_before: str | None = None,
+        *,
+        start_at: str | None = None,
+    ) -> Iterator[ObjectInfo]:
+        """Yield objects under ``prefix`` within the bounds, in key order, one page at a time."""
+        bounds = KeyBounds(prefix, start_after, end_before, start_at)
+        return bounds.filter(self._listed(bounds))
+
+    def iter_level(self, prefix: str = "") -> Iterator[LevelEntry]:
+        """Yield the files directly under ``prefix`` and its sub-folder prefixes, in key order."""
+        for page in self._pages(prefix, None, DELIMITER):
+            entries: list[LevelEntry] = [_info(item) for item in page.get("Contents", ())]
+            entries.extend(p["Prefix"] for p in page.get("CommonPrefixes", ()))
+            entries.sort(key=lambda entry: entry if isinstance(entry, str) else entry.key)
+            yield from entries
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """The object ``key``, or ``None`` if it does not exist."""
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if _error_code(exc) in _NOT_FOUND_CODES:
+                return None
+            raise
+        return _info({**response, "Key": key})
+
+    def read_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes (its first ``max_bytes`` with a ranged GET)."""
+        if max_bytes is not None and max_bytes <= 0:
+            return b""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if max_bytes is not None:
+            params["Range"] = f"bytes=0-{max_bytes - 1}"
+        try:
+            response = self.client.get_object(**params)
+        except Exception as exc:
+            if _error_code(exc) in _NOT_FOUND_CODES:
+                raise FileNotFoundError(f"{self.uri(key)} does not exist") from None
+            if _error_code(exc) == "InvalidRange":  # a ranged read of an empty object
+                return b""
+            raise
+        body = response["Body"]
+        try:
+            data: bytes = body.read()
+        finally:
+            body.close()
+        return data
+
+    def object_url(self, key: str) -> str:
+        """The canonical object URL of ``key``."""
+        return self.urls.url(key)

@@ -1,0 +1,29 @@
+"""The stand-ins themselves: seeding in-process is visible over HTTP; state is reset on exit."""
+
+from __future__ import annotations
+
+import os
+
+from standins import gcs_emulator, moto_s3_server, s3_client, seed_s3
+
+
+def test_moto_seeding_is_served_over_http_and_reset_on_exit() -> None:
+    with moto_s3_server() as endpoint:
+        assert endpoint.startswith("http://127.0.0.1:")
+        assert seed_s3("seeded-bucket", {"a.jpg": b"abc", "b/c.jpg": b""}) == 2
+        client = s3_client(endpoint)
+        listed = client.list_objects_v2(Bucket="seeded-bucket")["Contents"]
+        assert [(o["Key"], o["Size"]) for o in listed] == [("a.jpg", 3), ("b/c.jpg", 0)]
+        assert client.get_object(Bucket="seeded-bucket", Key="a.jpg")["Body"].read() == b"abc"
+    with moto_s3_server() as endpoint:
+        assert s3_client(endpoint).list_buckets()["Buckets"] == []
+
+
+def test_gcs_emulator_sets_and_restores_the_env_var() -> None:
+    before = os.environ.get("STORAGE_EMULATOR_HOST")
+    with gcs_emulator() as emulator:
+        assert os.environ["STORAGE_EMULATOR_HOST"] == emulator.endpoint
+        assert emulator.seed("seeded", {"x/y.txt": b"hello"}) == 1
+        blob = emulator.client().bucket("seeded").get_blob("x/y.txt")
+        assert blob is not None and blob.size == 5 and blob.download_as_bytes() == b"hello"
+    assert os.environ.get("STORAGE_EMULATOR_HOST") == before
