@@ -86,40 +86,52 @@ def _json(value: object) -> bytes:
 
 
 def demo_objects(prefix: str = DAY_PREFIX) -> dict[str, bytes]:
-    """Every object of the demo bucket, key -> bytes."""
+    """Every object of the demo bucket, key -> bytes.
+
+    Sidecar keys are short (``camera.model``); the demo source flattens nested objects and
+    prefixes every key with ``fleet.`` to match ``include/schemas/example.yaml``.
+    """
     objects: dict[str, bytes] = {
-        f"{prefix}_defaults.yaml": b"capture:\n  site: depot-7\n  rig: rig-a\nproject.phase: pilot\n",
+        f"{prefix}_defaults.yaml": b"capture:\n  site: depot-7\n  indoor: false\n",
         # Images: per-file sidecars in each naming convention, plus a folder table.
         f"{prefix}images/cam_front_0001.jpg": _image(64, 48, (200, 30, 30)),
-        f"{prefix}images/cam_front_0001.jpg.json": _json({"camera": "front", "quality.score": 0.93}),
+        f"{prefix}images/cam_front_0001.jpg.json": _json({"camera": {"model": "fc-100", "exposure_ms": 8.5}}),
         f"{prefix}images/cam_front_0002.jpg": _image(64, 48, (30, 200, 30)),
-        f"{prefix}images/cam_front_0002.json": _json({"camera": "front", "quality.score": 0.71}),
-        f"{prefix}images/cam_rear_0001.png": _image(64, 48, (30, 30, 200), "PNG"),
-        f"{prefix}images/cam_rear_0001.png.metadata.json": _json({"camera": "rear"}),
-        f"{prefix}images/metadata.csv": (
-            b"file,weather,captured_at,reviewed\n"
-            b"cam_front_0001.jpg,rain,2026-11-20T08:15:00+01:00,true\n"
-            b"cam_front_0002.jpg,sun,2026-11-20T09:00:00Z,false\n"
-            b"cam_rear_0001.png,fog,2026-11-20T10:30:00Z,true\n"
+        f"{prefix}images/cam_front_0002.json": _json(
+            {"camera": {"model": "fc-100"}, "review": {"status": "pending"}}
         ),
-        # One broken sidecar: its image fails with a precise reason, the rest still lands.
+        f"{prefix}images/cam_rear_0001.png": _image(64, 48, (30, 30, 200), "PNG"),
+        f"{prefix}images/cam_rear_0001.png.metadata.json": _json(
+            {"camera": {"model": "rc-7"}, "operator": "alice"}
+        ),
+        f"{prefix}images/metadata.csv": (
+            b"file,capture.weather,capture.time,review.status\n"
+            b"cam_front_0001.jpg,rain,2026-11-20T08:15:00+01:00,approved\n"
+            b"cam_front_0002.jpg,clear,2026-11-20T09:00:00Z,\n"
+            b"cam_rear_0001.png,fog,2026-11-20T10:30:00Z,approved\n"
+            b"cam_side_0002.jpg,snow,2026-11-20T11:00:00Z,approved\n"
+        ),
+        # Two bad sidecars: each fails its own image with a precise reason; the rest still lands.
         f"{prefix}images/cam_side_0001.jpg": _image(64, 48, (90, 90, 90)),
-        f"{prefix}images/cam_side_0001.jpg.json": b'{"camera": "side", "quality.score": }',
-        # Video with keyframes and sampling config.
+        f"{prefix}images/cam_side_0001.jpg.json": b'{"camera": {"model": "sc-2"}, "review": }',
+        f"{prefix}images/cam_side_0002.jpg": _image(64, 48, (60, 60, 60)),
+        f"{prefix}images/cam_side_0002.jpg.json": _json({"camera": {"exposure_ms": "fast"}}),
+        # Video with keyframes (unsorted, with a duplicate: normalised) and sampling config.
         f"{prefix}video/drive_0001.mp4": _mp4_stub(),
         f"{prefix}video/drive_0001.mp4.yaml": (
-            b"camera: front\nkeyframes: [60, 0, 30, 30]\nconfig:\n  sampling_rate: 2\n  keyframe_mode: frame\n"
+            b"camera:\n  model: roof-4k\n  fps: 30\nkeyframes: [60, 0, 30, 30]\n"
+            b"config:\n  sampling_rate: 2\n  keyframe_mode: frame\n"
         ),
         # Audio, PDF and text with sidecars.
         f"{prefix}audio/call_0001.wav": _wav_tone(),
-        f"{prefix}audio/call_0001.wav.json": _json({"language": "en", "duration.s": 0.5}),
+        f"{prefix}audio/call_0001.wav.json": _json({"review": {"notes": "Driver call, clear audio."}}),
         f"{prefix}docs/inspection_0001.pdf": _pdf("Inspection report 0001"),
-        f"{prefix}docs/inspection_0001.pdf.json": _json({"document.type": "inspection"}),
+        f"{prefix}docs/inspection_0001.pdf.json": _json({"review": {"status": "approved"}}),
         f"{prefix}text/notes_0001.txt": b"Driver reported glare at the depot exit.\n",
-        f"{prefix}text/notes_0001.txt.json": _json({"language": "en"}),
-        # An image sequence (frames in natural order) and an image group.
-        f"{prefix}sequences/seq_0001/_defaults.yaml": b"camera: roof\n",
-        f"{prefix}groups/group_0001/_defaults.yaml": b"camera: mixed\n",
+        f"{prefix}text/notes_0001.txt.json": _json({"review": {"notes": "Transcribed by vendor."}}),
+        # An image sequence (frames in natural order) and an image group, with folder defaults.
+        f"{prefix}sequences/seq_0001/_defaults.yaml": b"camera:\n  model: roof-4k\n",
+        f"{prefix}groups/group_0001/_defaults.yaml": b"capture:\n  indoor: true\n",
     }
     for index in (1, 2, 10, 11):
         objects[f"{prefix}sequences/seq_0001/frame_{index}.jpg"] = _image(32, 24, (index * 20, 0, 0))

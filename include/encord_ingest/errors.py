@@ -62,6 +62,7 @@ class ErrorCode(StrEnum):
     JOB_FAILED = "job_failed"
     ITEM_NOT_FOUND = "item_not_found"
     PATCH_FAILED = "patch_failed"
+    AMBIGUOUS_TARGET = "ambiguous_target"
 
 
 def value_repr(value: Any) -> str:

@@ -72,3 +72,8 @@ class RunFolderIO:
     def write(self, uri: str, data: bytes) -> None:
         store, name = self._store(uri)
         store.write_bytes(name, data)
+
+    def list(self, folder_uri: str, suffix: str = "") -> list[str]:
+        """URIs of the files directly or indirectly under ``folder_uri`` whose names end in ``suffix``."""
+        store = BlobStore.from_uri(folder_uri.rstrip("/"), **self._client_kwargs(folder_uri))
+        return [store.uri(key) for key in store.list() if key.endswith(suffix)]

@@ -60,6 +60,26 @@ class DatasetIn(BaseModel):
     uuid: str | None = None
 
 
+class LinksIn(BaseModel):
+    item_uuids: list[str]
+
+
+class ProjectIn(BaseModel):
+    title: str
+    datasets: list[str] = Field(default_factory=list)
+    uuid: str | None = None
+
+
+class GroupIn(BaseModel):
+    folder: str
+    title: str
+    frames: list[str]
+    item_type: str = "imageGroup"
+    client_metadata: dict[str, Any] | None = None
+    frame_metadata: list[dict[str, Any]] | None = None
+    uuid: str | None = None
+
+
 class JobIn(BaseModel):
     folder: str
     uuid: str | None = None
@@ -159,6 +179,33 @@ def admin_router(emu: Emulator) -> APIRouter:
     @router.get("/datasets")
     def datasets() -> list[dict[str, Any]]:
         return [d.model_dump(mode="json") for d in state.datasets.values()]
+
+    @router.post("/datasets/{dataset}/links")
+    def link_items(dataset: str, body: LinksIn) -> dict[str, list[str]]:
+        created = state.link_items(dataset, body.item_uuids, "SKIP")
+        return {"data_hashes": [link.data_hash for link, _ in created]}
+
+    @router.post("/projects")
+    def add_project(body: ProjectIn) -> dict[str, str]:
+        return {"uuid": state.create_project(body.title, body.datasets, uuid=body.uuid).uuid}
+
+    @router.get("/projects")
+    def projects() -> list[dict[str, Any]]:
+        return [p.model_dump(mode="json") for p in state.projects.values()]
+
+    @router.post("/groups")
+    def add_group(body: GroupIn) -> dict[str, Any]:
+        folder = state.resolve_folder(body.folder)
+        head = state.add_group(
+            folder.uuid,
+            body.title,
+            body.frames,
+            item_type=body.item_type,
+            client_metadata=body.client_metadata,
+            frame_metadata=body.frame_metadata,
+            uuid=body.uuid,
+        )
+        return {"uuid": head.uuid, "children": list(head.children)}
 
     @router.post("/jobs")
     def add_job(body: JobIn) -> dict[str, str]:

@@ -35,12 +35,19 @@ from encord_emulator.wire import (
     integration_json,
     item_json,
     job_json,
+    ontology_json,
     page_json,
+    project_dataset_json,
+    project_json,
 )
 
 V2 = "/v2/public"
 MAX_PAGE_SIZE = 1000
-LEGACY_ROUTES = {("dataset", "GET"): "datasets.get", ("datasetlinkitems", "POST"): "datasets.link_items"}
+LEGACY_ROUTES = {
+    ("dataset", "GET"): "datasets.get",
+    ("datasetlinkitems", "POST"): "datasets.link_items",
+    ("datarows", "GET"): "datasets.list_data_rows",
+}
 LEGACY_ERROR_CODES = {
     400: "INVALID_ARGUMENTS_ERROR",
     401: "AUTHENTICATION_ERROR",
@@ -119,6 +126,7 @@ def create_app(emulator: Emulator) -> FastAPI:
     _add_job_routes(app, emulator)
     _add_item_routes(app, emulator)
     _add_dataset_routes(app, emulator)
+    _add_project_routes(app, emulator)
     _add_fallback_routes(app, emulator)
     return app
 
@@ -426,7 +434,37 @@ def _legacy_call(emu: Emulator, route: str, rpc: dict[str, Any], resource_id: st
             raise ApiError(400, "item_uuids must be a list")
         created = emu.state.link_items(dataset_uuid, item_uuids, payload.get("duplicates_behavior", "SKIP"))
         return [data_row_json(link, item, True) for link, item in created]
+    if route == "datasets.list_data_rows":
+        settings = payload.get("dataset_access_settings") or {}
+        linked = emu.state.data_rows(
+            dataset_uuid,
+            title_eq=payload.get("title_eq"),
+            title_like=payload.get("title_like"),
+            data_hashes=payload.get("data_hashes"),
+            data_types=payload.get("data_types"),
+            created_before=payload.get("created_before"),
+            created_after=payload.get("created_after"),
+        )
+        with_metadata = bool(settings.get("fetch_client_metadata", False))
+        return [data_row_json(link, item, with_metadata) for link, item in linked]
     raise ApiError(404, f"the emulator has no legacy query {rpc.get('query_type')}/{rpc.get('query_method')}")
+
+
+def _add_project_routes(app: FastAPI, emu: Emulator) -> None:
+    @app.get(f"{V2}/projects/{{project}}")
+    async def get_project(request: Request, project: str) -> Any:
+        await emu.guard(request, "projects.get")
+        return project_json(emu.state.project(project), emu.config.owner)
+
+    @app.get(f"{V2}/projects/{{project}}/datasets")
+    async def list_project_datasets(request: Request, project: str) -> Any:
+        await emu.guard(request, "projects.list_datasets")
+        return page_json([project_dataset_json(d) for d in emu.state.project_datasets(project)])
+
+    @app.get(f"{V2}/ontologies/{{ontology}}")
+    async def get_ontology(request: Request, ontology: str) -> Any:
+        await emu.guard(request, "ontologies.get")
+        return ontology_json(emu.state.ontology_project(ontology))
 
 
 def _legacy_error(

@@ -134,3 +134,14 @@ class Dataset(BaseModel):
     backing_folder: str | None = None
     links: list[DataLink] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utc_now)
+
+
+class Project(BaseModel):
+    """A project: attached datasets (in attach order) and an empty ontology of its own."""
+
+    uuid: str
+    title: str
+    description: str = ""
+    datasets: list[str] = Field(default_factory=list)
+    ontology: str
+    created_at: datetime = Field(default_factory=utc_now)

@@ -28,6 +28,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "items": ("folder", "name", "url", "item_type", "client_metadata"),
     "jobs": ("folder", "status"),
     "datasets": ("title",),
+    "projects": ("title",),
 }
 
 

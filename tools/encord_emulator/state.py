@@ -7,11 +7,13 @@ polls it. Unknown UUIDs answer 403, as Encord documents for storage objects it w
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid as uuid_lib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from encord_emulator.config import EmulatorConfig
@@ -25,6 +27,7 @@ from encord_emulator.models import (
     Item,
     Job,
     JobStatus,
+    Project,
     Unit,
     UnitError,
     utc_now,
@@ -32,6 +35,7 @@ from encord_emulator.models import (
 from encord_emulator.persistence import SqliteStore
 from encord_emulator.schema_check import metadata_problem, schema_problem
 from encord_emulator.uploads import default_title, guess_mime_type, parse_upload, url_problem
+from encord_emulator.wire import LEGACY_DATA_TYPES
 
 STORAGE_LOCATION_BY_PROVIDER = {
     "AWS": "s3",
@@ -42,6 +46,7 @@ STORAGE_LOCATION_BY_PROVIDER = {
     "DIRECT_ACCESS": "directAccess",
 }
 LINK_BEHAVIOURS = ("SKIP", "FAIL", "DUPLICATE")
+GROUP_ITEM_TYPES = ("imageGroup", "imageSequence", "dicomSeries", "group")
 
 
 def new_uuid() -> str:
@@ -73,6 +78,7 @@ class EmulatorState:
         self.items: dict[str, Item] = {}
         self.jobs: dict[str, Job] = {}
         self.datasets: dict[str, Dataset] = {}
+        self.projects: dict[str, Project] = {}
         self.schema: dict[str, Any] | None = None
         self.unreadable: set[str] = set()
         self._forced_statuses: list[JobStatus] = []
@@ -439,6 +445,131 @@ class EmulatorState:
             self._save("datasets", [dataset])
             return created
 
+    def data_rows(
+        self,
+        dataset_uuid: str,
+        *,
+        title_eq: str | None = None,
+        title_like: str | None = None,
+        data_hashes: list[str] | None = None,
+        data_types: list[str] | None = None,
+        created_before: str | None = None,
+        created_after: str | None = None,
+    ) -> list[tuple[DataLink, Item]]:
+        """The dataset's rows (in link order) with their backing items, filtered as
+        ``list_data_rows`` asks: exact or SQL ``LIKE`` title, data hashes, legacy data types
+        (``VIDEO``, ``IMG_GROUP``, ...) and creation time bounds (ISO 8601)."""
+        like = _like_pattern(title_like) if title_like is not None else None
+        before, after = _optional_time(created_before), _optional_time(created_after)
+        with self._lock:
+            self._advance()
+            rows = [(link, self.items[link.item]) for link in self.dataset(dataset_uuid).links]
+            return [
+                (link, item)
+                for link, item in rows
+                if (title_eq is None or item.name == title_eq)
+                and (like is None or like.fullmatch(item.name))
+                and (data_hashes is None or link.data_hash in data_hashes)
+                and (not data_types or LEGACY_DATA_TYPES.get(item.item_type, "IMAGE") in data_types)
+                and (before is None or link.created_at < before)
+                and (after is None or link.created_at > after)
+            ]
+
+    # ----------------------------------------------------------------- projects
+    def create_project(
+        self,
+        title: str,
+        datasets: list[str] | None = None,
+        description: str | None = None,
+        uuid: str | None = None,
+    ) -> Project:
+        """A project with ``datasets`` attached (each must exist) and its own empty ontology."""
+        if not isinstance(title, str) or not title:
+            raise ApiError(400, "project title must be a non-empty string")
+        with self._lock:
+            attached = [self.dataset(d).uuid for d in datasets or []]
+            project = Project(
+                uuid=canonical_uuid(uuid or new_uuid(), "uuid"),
+                title=title,
+                description=description or "",
+                datasets=list(dict.fromkeys(attached)),
+                ontology=new_uuid(),
+            )
+            self.projects[project.uuid] = project
+            self._save("projects", [project])
+            return project
+
+    def project(self, project_uuid: str) -> Project:
+        with self._lock:
+            project = self.projects.get(canonical_uuid(project_uuid, "project"))
+            if project is None:
+                raise ApiError(404, f"project {project_uuid} not found")
+            return project
+
+    def project_datasets(self, project_uuid: str) -> list[Dataset]:
+        with self._lock:
+            return [self.datasets[d] for d in self.project(project_uuid).datasets]
+
+    def ontology_project(self, ontology_uuid: str) -> Project:
+        """The project whose (empty) ontology has this UUID; 404 for any other."""
+        with self._lock:
+            wanted = canonical_uuid(ontology_uuid, "ontology")
+            for project in self.projects.values():
+                if project.ontology == wanted:
+                    return project
+            raise ApiError(404, f"ontology {ontology_uuid} not found")
+
+    # ----------------------------------------------------------------- groups (admin seeding)
+    def add_group(
+        self,
+        folder_uuid: str,
+        title: str,
+        frame_urls: list[str],
+        *,
+        item_type: str = "imageGroup",
+        client_metadata: dict[str, Any] | None = None,
+        frame_metadata: list[dict[str, Any]] | None = None,
+        uuid: str | None = None,
+    ) -> Item:
+        """An image group / sequence / DICOM series with one child item per frame, in order,
+        as an upload job would create it (``frame_metadata[i]`` seeds frame ``i``)."""
+        if item_type not in GROUP_ITEM_TYPES:
+            raise ApiError(400, f"item_type must be one of {', '.join(GROUP_ITEM_TYPES)}")
+        if not frame_urls or not all(isinstance(u, str) and u for u in frame_urls):
+            raise ApiError(400, "a group needs at least one frame URL")
+        if frame_metadata is not None and len(frame_metadata) != len(frame_urls):
+            raise ApiError(400, "frame_metadata must have one object per frame")
+        frame_type = "dicomFile" if item_type == "dicomSeries" else "image"
+        with self._lock:
+            folder = self.folder(folder_uuid)
+            head = Item(
+                uuid=canonical_uuid(uuid or new_uuid(), "uuid"),
+                folder=folder.uuid,
+                item_type=item_type,
+                name=title,
+                identity=f"{item_type}:" + "\n".join(frame_urls),
+                client_metadata=dict(client_metadata or {}),
+            )
+            frames = [
+                Item(
+                    uuid=new_uuid(),
+                    folder=folder.uuid,
+                    item_type=frame_type,
+                    name=default_title(url),
+                    url=url,
+                    identity=url,
+                    client_metadata=dict((frame_metadata or [{}] * len(frame_urls))[index]),
+                    media={"mimeType": guess_mime_type(url)},
+                    group=head.uuid,
+                )
+                for index, url in enumerate(frame_urls)
+            ]
+            head.children = [f.uuid for f in frames]
+            head.media["frameCount"] = len(frames)
+            self._index([head, *frames])
+            self._save("items", [head, *frames])
+            return head
+
     # ----------------------------------------------------------------- internals: jobs
     def _advance(self) -> None:
         now = self._clock()
@@ -660,8 +791,27 @@ class EmulatorState:
             dataset = Dataset.model_validate_json(raw)
             self.datasets[dataset.uuid] = dataset
             self._linked.update(link.item for link in dataset.links)
+        for raw in tables.get("projects", []):
+            project = Project.model_validate_json(raw)
+            self.projects[project.uuid] = project
         self.schema = kv.get("schema")
         self.unreadable = set(kv.get("unreadable", []))
+
+
+def _like_pattern(pattern: str) -> re.Pattern[str]:
+    """SQL ``LIKE`` (``%`` any run, ``_`` one character) as a regular expression."""
+    parts = ["." if c == "_" else ".*" if c == "%" else re.escape(c) for c in pattern]
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def _optional_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ApiError(400, f"{value!r} is not an ISO 8601 date-time") from exc
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _sorted(records: list[Any], order: str, desc: bool) -> list[Any]:

@@ -117,6 +117,46 @@ class AdminClient:
     def add_dataset(self, title: str, uuid: str | None = None) -> str:
         return str(self._call("POST", "/datasets", {"title": title, "uuid": uuid})["uuid"])
 
+    def link_items(self, dataset: str, item_uuids: list[str]) -> list[str]:
+        """Link items to a dataset as data units (already linked ones are skipped); returns the
+        data hashes created, in order."""
+        return list(
+            self._call("POST", f"/datasets/{dataset}/links", {"item_uuids": item_uuids})["data_hashes"]
+        )
+
+    def add_project(self, title: str, datasets: list[str] | None = None, uuid: str | None = None) -> str:
+        """A project with these datasets attached (and an empty ontology); returns its UUID."""
+        body = {"title": title, "datasets": datasets or [], "uuid": uuid}
+        return str(self._call("POST", "/projects", body)["uuid"])
+
+    def projects(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/projects"))
+
+    def add_group(
+        self,
+        folder: str,
+        title: str,
+        frames: list[str],
+        *,
+        item_type: str = "imageGroup",
+        client_metadata: dict[str, Any] | None = None,
+        frame_metadata: list[dict[str, Any]] | None = None,
+        uuid: str | None = None,
+    ) -> tuple[str, list[str]]:
+        """An image group (or ``imageSequence`` / ``dicomSeries``) with one child item per frame URL,
+        without a job; returns (group UUID, child UUIDs in frame order)."""
+        body = {
+            "folder": folder,
+            "title": title,
+            "frames": frames,
+            "item_type": item_type,
+            "client_metadata": client_metadata,
+            "frame_metadata": frame_metadata,
+            "uuid": uuid,
+        }
+        result = self._call("POST", "/groups", body)
+        return str(result["uuid"]), list(result["children"])
+
     def add_job(self, folder: str, uuid: str | None = None, status: str = "DONE") -> str:
         """An already finished, empty upload job (for replaying recorded requests)."""
         return str(self._call("POST", "/jobs", {"folder": folder, "uuid": uuid, "status": status})["uuid"])

@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from encord_emulator.models import DataLink, Dataset, Folder, Integration, Item, Job
+from encord_emulator.models import DataLink, Dataset, Folder, Integration, Item, Job, Project
 
 ITEM_MEDIA_FIELDS = (
     "fileSize",
@@ -174,6 +174,47 @@ def dataset_json(dataset: Dataset, rows: list[dict[str, Any]]) -> dict[str, Any]
         "backing_folder_uuid": dataset.backing_folder,
         "data_rows": rows,
     }
+
+
+def project_json(project: Project, owner: str) -> dict[str, Any]:
+    """A ``ProjectDTO`` (``GET /v2/public/projects/{project}``): a workflow project, no workflow."""
+    return {
+        "projectHash": project.uuid,
+        "projectType": "workflow",
+        "status": "inProgress",
+        "title": project.title,
+        "description": project.description,
+        "createdAt": iso(project.created_at),
+        "creatorEmail": owner,
+        "lastEditedAt": iso(project.created_at),
+        "ontologyHash": project.ontology,
+        "editorOntology": EMPTY_ONTOLOGY,
+        "userRole": 0,
+        "sourceProjects": None,
+        "workflowManagerUuid": None,
+        "workflow": None,
+    }
+
+
+EMPTY_ONTOLOGY: dict[str, Any] = {"objects": [], "classifications": []}
+
+
+def ontology_json(project: Project) -> dict[str, Any]:
+    """An ``OntologyWithUserRole``: the project's empty ontology."""
+    return {
+        "ontologyUuid": project.ontology,
+        "title": f"{project.title} ontology",
+        "description": "",
+        "editor": EMPTY_ONTOLOGY,
+        "createdAt": iso(project.created_at),
+        "lastEditedAt": iso(project.created_at),
+        "userRole": 0,
+    }
+
+
+def project_dataset_json(dataset: Dataset) -> dict[str, Any]:
+    """A ``ProjectDataset`` (one entry of ``GET /v2/public/projects/{project}/datasets``)."""
+    return {"datasetHash": dataset.uuid, "title": dataset.title, "description": dataset.description}
 
 
 def admin_item_json(item: Item, in_datasets: bool) -> dict[str, Any]:

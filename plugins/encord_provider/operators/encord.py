@@ -8,7 +8,7 @@ counts and ids; per-item results go to ``results/`` in the run folder.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -65,6 +65,11 @@ class _EncordOperator(BaseOperator):
         self.gcs_project = gcs_project
         self.hook_params = hook_params or {}
 
+    @property
+    def is_dry_run(self) -> bool:
+        """``dry_run`` may be templated (``{{ params.dry_run }}``), so it may arrive as text."""
+        return getattr(self, "dry_run_setting", False) in (True, "True", "true")
+
     @cached_property
     def hook(self) -> EncordHook:
         return EncordHook(self.encord_conn_id, **self.hook_params)
@@ -72,6 +77,19 @@ class _EncordOperator(BaseOperator):
     @cached_property
     def run_io(self) -> RunFolderIO:
         return RunFolderIO(aws_conn_id=self.aws_conn_id, gcs_project=self.gcs_project)
+
+    def register_reports(self, uris: str | Sequence[str]) -> list[RegisterReport]:
+        """Register results: the given result files, or every one under a run folder's ``results/``."""
+        files = [
+            found
+            for uri in _as_list(uris)
+            for found in (
+                [uri]
+                if uri.endswith(REGISTER_SUFFIX)
+                else self.run_io.list(f"{uri.rstrip('/')}/results", REGISTER_SUFFIX)
+            )
+        ]
+        return [RegisterReport.from_bytes(self.run_io.read(uri)) for uri in files]
 
 
 class EncordMetadataSchemaOperator(_EncordOperator):
@@ -81,7 +99,7 @@ class EncordMetadataSchemaOperator(_EncordOperator):
     ``allow_retype=True``; deleting needs the key in ``delete_keys``. ``dry_run`` logs the plan.
     """
 
-    template_fields: Sequence[str] = ("schema_path", "encord_conn_id", "delete_keys")
+    template_fields: Sequence[str] = ("schema_path", "encord_conn_id", "delete_keys", "dry_run_setting")
 
     def __init__(
         self,
@@ -89,14 +107,14 @@ class EncordMetadataSchemaOperator(_EncordOperator):
         schema_path: str,
         allow_retype: bool = False,
         delete_keys: Sequence[str] = (),
-        dry_run: bool = False,
+        dry_run: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.schema_path = schema_path
         self.allow_retype = allow_retype
         self.delete_keys = delete_keys
-        self.is_dry_run = dry_run
+        self.dry_run_setting = dry_run
 
     def execute(self, context: Context) -> dict[str, Any]:
         declared = load_schema(self.schema_path)
@@ -331,16 +349,25 @@ class EncordSyncMetadataOperator(_EncordOperator):
     the diffs instead of patching.
     """
 
-    template_fields: Sequence[str] = ("changes_uris", "folder", "encord_conn_id", "aws_conn_id")
+    template_fields: Sequence[str] = (
+        "changes_uris",
+        "folder",
+        "mode",
+        "dry_run_setting",
+        "register_results_uri",
+        "encord_conn_id",
+        "aws_conn_id",
+    )
 
     def __init__(
         self,
         *,
         changes_uris: str | Sequence[str],
         folder: str,
+        register_results_uri: str | None = None,
         mode: SyncMode | str = SyncMode.MERGE,
         reserved_keys: ReservedKeysPolicy | str = ReservedKeysPolicy.PRESERVE,
-        dry_run: bool = False,
+        dry_run: bool | str = False,
         bundle_size: int = 1000,
         max_failed_items: int | None = 0,
         max_failed_fraction: float | None = None,
@@ -349,15 +376,17 @@ class EncordSyncMetadataOperator(_EncordOperator):
         super().__init__(**kwargs)
         self.changes_uris = changes_uris
         self.folder = folder
-        self.mode = SyncMode(mode)
+        self.register_results_uri = register_results_uri
+        self.mode = mode
         self.reserved_keys = ReservedKeysPolicy(reserved_keys)
-        self.is_dry_run = dry_run
+        self.dry_run_setting = dry_run
         self.bundle_size = bundle_size
         self.budget = ErrorBudget(max_failed_items=max_failed_items, max_failed_fraction=max_failed_fraction)
 
     def execute(self, context: Context) -> dict[str, Any]:
         folder = self.hook.get_folder(self.folder, create=False)
-        reports = [self._sync_chunk(folder, uri) for uri in _as_list(self.changes_uris)]
+        known = self._registered_uuids()
+        reports = [self._sync_chunk(folder, uri, known) for uri in _as_list(self.changes_uris)]
         totals = _sum_sync([report.counts for report in reports])
         failed = totals.failed + totals.not_found
         if self.budget.exceeded(failed, totals.examined):
@@ -372,19 +401,34 @@ class EncordSyncMetadataOperator(_EncordOperator):
             "chunks": [r.chunk_uri for r in reports],
         }
 
-    def _sync_chunk(self, folder: Any, uri: str) -> SyncReport:
-        changes = read_changes(self.run_io.read(uri), source=uri)
+    def _registered_uuids(self) -> dict[str, str]:
+        """Object URL -> item UUID from this run's register results (items new in this run)."""
+        if not self.register_results_uri:
+            return {}
+        return {
+            url: result.item_uuid
+            for report in self.register_reports(self.register_results_uri)
+            for url, result in report.results.items()
+            if result.item_uuid
+        }
+
+    def _sync_chunk(self, folder: Any, uri: str, known: Mapping[str, str]) -> SyncReport:
+        changes = [
+            change
+            if change.item_uuid or change.object_url not in known
+            else change.model_copy(update={"item_uuid": known[change.object_url]})
+            for change in read_changes(self.run_io.read(uri), source=uri)
+        ]
+        mode = SyncMode(self.mode)
         counts, items = self.hook.sync_metadata(
             folder,
             changes,
-            mode=self.mode,
+            mode=mode,
             reserved=self.reserved_keys,
             dry_run=self.is_dry_run,
             bundle_size=self.bundle_size,
         )
-        report = SyncReport(
-            chunk_uri=uri, mode=self.mode, dry_run=self.is_dry_run, counts=counts, items=items
-        )
+        report = SyncReport(chunk_uri=uri, mode=mode, dry_run=self.is_dry_run, counts=counts, items=items)
         self.run_io.write(
             result_uri(uri, DRY_RUN_SYNC_SUFFIX if self.is_dry_run else SYNC_SUFFIX), report.to_bytes()
         )
@@ -413,6 +457,8 @@ def _sum_sync(counts: list[SyncCounts]) -> SyncCounts:
 class EncordLinkDatasetOperator(_EncordOperator):
     """Link the items a register task recorded (``results/<name>.register.json``) to a dataset.
 
+    ``result_uris``: register result files, or run folders (every result under their ``results/``).
+
     Items already in the dataset are skipped by Encord, so a rerun links nothing twice.
     """
 
@@ -424,7 +470,7 @@ class EncordLinkDatasetOperator(_EncordOperator):
         self.dataset_hash = dataset_hash
 
     def execute(self, context: Context) -> dict[str, Any]:
-        reports = [RegisterReport.from_bytes(self.run_io.read(uri)) for uri in _as_list(self.result_uris)]
+        reports = self.register_reports(self.result_uris)
         item_uuids = sorted(
             {result.item_uuid for report in reports for result in report.results.values() if result.item_uuid}
         )

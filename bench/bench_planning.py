@@ -1,0 +1,180 @@
+"""Plan a local-directory source of 200,000 objects with sidecars; print objects/s and peak RSS.
+
+The tree (generated in a temporary directory) is ``day/cam-NNNN/`` folders, each holding
+``img_N.jpg`` files with a ``img_N.jpg.json`` sidecar, a ``_defaults.yaml`` and a
+``metadata.csv`` with one row per image. Phases, all in this process:
+
+1. baseline: ``os.walk`` over the tree plus ``json.loads`` of every sidecar (the least any
+   planner must do);
+2. first plan (empty ledger: everything is new; manifests, metadata changes, outcomes written);
+3. ledger commit;
+4. second plan (nothing changed: the ledger lets the planner skip reading sidecars);
+5. third plan after rewriting one sidecar per folder (only those items are re-read).
+
+Usage: ``python bench/bench_planning.py [--objects 200000] [--per-folder 200] [--shards 1]``.
+Timings are printed, never asserted. Peak RSS is the process high-water mark (``ru_maxrss``) after
+each phase (a phase that leaves it flat stayed below the earlier peak); "now" is the RSS after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from encord_ingest.ledger import Ledger, commit_run
+from encord_ingest.plan import PlanningConfig, load_outcomes, scan_shard
+from encord_ingest.schema import parse_schema
+from encord_ingest.sources.local import LocalSource
+from encord_ingest.sources.sharding import plan_shards
+from encord_ingest.storage import BlobStore
+
+SCHEMA = {
+    "keys": {
+        "capture.site": "varchar",
+        "capture.camera": "varchar",
+        "capture.frame": "number",
+        "capture.time": "datetime",
+        "review.status": {"type": "enum", "values": ["pending", "approved"]},
+        "quality.score": "number",
+    }
+}
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set size so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    """The resident set size now, in MiB (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def generate(root: Path, objects: int, per_folder: int) -> int:
+    """Write the tree; returns the number of objects written (a multiple of ``per_folder``)."""
+    images = (per_folder - 2) // 2
+    folders = max(objects // per_folder, 1)
+    written = 0
+    for folder_index in range(folders):
+        folder = root / "day" / f"cam-{folder_index:04d}"
+        folder.mkdir(parents=True)
+        (folder / "_defaults.yaml").write_text(
+            f"capture.camera: cam-{folder_index:04d}\nreview.status: pending\n"
+        )
+        rows = ["file,quality.score"]
+        for image in range(images):
+            name = f"img_{image}.jpg"
+            (folder / name).write_bytes(b"\xff\xd8\xff\xe0 not a real jpeg")
+            sidecar = {"capture.frame": image, "capture.time": "2026-11-20T10:00:00Z", "capture.site": "lab"}
+            (folder / f"{name}.json").write_text(json.dumps(sidecar))
+            rows.append(f"{name},{image % 10}")
+        (folder / "metadata.csv").write_text("\n".join(rows) + "\n")
+        written += 2 + 2 * images
+    return written
+
+
+def baseline(root: Path) -> int:
+    """os.walk + json.loads of every .json sidecar; returns the number of files seen."""
+    seen = 0
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            seen += 1
+            if name.endswith(".json"):
+                with open(os.path.join(folder, name), "rb") as handle:
+                    json.loads(handle.read())
+    return seen
+
+
+def timed(label: str, action: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = action()
+    elapsed = time.perf_counter() - start
+    print(
+        f"{label:<34} {elapsed:8.2f} s   peak RSS {peak_rss_mb():7.1f} MiB   now {current_rss_mb():7.1f} MiB",
+        flush=True,
+    )
+    return result, elapsed
+
+
+def plan_run(
+    source: LocalSource, store: BlobStore, ledger: Ledger, run_id: str, *, shards: int, config: PlanningConfig
+) -> list[dict[str, Any]]:
+    schema = parse_schema(SCHEMA, file="bench-schema")
+    run_store = store.child(f"runs/{run_id}")
+    return [
+        scan_shard(source, shard, config, ledger, run_store, run_id=run_id, schema=schema)
+        for shard in plan_shards(source, ["day/"], shards)
+    ]
+
+
+def report(label: str, summaries: list[dict[str, Any]], seconds: float, baseline_seconds: float) -> None:
+    objects = sum(s["objects"] for s in summaries)
+    counts: dict[str, int] = {}
+    for summary in summaries:
+        for outcome, count in summary["counts"].items():
+            counts[outcome] = counts.get(outcome, 0) + count
+    rate = objects / seconds if seconds else float("inf")
+    print(
+        f"  {label}: {objects} objects, {rate:,.0f} objects/s, "
+        f"{seconds / baseline_seconds:.1f}x the baseline time; outcomes {counts}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=200_000)
+    parser.add_argument("--per-folder", type=int, default=200)
+    parser.add_argument("--shards", type=int, default=1)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-planning-"))
+    try:
+        data = work / "bucket"
+        count, _ = timed("generate tree", lambda: generate(data, args.objects, args.per_folder))
+        print(f"  {count} objects in {data}")
+        seen, base = timed("baseline os.walk + json.loads", lambda: baseline(data))
+        print(f"  baseline: {seen / base:,.0f} objects/s")
+        source = LocalSource(data)
+        store = BlobStore.from_uri(str(work / "state"))
+        ledger = Ledger(store, "ledger/bench")
+        config = PlanningConfig()
+
+        first, seconds = timed(
+            "plan 1 (empty ledger)",
+            lambda: plan_run(source, store, ledger, "r1", shards=args.shards, config=config),
+        )
+        report("plan 1", first, seconds, base)
+        run_store = store.child("runs/r1")
+        timed("commit ledger", lambda: commit_run(ledger, "r1", load_outcomes(run_store, first)))
+
+        second, seconds = timed(
+            "plan 2 (unchanged)",
+            lambda: plan_run(source, store, ledger, "r2", shards=args.shards, config=config),
+        )
+        report("plan 2", second, seconds, base)
+
+        for folder in sorted((data / "day").iterdir()):
+            sidecar = folder / "img_0.jpg.json"
+            sidecar.write_text(json.dumps({"capture.frame": 0, "capture.site": "moved"}))
+        third, seconds = timed(
+            "plan 3 (one sidecar per folder)",
+            lambda: plan_run(source, store, ledger, "r3", shards=args.shards, config=config),
+        )
+        report("plan 3", third, seconds, base)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""Declarative source configuration: one YAML file per source under ``include/sources/``.
+
+A file describes where the data is (bucket, prefix template, filters), how objects become Encord
+items (sidecars, grouping, metadata schema and mapping) and where they go in Encord (connection,
+integration, storage folder, optional dataset, sync mode). The DAG factory turns each file into
+one DAG. See the README's "Source YAML reference" for every field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from encord_ingest.budget import ErrorBudget
+from encord_ingest.classify import ClassifyConfig
+from encord_ingest.errors import ConfigError
+from encord_ingest.grouping import GroupingConfig
+from encord_ingest.metadata import MetadataMapping, UnknownKeyPolicy
+from encord_ingest.plan import PlanningConfig
+from encord_ingest.probe import ProbeConfig
+from encord_ingest.schema import MetadataSchema, load_schema
+from encord_ingest.sidecars import SidecarConventions
+from encord_ingest.sources.factory import split_uri
+from encord_ingest.sources.filters import FilterConfig
+from encord_ingest.sources.prefix import validate_template
+
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+INCLUDE_DIR = Path(__file__).resolve().parents[1]
+"""``include/``: relative paths in source files (schema files) are resolved against it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BucketConfig(_Strict):
+    """Where the data lives."""
+
+    uri: str
+    """``s3://<bucket>``, ``gs://<bucket>`` or ``file:///<absolute dir>`` (the bucket only)."""
+    conn_id: str | None = None
+    """Airflow connection: ``aws`` type for S3; for GCS one whose extra names a key (or none: ADC)."""
+    region: str | None = None
+    """S3 region used in canonical URLs (``https://<bucket>.s3.<region>.amazonaws.com/<key>``)."""
+    url_style: str | None = None
+    """A named URL style or a template such as ``https://cdn.example.com/{bucket}/{key}``."""
+    prefix: str = ""
+    """What a scheduled run lists: a template over the data interval, e.g.
+    ``raw/{{ data_interval_start:%Y/%m/%d }}/``. Manual runs pass an explicit prefix instead."""
+    timezone: str = "UTC"
+
+    @field_validator("uri")
+    @classmethod
+    def _bucket_only(cls, uri: str) -> str:
+        _, _, path = split_uri(uri, field="bucket.uri")
+        if path:
+            raise ValueError(
+                f"{uri!r} has a path {path!r}; name the bucket only and put the path in 'prefix'"
+            )
+        return uri
+
+    @field_validator("prefix")
+    @classmethod
+    def _template(cls, prefix: str) -> str:
+        validate_template(prefix, field="bucket.prefix")
+        return prefix
+
+    @property
+    def scheme(self) -> str:
+        return split_uri(self.uri)[0]
+
+
+class MetadataConfig(_Strict):
+    """How sidecar values become typed ``clientMetadata``."""
+
+    schema_file: str | None = None
+    """YAML schema, relative to ``include/`` (or absolute); none: every key untyped per ``unknown_keys``."""
+    unknown_keys: UnknownKeyPolicy = "warn"
+    mapping: MetadataMapping = Field(default_factory=MetadataMapping)
+    root: str = ""
+    """Folder defaults and tables apply from this folder down (``""``: the bucket root)."""
+    provenance_key: str | None = None
+    """When set, each item's metadata gets ``{source, version, sidecars}`` under this key."""
+
+
+class EncordTarget(_Strict):
+    """Where the items go."""
+
+    conn_id: str = "encord_default"
+    integration: str
+    """Cloud integration title or UUID (titles must be unique in the organisation)."""
+    folder: str
+    """Storage folder path, created if missing (``team/project/raw``)."""
+    dataset: str | None = None
+    """Optional dataset hash: registered items are linked to it."""
+    sync_mode: Literal["merge", "replace"] = "merge"
+    """``merge``: sidecar keys win, other keys in Encord are kept; ``replace``: exactly the sidecar keys."""
+    ignore_errors: bool = True
+    """Upload jobs go on past unreadable objects (their unit errors are still reported per URL)."""
+    deferrable: bool = True
+    pool: str = "encord_api"
+    """Airflow pool that caps concurrent Encord calls across DAGs."""
+    apply_schema: bool = True
+    """Merge the source's schema file into the organisation's schema at the start of each run."""
+
+
+class SourceConfig(_Strict):
+    """One source: one DAG."""
+
+    name: str
+    description: str = ""
+    owner: str = "data-platform"
+    tags: list[str] = Field(default_factory=list)
+    schedule: str | None = "@daily"
+    start_date: date = date(2026, 1, 1)
+    bucket: BucketConfig
+    state_uri: str
+    """Ledger and run folders: ``s3://<bucket>/<path>``, ``gs://...`` or ``file:///...``."""
+    state_conn_id: str | None = None
+    """Connection for ``state_uri``; defaults to ``bucket.conn_id``."""
+    metadata: MetadataConfig = Field(default_factory=MetadataConfig)
+    filters: FilterConfig = Field(default_factory=FilterConfig)
+    sidecars: SidecarConventions = Field(default_factory=SidecarConventions)
+    grouping: GroupingConfig = Field(default_factory=GroupingConfig)
+    classify: ClassifyConfig = Field(default_factory=ClassifyConfig)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    encord: EncordTarget
+    shards: int = Field(default=4, ge=1, le=256)
+    """At most this many shards are scanned in parallel (mapped tasks)."""
+    manifest_max_items: int = Field(default=5_000, ge=1, le=500_000)
+    error_budget: ErrorBudget = Field(default_factory=lambda: ErrorBudget(max_failed_fraction=0.05))
+    """Per-item failures a run tolerates (registration, metadata and sidecar errors alike)."""
+    retries: int = Field(default=2, ge=0)
+    """Task retries; every task is safe to retry (deterministic run folders, resumable jobs)."""
+    retry_delay_s: float = Field(default=30, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"{name!r}: expected lower-case letters, digits and '_', starting with a letter")
+        return name
+
+    @field_validator("state_uri")
+    @classmethod
+    def _state_uri(cls, uri: str) -> str:
+        split_uri(uri, field="state_uri")
+        return uri.rstrip("/")
+
+    @model_validator(mode="after")
+    def _schema_exists(self) -> SourceConfig:
+        path = self.schema_path
+        if path is not None and not path.is_file():
+            raise ValueError(f"metadata.schema_file: {path} does not exist")
+        return self
+
+    @property
+    def dag_id(self) -> str:
+        return f"encord_ingest__{self.name}"
+
+    @property
+    def schema_path(self) -> Path | None:
+        if self.metadata.schema_file is None:
+            return None
+        path = Path(self.metadata.schema_file)
+        return path if path.is_absolute() else INCLUDE_DIR / path
+
+    @property
+    def state_connection(self) -> str | None:
+        return self.state_conn_id or self.bucket.conn_id
+
+    def load_schema(self) -> MetadataSchema:
+        path = self.schema_path
+        return load_schema(path) if path is not None else MetadataSchema(keys={})
+
+    def planning(self) -> PlanningConfig:
+        """The core planner's view of this source."""
+        return PlanningConfig(
+            classify=self.classify,
+            filters=self.filters,
+            sidecars=self.sidecars,
+            mapping=self.metadata.mapping,
+            grouping=self.grouping,
+            probe=self.probe,
+            unknown_keys=self.metadata.unknown_keys,
+            metadata_root=self.metadata.root,
+            provenance_key=self.metadata.provenance_key,
+            manifest_max_items=self.manifest_max_items,
+        )
+
+
+def _field_path(location: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in location) or "(top level)"
+
+
+def _describe(error: ValidationError, file: str) -> str:
+    lines = [f"{file}: invalid source configuration"]
+    for problem in error.errors():
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"  {_field_path(problem['loc'])}: {message} (got {problem.get('input')!r:.80})")
+    return "\n".join(lines)
+
+
+def parse_source_config(document: Any, *, file: str) -> SourceConfig:
+    """Validate one parsed YAML document; a problem raises :class:`ConfigError` naming file and field."""
+    if not isinstance(document, dict):
+        raise ConfigError(f"{file}: expected a mapping of source settings, got {type(document).__name__}")
+    try:
+        return SourceConfig.model_validate(document)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, file)) from None
+    except ConfigError as error:
+        raise ConfigError(f"{file}: {error}") from None
+
+
+def load_source_config(path: str | Path) -> SourceConfig:
+    """Read and validate one source file."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read source configuration: {error}") from None
+    return parse_source_config(document, file=str(path))
+
+
+def load_source_configs(folder: str | Path) -> tuple[list[SourceConfig], list[ConfigError]]:
+    """Every ``*.yaml``/``*.yml`` in ``folder``; bad files come back as errors, never break the rest."""
+    configs: list[SourceConfig] = []
+    errors: list[ConfigError] = []
+    seen: dict[str, Path] = {}
+    for path in sorted([*Path(folder).glob("*.yaml"), *Path(folder).glob("*.yml")]):
+        try:
+            config = load_source_config(path)
+        except ConfigError as error:
+            errors.append(error)
+            continue
+        if config.name in seen:
+            errors.append(
+                ConfigError(f"{path}: name: {config.name!r} is already used by {seen[config.name]}")
+            )
+            continue
+        seen[config.name] = path
+        configs.append(config)
+    return configs, errors

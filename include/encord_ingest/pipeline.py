@@ -1,0 +1,389 @@
+"""One ingestion run of one source, step by step, without Airflow.
+
+The DAG's tasks are thin wrappers around these functions (see ``encord_provider.dag_builder``):
+
+    resolve_run -> plan_run_shards -> scan (per shard) -> [register, sync: the Encord operators]
+        -> commit_ledger -> build_report
+
+Where things live (``state_uri`` of the source)::
+
+    <state_uri>/ledger/CURRENT.json, versions/...      the ledger (see :mod:`.ledger`)
+    <state_uri>/runs/<run key>/manifests|metadata|outcomes|summaries|results/...
+    <state_uri>/runs/<run key>/report.md               the human-readable run report
+
+The run key is derived from the Airflow ``run_id`` only, so a retried task or a re-run of the
+same DAG run writes to the same place, and a manual run (no logical date) is keyed like any
+other.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from encord_ingest.config import SourceConfig
+from encord_ingest.errors import ConfigError
+from encord_ingest.ledger import Ledger, Outcome, commit_run
+from encord_ingest.plan import load_outcomes, scan_shard
+from encord_ingest.schema import MetadataSchema
+from encord_ingest.sources.base import Source
+from encord_ingest.sources.prefix import resolve_prefixes
+from encord_ingest.sources.sharding import Shard, plan_shards
+from encord_ingest.storage import BlobStore
+
+LEDGER_FOLDER = "ledger"
+RUNS_FOLDER = "runs"
+REPORT_NAME = "report.md"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def run_key(run_id: str) -> str:
+    """A folder name for a run: the run id with anything unsafe in a key replaced by ``_``."""
+    key = _UNSAFE.sub("_", run_id).strip("._")
+    if not key:
+        raise ValueError(f"run id {run_id!r} gives an empty run key")
+    return key
+
+
+def run_folder(state: BlobStore, run_id: str) -> BlobStore:
+    return state.child(f"{RUNS_FOLDER}/{run_key(run_id)}")
+
+
+def ledger_of(state: BlobStore) -> Ledger:
+    return Ledger(state, LEDGER_FOLDER)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What one run does; from the schedule or from the manual-run form (Params)."""
+
+    run_id: str
+    prefixes: list[str]
+    dry_run: bool = False
+    full_rescan: bool = False
+    sync_mode: str = "merge"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "prefixes": self.prefixes,
+            "dry_run": self.dry_run,
+            "full_rescan": self.full_rescan,
+            "sync_mode": self.sync_mode,
+        }
+
+
+def resolve_run(
+    config: SourceConfig,
+    *,
+    run_id: str,
+    data_interval_start: datetime | None,
+    data_interval_end: datetime | None,
+    params: Mapping[str, Any],
+) -> RunOptions:
+    """Turn a run's interval (scheduled, backfill) or its form (manual) into :class:`RunOptions`.
+
+    ``params["prefix"]`` overrides the template (several prefixes: comma-separated). A manual run
+    has no data interval, so a templated source needs that override: the error says so.
+    """
+    override = params.get("prefix") or None
+    prefixes = resolve_prefixes(
+        config.bucket.prefix,
+        data_interval_start=data_interval_start,
+        data_interval_end=data_interval_end,
+        override=[p.strip() for p in str(override).split(",") if p.strip()] if override else None,
+        timezone=config.bucket.timezone,
+        field=f"{config.name}: bucket.prefix",
+    )
+    mode = params.get("sync_mode") or config.encord.sync_mode
+    if mode not in ("merge", "replace"):
+        raise ConfigError(f"{config.name}: param sync_mode: expected 'merge' or 'replace', got {mode!r}")
+    return RunOptions(
+        run_id=run_id,
+        prefixes=prefixes,
+        dry_run=bool(params.get("dry_run", False)),
+        full_rescan=bool(params.get("full_rescan", False)),
+        sync_mode=str(mode),
+    )
+
+
+def _keep_whole(config: SourceConfig) -> Any:
+    grouping = config.grouping
+
+    def keep_whole(folder: str) -> bool:
+        return grouping.group_rule(folder) is not None or grouping.dicom_series == "folder"
+
+    return keep_whole
+
+
+def plan_run_shards(config: SourceConfig, source: Source, prefixes: Sequence[str]) -> list[dict[str, Any]]:
+    """At most ``config.shards`` shard descriptors (JSON) covering the run's prefixes once."""
+    shards = plan_shards(source, prefixes, config.shards, keep_whole=_keep_whole(config))
+    return [shard.model_dump(mode="json") for shard in shards]
+
+
+def scan(
+    config: SourceConfig,
+    source: Source,
+    state: BlobStore,
+    shard: Mapping[str, Any],
+    options: RunOptions,
+    *,
+    schema: MetadataSchema | None = None,
+) -> dict[str, Any]:
+    """Plan one shard into the run folder; returns its summary (URIs and counts)."""
+    ledger = ledger_of(state)
+    return scan_shard(
+        source,
+        Shard.model_validate(shard),
+        config.planning(),
+        ledger if ledger.pointer() is not None else None,
+        run_folder(state, options.run_id),
+        run_id=options.run_id,
+        schema=schema if schema is not None else config.load_schema(),
+        full_rescan=options.full_rescan,
+    )
+
+
+def chunk_uris(summaries: Iterable[Mapping[str, Any]], kind: str) -> list[str]:
+    """All ``manifest_uris`` or ``metadata_uris`` of the shard summaries, in shard order."""
+    return [uri for summary in summaries for uri in summary.get(f"{kind}_uris", [])]
+
+
+@dataclass
+class RegistrationResults:
+    """What the register step learnt, read back from its result files."""
+
+    item_uuids: dict[str, str] = field(default_factory=dict)
+    failed_urls: dict[str, str] = field(default_factory=dict)
+    job_uuids: list[str] = field(default_factory=list)
+    missing_chunks: list[str] = field(default_factory=list)
+
+
+def commit_ledger(
+    state: BlobStore,
+    options: RunOptions,
+    summaries: Sequence[Mapping[str, Any]],
+    registration: RegistrationResults,
+    failed_sync_urls: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Merge the run's outcome tables into the ledger (atomically); failed items stay unrecorded."""
+    run_store = run_folder(state, options.run_id)
+    frames = list(load_outcomes(run_store, summaries))
+    failed = set(registration.failed_urls) | set(failed_sync_urls)
+    pointer = commit_run(
+        ledger_of(state),
+        options.run_id,
+        frames,
+        item_uuids=registration.item_uuids,
+        failed_item_urls=failed,
+    )
+    return {"ledger_version": pointer.version_key, "rows": pointer.rows}
+
+
+def outcome_table(
+    state: BlobStore, options: RunOptions, summaries: Sequence[Mapping[str, Any]]
+) -> pd.DataFrame:
+    frames = list(load_outcomes(run_folder(state, options.run_id), summaries, columns=None))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["key", "outcome"])
+
+
+def final_outcomes(
+    table: pd.DataFrame, registration: RegistrationResults, failed_sync: Mapping[str, str]
+) -> pd.DataFrame:
+    """The plan's outcomes corrected by what Encord answered: a registration or sync failure wins."""
+    table = table.copy()
+    if table.empty:
+        return table
+    item_urls = table["item_url"] if "item_url" in table else table["url"]
+    failures = {**registration.failed_urls, **failed_sync}
+    failed = item_urls.isin(failures.keys()) & table["outcome"].isin(
+        [Outcome.NEW, Outcome.DATA_CHANGED, Outcome.METADATA_CHANGED, Outcome.UNCHANGED]
+    )
+    table.loc[failed, "message"] = [failures[url] for url in item_urls[failed]]
+    table.loc[failed, "outcome"] = str(Outcome.FAILED)
+    return table
+
+
+def outcome_counts(table: pd.DataFrame) -> dict[str, int]:
+    return dict(sorted(Counter(table["outcome"].astype(str)).items())) if not table.empty else {}
+
+
+def objects_seen(table: pd.DataFrame) -> int:
+    return int((table["outcome"] != str(Outcome.GONE)).sum()) if not table.empty else 0
+
+
+def report_markdown(
+    config: SourceConfig,
+    options: RunOptions,
+    table: pd.DataFrame,
+    *,
+    registration: RegistrationResults,
+    sync_counts: Mapping[str, int],
+    ledger: Mapping[str, Any] | None,
+) -> str:
+    """The human-readable run report (Markdown)."""
+    counts = outcome_counts(table)
+    seen = objects_seen(table)
+    lines = [
+        f"# Encord ingestion report: `{config.name}`",
+        "",
+        f"- run: `{options.run_id}`" + (" (dry run: nothing written to Encord)" if options.dry_run else ""),
+        f"- prefixes: {', '.join(f'`{p}`' for p in options.prefixes) or '(bucket root)'}",
+        f"- Encord folder: `{config.encord.folder}`, metadata sync mode `{options.sync_mode}`",
+        f"- upload jobs: {', '.join(f'`{j}`' for j in registration.job_uuids) or 'none'}",
+        f"- metadata writes: {sync_counts.get('written', 0)} items in {sync_counts.get('patch_calls', 0)} "
+        "patch calls",
+        f"- ledger: {'committed ' + str(ledger['ledger_version']) if ledger else 'not committed'}",
+        "",
+        "## Outcomes",
+        "",
+        "| outcome | objects |",
+        "|---|---:|",
+        *[f"| {name} | {count} |" for name, count in counts.items()],
+        f"| **objects seen** | **{seen}** |",
+        "",
+        f"Every object seen has exactly one outcome: {sum(counts.values()) - counts.get('gone', 0)} = {seen}"
+        + ("" if "gone" not in counts else f" (plus {counts['gone']} gone from the bucket)")
+        + ".",
+    ]
+    failed = table[table["outcome"] == str(Outcome.FAILED)] if not table.empty else table
+    if not failed.empty:
+        lines += ["", "## Failed objects", "", "| object | reason |", "|---|---|"]
+        for key, message in zip(failed["key"], failed["message"], strict=True):
+            lines.append(f"| `{key}` | {str(message).replace('|', '/')} |")
+    warned = table[table["warning"].notna() & (table["warning"] != "")] if "warning" in table else table[:0]
+    if not warned.empty:
+        lines += ["", "## Warnings", "", "| object | warning |", "|---|---|"]
+        for key, warning in zip(warned["key"], warned["warning"], strict=True):
+            lines.append(f"| `{key}` | {str(warning).replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+def summary_table(counts: Mapping[str, int]) -> str:
+    """A fixed-width table for task logs."""
+    width = max([len(name) for name in counts] + [len("objects seen")])
+    rows = [f"{name:<{width}}  {count:>8}" for name, count in counts.items()]
+    return "\n".join([f"{'outcome':<{width}}  {'objects':>8}", *rows])
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass
+class Drift:
+    """What differs between the ledger and Encord's folder listing."""
+
+    matched: int = 0
+    uuid_fixed: list[str] = field(default_factory=list)
+    missing_in_encord: list[str] = field(default_factory=list)
+    missing_in_ledger: list[str] = field(default_factory=list)
+    metadata_differs: list[str] = field(default_factory=list)
+    items_without_url: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "matched": self.matched,
+            "uuid_fixed": len(self.uuid_fixed),
+            "missing_in_encord": len(self.missing_in_encord),
+            "missing_in_ledger": len(self.missing_in_ledger),
+            "metadata_differs": len(self.metadata_differs),
+            "items_without_url": self.items_without_url,
+        }
+
+
+def reconcile_ledger(
+    state: BlobStore, run_id: str, encord_items: Iterable[tuple[str, str | None, Mapping[str, Any]]]
+) -> Drift:
+    """Rebuild the ledger's Encord side from a folder listing (``(uuid, url, clientMetadata)``).
+
+    - a ledger item whose URL Encord lists: its item UUID is taken from Encord;
+    - a ledger item Encord does not list: its rows are dropped, so the next run registers it again;
+    - an Encord item the ledger lacks: a row is added with an empty version, so the next run
+      sees ``data_changed`` and syncs its metadata without registering it again.
+    Group and DICOM items have no URL of their own in a listing: they are counted, not matched.
+    """
+    from encord_ingest.ledger import LEDGER_COLUMNS
+    from encord_ingest.metadata import metadata_fingerprint
+
+    ledger = ledger_of(state)
+    frame = ledger.read_frame()
+    drift = Drift()
+    listed: dict[str, tuple[str, str]] = {}
+    for item_uuid, url, metadata in encord_items:
+        if not url:
+            drift.items_without_url += 1
+            continue
+        listed[url] = (item_uuid, metadata_fingerprint(dict(metadata)))
+    single = frame["url"] == frame["item_url"]
+    for row in frame[single].itertuples():
+        found = listed.get(str(row.item_url))
+        if found is None:
+            drift.missing_in_encord.append(str(row.item_url))
+            continue
+        drift.matched += 1
+        if row.item_uuid != found[0]:
+            drift.uuid_fixed.append(str(row.item_url))
+        if row.metadata_hash != found[1]:
+            drift.metadata_differs.append(str(row.item_url))
+    frame = frame[~frame["item_url"].isin(drift.missing_in_encord)].copy()
+    uuids = {url: item_uuid for url, (item_uuid, _) in listed.items()}
+    frame["item_uuid"] = [
+        uuids.get(url, known) for url, known in zip(frame["item_url"], frame["item_uuid"], strict=True)
+    ]
+    known_urls = set(frame["url"])
+    added = []
+    for url, (item_uuid, metadata_hash) in listed.items():
+        if url in known_urls:
+            continue
+        drift.missing_in_ledger.append(url)
+        added.append(
+            {
+                "url": url,
+                "key": "",
+                "item_url": url,
+                "kind": "",
+                "version": "",
+                "size": -1,
+                "sidecars": "{}",
+                "input_fingerprint": "",
+                "metadata_hash": metadata_hash,
+                "item_uuid": item_uuid,
+                "last_run_id": run_id,
+                "last_outcome": "reconciled",
+            }
+        )
+    if added:
+        frame = pd.concat([frame, pd.DataFrame(added, columns=list(LEDGER_COLUMNS))], ignore_index=True)
+    ledger.write(frame[list(LEDGER_COLUMNS)].astype({"size": "int64"}), run_id)
+    return drift
+
+
+def drift_markdown(config: SourceConfig, run_id: str, drift: Drift, sample: int = 50) -> str:
+    lines = [
+        f"# Encord reconcile report: `{config.name}`",
+        "",
+        f"- run: `{run_id}`, Encord folder `{config.encord.folder}`",
+        "",
+        "| check | items |",
+        "|---|---:|",
+        *[f"| {name.replace('_', ' ')} | {count} |" for name, count in drift.to_json().items()],
+    ]
+    for title, urls in (
+        ("In the ledger, not in Encord (will be registered again)", drift.missing_in_encord),
+        ("In Encord, not in the ledger (added; metadata re-checked next run)", drift.missing_in_ledger),
+        ("Metadata in Encord differs from what the pipeline last sent", drift.metadata_differs),
+    ):
+        if urls:
+            lines += ["", f"## {title}", "", *[f"- `{url}`" for url in urls[:sample]]]
+            if len(urls) > sample:
+                lines.append(f"- ... and {len(urls) - sample} more")
+    return "\n".join(lines) + "\n"

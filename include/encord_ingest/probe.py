@@ -1,0 +1,160 @@
+"""Optional media probing, for Encord's "strict client-only" integrations. Off by default.
+
+Encord trusts ``imageMetadata`` / ``videoMetadata`` sent at registration instead of opening the
+file itself. Images: width, height and MIME type from the header, read with Pillow from the
+first bytes of the object (a ranged read, doubled a few times when a large EXIF block pushes the
+size past the first read). Videos: ``ffprobe`` (FFmpeg) on the object, when it is on the PATH;
+local objects are probed in place, others are read (up to ``video_max_bytes``) into a temporary
+file first, since ffprobe cannot seek in a pipe and MP4's index may sit at the end. Every failure
+is a ``probe_failed`` :class:`~encord_ingest.errors.ItemError` for that item only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from encord_ingest.errors import ErrorCode, ItemError
+from encord_ingest.manifest import ImageMetadata, VideoMetadata
+
+ReadBytes = Callable[[str, int | None], bytes]
+"""``read(key, max_bytes)``: a source's ranged read (``Source.read_bytes``)."""
+
+VIDEO_MIME_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".avi": "video/x-msvideo",
+    ".ogv": "video/ogg",
+    ".ogg": "video/ogg",
+    ".mpeg": "video/mpeg",
+    ".mpg": "video/mpeg",
+}
+
+
+class ProbeConfig(BaseModel):
+    """Which media to probe and how much to read. Both probes are off by default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    images: bool = False
+    videos: bool = False
+    image_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    image_max_header_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    ffprobe: str = "ffprobe"
+    ffprobe_timeout_s: float = Field(default=60.0, gt=0)
+    video_max_bytes: int = Field(default=2 * 1024**3, ge=1)
+
+
+def _probe_error(file: str, expected: str, detail: str) -> ItemError:
+    return ItemError.of(ErrorCode.PROBE_FAILED, file, expected=expected, detail=detail)
+
+
+def image_size_from_header(head: bytes) -> tuple[int, int, str]:
+    """``(width, height, mime type)`` from the first bytes of an image (raises on failure)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(io.BytesIO(head)) as image:
+            mime = image.get_format_mimetype() or Image.MIME.get(image.format or "", "")
+            if not mime:
+                raise ValueError(f"no MIME type known for format {image.format!r}")
+            return image.width, image.height, mime
+
+
+def probe_image(read: ReadBytes, key: str, size: int, config: ProbeConfig) -> ImageMetadata | ItemError:
+    """``imageMetadata`` of one image from ranged reads of its header."""
+    limit = config.image_header_bytes
+    while True:
+        head = read(key, limit)
+        try:
+            width, height, mime = image_size_from_header(head)
+        except Exception as exc:
+            whole = len(head) >= size or len(head) < limit
+            if whole or limit >= config.image_max_header_bytes:
+                return _probe_error(key, "an image header Pillow can read", f"{type(exc).__name__}: {exc}")
+            limit = min(limit * 4, config.image_max_header_bytes)
+            continue
+        return ImageMetadata(mime_type=mime, file_size=size, width=width, height=height)
+
+
+def ffprobe_available(config: ProbeConfig) -> bool:
+    """True when the configured ffprobe executable is on the PATH."""
+    return shutil.which(config.ffprobe) is not None
+
+
+def _rate(text: Any) -> float:
+    if not isinstance(text, str) or not text or text.startswith("0/"):
+        return 0.0
+    try:
+        return float(Fraction(text))
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+
+
+def video_metadata_from_ffprobe(report: dict[str, Any], *, file_size: int, mime_type: str) -> VideoMetadata:
+    """``videoMetadata`` from ``ffprobe -show_streams -show_format -of json`` output (raises on gaps)."""
+    streams = [s for s in report.get("streams", []) if s.get("codec_type") == "video"]
+    if not streams:
+        raise ValueError("no video stream")
+    stream = streams[0]
+    fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate"))
+    duration = float(stream.get("duration") or report.get("format", {}).get("duration") or 0)
+    return VideoMetadata(
+        fps=fps,
+        duration=duration,
+        width=int(stream["width"]),
+        height=int(stream["height"]),
+        file_size=file_size,
+        mime_type=mime_type,
+    )
+
+
+def run_ffprobe(path: str, config: ProbeConfig) -> dict[str, Any]:
+    """ffprobe's JSON report of a local path or URL (raises on failure)."""
+    command = [config.ffprobe, "-v", "error", "-print_format", "json", "-show_streams", "-show_format", path]
+    done = subprocess.run(command, capture_output=True, timeout=config.ffprobe_timeout_s, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.decode("utf-8", "replace").strip()[:300] or f"exit {done.returncode}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def video_mime_type(key: str) -> str:
+    """The MIME type of a video key by extension (``video/mp4`` when unknown)."""
+    return VIDEO_MIME_TYPES.get(Path(key).suffix.lower(), "video/mp4")
+
+
+def probe_video(
+    read: ReadBytes, key: str, size: int, config: ProbeConfig, local_path: str | None = None
+) -> VideoMetadata | ItemError:
+    """``videoMetadata`` of one video via ffprobe (``local_path`` avoids a copy when the object is local)."""
+    expected = "a video ffprobe can read"
+    if not ffprobe_available(config):
+        return _probe_error(key, expected, f"{config.ffprobe!r} is not on the PATH")
+    if local_path is None and size > config.video_max_bytes:
+        return _probe_error(key, expected, f"{size} bytes exceed video_max_bytes={config.video_max_bytes}")
+    try:
+        if local_path is not None:
+            report = run_ffprobe(local_path, config)
+        else:
+            with tempfile.NamedTemporaryFile(suffix=Path(key).suffix) as copy:
+                copy.write(read(key, None))
+                copy.flush()
+                report = run_ffprobe(copy.name, config)
+        return video_metadata_from_ffprobe(report, file_size=size, mime_type=video_mime_type(key))
+    except Exception as exc:
+        return _probe_error(key, expected, f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,56 @@
+"""Bucket clients from Airflow connections: the core library never builds credentials itself.
+
+- ``s3://``: the amazon provider's ``S3Hook`` (an ordinary ``aws`` connection; its extra
+  ``endpoint_url`` points at S3-compatible stores such as MinIO or the local moto server).
+- ``gs://``: ``google.cloud.storage.Client``. With a connection, its extra may name
+  ``key_path`` (a service-account JSON file), ``keyfile_dict`` (the key itself; keep it in a
+  secrets backend), ``project`` and ``anonymous: true`` (emulators). Without one: Application
+  Default Credentials.
+- ``file://`` and plain paths: no client.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from encord_ingest.sources.factory import split_uri
+
+
+def s3_client(conn_id: str | None) -> Any:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=conn_id).get_conn()
+
+
+def gcs_client(conn_id: str | None) -> Any:
+    from google.cloud import storage
+
+    if not conn_id:
+        return storage.Client()
+    from airflow.sdk import BaseHook
+
+    extra = BaseHook.get_connection(conn_id).extra_dejson
+    project = extra.get("project")
+    if extra.get("anonymous"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project=project or "anonymous", credentials=AnonymousCredentials())
+    if extra.get("keyfile_dict"):
+        info = extra["keyfile_dict"]
+        return storage.Client.from_service_account_info(
+            json.loads(info) if isinstance(info, str) else info, project=project
+        )
+    if extra.get("key_path"):
+        return storage.Client.from_service_account_json(extra["key_path"], project=project)
+    return storage.Client(project=project)
+
+
+def storage_clients(uri: str, conn_id: str | None) -> dict[str, Any]:
+    """Keyword arguments (``s3_client=`` / ``gcs_client=``) for ``open_source``/``BlobStore``."""
+    scheme = split_uri(uri)[0]
+    if scheme == "s3":
+        return {"s3_client": s3_client(conn_id)}
+    if scheme == "gs":
+        return {"gcs_client": gcs_client(conn_id)}
+    return {}

@@ -1,0 +1,463 @@
+"""Turn declarative source configs (``include/sources/*.yaml``) into Airflow DAGs.
+
+One source gives three DAGs:
+
+- ``encord_ingest__<name>``: scheduled ingestion (and backfills, and manual runs from the UI):
+  apply schema -> plan shards -> scan each shard (mapped over shards) -> register new items
+  (mapped over manifest chunks, deferrable) -> sync metadata (mapped over change chunks) ->
+  commit ledger -> report (emits the source's Asset).
+- ``encord_resync__<name>``: manual; re-reads the sidecars under a prefix and syncs metadata
+  only (every item is compared with what Encord holds; nothing is registered).
+- ``encord_reconcile__<name>``: manual; rebuilds the ledger's item UUIDs from Encord's folder
+  listing and reports drift (in the ledger, not in Encord, and the reverse).
+
+Task callables only wire Airflow to :mod:`encord_ingest.pipeline`; XCom carries URIs, counts and
+ids. Building a DAG does no I/O beyond what the caller already read (the YAML files).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk.exceptions import AirflowException
+
+from encord_ingest.config import SourceConfig
+from encord_ingest.pipeline import (
+    REPORT_NAME,
+    RegistrationResults,
+    RunOptions,
+    chunk_uris,
+    commit_ledger,
+    final_outcomes,
+    objects_seen,
+    outcome_counts,
+    outcome_table,
+    plan_run_shards,
+    report_markdown,
+    resolve_run,
+    run_folder,
+    scan,
+    summary_table,
+)
+from encord_ingest.sources.factory import open_source
+from encord_ingest.storage import BlobStore
+from encord_ingest.sync import SyncReport, read_changes
+from encord_provider.clients import storage_clients
+from encord_provider.operators.encord import (
+    EncordLinkDatasetOperator,
+    EncordMetadataSchemaOperator,
+    EncordRegisterDataOperator,
+    EncordSyncMetadataOperator,
+)
+from encord_provider.registration import RegisterReport
+from encord_provider.run_io import REGISTER_SUFFIX, SYNC_SUFFIX, RunFolderIO, result_uri
+
+log = logging.getLogger(__name__)
+
+
+def _default_args(config: SourceConfig) -> dict[str, Any]:
+    return {
+        "owner": config.owner,
+        "retries": config.retries,
+        "retry_delay": timedelta(seconds=config.retry_delay_s),
+    }
+
+
+def source_asset(config: SourceConfig) -> Asset:
+    """The Asset a successful ingestion run emits: downstream DAGs can schedule on it."""
+    return Asset(name=f"encord_ingest.{config.name}", uri=f"{config.state_uri}/ledger/")
+
+
+def _source(config: SourceConfig) -> Any:
+    return open_source(
+        config.bucket.uri,
+        region=config.bucket.region,
+        url_style=config.bucket.url_style,
+        **storage_clients(config.bucket.uri, config.bucket.conn_id),
+    )
+
+
+def _state(config: SourceConfig) -> BlobStore:
+    return BlobStore.from_uri(config.state_uri, **storage_clients(config.state_uri, config.state_connection))
+
+
+def _options(run: dict[str, Any]) -> RunOptions:
+    return RunOptions(**{key: value for key, value in run.items() if key != "run_uri"})
+
+
+def _run_params(config: SourceConfig) -> dict[str, Param]:
+    return {
+        "prefix": Param(
+            None,
+            type=["null", "string"],
+            title="Prefix override",
+            description=(
+                "List only this prefix (comma-separated for several). Required for manual runs of a "
+                f"source whose prefix is a template ({config.bucket.prefix or 'none'})."
+            ),
+        ),
+        "dry_run": Param(
+            False, type="boolean", title="Dry run", description="Plan and report; write nothing."
+        ),
+        "full_rescan": Param(
+            False, type="boolean", title="Full rescan", description="Ignore the ledger: re-plan every object."
+        ),
+        "sync_mode": Param(
+            config.encord.sync_mode,
+            enum=["merge", "replace"],
+            title="Metadata sync mode",
+            description="merge: sidecar keys win, other keys kept; replace: exactly the sidecar keys.",
+        ),
+    }
+
+
+def _doc(config: SourceConfig, kind: str) -> str:
+    return (
+        f"### {kind}: `{config.name}`\n\n{config.description}\n\n"
+        f"- bucket: `{config.bucket.uri}`, prefix `{config.bucket.prefix or '(root)'}`\n"
+        f"- Encord folder: `{config.encord.folder}` (integration `{config.encord.integration}`)\n"
+        f"- state (ledger, run folders, reports): `{config.state_uri}`\n"
+        "- manual runs: set **Prefix override** (manual runs have no data interval in Airflow 3).\n"
+    )
+
+
+def _read_registration(io: RunFolderIO, run_uri: str, manifest_uris: list[str]) -> RegistrationResults:
+    results = RegistrationResults()
+    seen_chunks: set[str] = set()
+    for uri in io.list(f"{run_uri}/results", REGISTER_SUFFIX):
+        report = RegisterReport.from_bytes(io.read(uri))
+        seen_chunks.add(report.chunk_uri)
+        results.job_uuids.append(report.job_uuid)
+        for url, outcome in report.results.items():
+            if outcome.item_uuid:
+                results.item_uuids[url] = outcome.item_uuid
+            elif outcome.error is not None:
+                results.failed_urls[url] = outcome.error.message
+    results.missing_chunks = [uri for uri in manifest_uris if uri not in seen_chunks]
+    return results
+
+
+def _read_sync(
+    io: RunFolderIO, change_uris: list[str], dry_run: bool
+) -> tuple[dict[str, str], dict[str, int]]:
+    """Failed URLs and summed counts of the sync results; a chunk without a result failed whole."""
+    failed: dict[str, str] = {}
+    totals: dict[str, int] = {}
+    if dry_run:
+        return failed, totals
+    for chunk in change_uris:
+        try:
+            report = SyncReport.from_bytes(io.read(result_uri(chunk, SYNC_SUFFIX)))
+        except FileNotFoundError:
+            for change in read_changes(io.read(chunk), source=chunk):
+                failed[change.object_url] = f"metadata sync did not complete for chunk {chunk}"
+            continue
+        for name, value in report.counts.model_dump().items():
+            totals[name] = totals.get(name, 0) + int(value)
+        for url, item in report.items.items():
+            if item.error is not None:
+                failed[url] = item.error.message
+    return failed, totals
+
+
+def _missing_chunk_failures(io: RunFolderIO, missing_chunks: list[str]) -> dict[str, str]:
+    """Items of chunks that have no register result (the task crashed): failed, retried next run."""
+    from encord_ingest.manifest import Manifest
+
+    failed: dict[str, str] = {}
+    for uri in missing_chunks:
+        for item in Manifest.from_bytes(io.read(uri), source=uri).items:
+            failed[item.key_url] = f"registration did not complete for chunk {uri}"
+    return failed
+
+
+def build_ingest_dag(config: SourceConfig) -> DAG:
+    """The scheduled ingestion DAG of one source."""
+    encord = config.encord
+    operator_args: dict[str, Any] = {
+        "encord_conn_id": encord.conn_id,
+        "aws_conn_id": config.state_connection,
+        "pool": encord.pool,
+    }
+    with DAG(
+        dag_id=config.dag_id,
+        description=f"Ingest {config.bucket.uri} into Encord folder {encord.folder}",
+        schedule=config.schedule,
+        start_date=datetime(
+            config.start_date.year, config.start_date.month, config.start_date.day, tzinfo=UTC
+        ),
+        catchup=False,
+        max_active_runs=1,
+        params=_run_params(config),
+        render_template_as_native_obj=True,
+        default_args=_default_args(config),
+        tags=["encord", "ingest", f"source:{config.name}", *config.tags],
+        doc_md=_doc(config, "Ingestion"),
+    ) as dag:
+
+        @task
+        def resolve(**context: Any) -> dict[str, Any]:
+            options = resolve_run(
+                config,
+                run_id=context["run_id"],
+                data_interval_start=context.get("data_interval_start"),
+                data_interval_end=context.get("data_interval_end"),
+                params=context["params"],
+            )
+            log.info("Run %s lists %s", options.run_id, options.prefixes)
+            return {**options.to_json(), "run_uri": run_folder(_state(config), options.run_id).uri()}
+
+        @task
+        def plan_shards(run: dict[str, Any]) -> list[dict[str, Any]]:
+            shards = plan_run_shards(config, _source(config), run["prefixes"])
+            log.info("Planned %d shard(s)", len(shards))
+            return shards
+
+        @task
+        def scan_shard(shard: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+            return scan(config, _source(config), _state(config), shard, _options(run))
+
+        @task
+        def manifest_chunks(summaries: list[dict[str, Any]], run: dict[str, Any]) -> list[str]:
+            return [] if run["dry_run"] else chunk_uris(list(summaries), "manifest")
+
+        @task
+        def change_chunks(summaries: list[dict[str, Any]]) -> list[str]:
+            return chunk_uris(list(summaries), "metadata")
+
+        @task(trigger_rule="all_done", outlets=[source_asset(config)])
+        def commit_and_report(summaries: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
+            return _commit_and_report(config, list(summaries), _options(run))
+
+        # TaskFlow calls return XComArgs, resolved at run time (typed Any for mypy).
+        run: Any = resolve()
+        shards: Any = plan_shards(run)
+        summaries: Any = scan_shard.partial(run=run).expand(shard=shards)
+        manifests: Any = manifest_chunks(summaries, run)
+        changes: Any = change_chunks(summaries)
+        run_uri = "{{ ti.xcom_pull(task_ids='resolve')['run_uri'] }}"
+        register = EncordRegisterDataOperator.partial(
+            task_id="register",
+            folder=encord.folder,
+            integration=encord.integration,
+            ignore_errors=encord.ignore_errors,
+            deferrable=encord.deferrable,
+            max_failed_items=None,
+            max_failed_fraction=1.0,
+            **operator_args,
+        ).expand(manifest_uris=manifests)
+        sync = EncordSyncMetadataOperator.partial(
+            task_id="sync_metadata",
+            folder=encord.folder,
+            mode="{{ params.sync_mode }}",
+            dry_run="{{ params.dry_run }}",
+            register_results_uri=run_uri,
+            max_failed_items=None,
+            max_failed_fraction=1.0,
+            trigger_rule="none_failed",
+            **operator_args,
+        ).expand(changes_uris=changes)
+        register >> sync
+        tail: Any = sync
+        if encord.dataset:
+            link = EncordLinkDatasetOperator(
+                task_id="link_dataset",
+                result_uris=run_uri,
+                dataset_hash=encord.dataset,
+                trigger_rule="none_failed",
+                **operator_args,
+            )
+            sync >> link
+            tail = link
+        done = commit_and_report(summaries, run)
+        tail >> done
+        if encord.apply_schema and config.schema_path is not None:
+            schema = EncordMetadataSchemaOperator(
+                task_id="apply_schema",
+                schema_path=str(config.schema_path),
+                dry_run="{{ params.dry_run }}",
+                **operator_args,
+            )
+            schema >> run
+    return dag
+
+
+def _commit_and_report(
+    config: SourceConfig, summaries: list[dict[str, Any]], options: RunOptions
+) -> dict[str, Any]:
+    """Commit what Encord confirmed to the ledger, write the report, fail past the error budget."""
+    state = _state(config)
+    io = RunFolderIO(aws_conn_id=config.state_connection)
+    run_uri = run_folder(state, options.run_id).uri().rstrip("/")
+    manifests = [] if options.dry_run else chunk_uris(summaries, "manifest")
+    registration = _read_registration(io, run_uri, manifests)
+    registration.failed_urls.update(_missing_chunk_failures(io, registration.missing_chunks))
+    failed_sync, sync_counts = _read_sync(io, chunk_uris(summaries, "metadata"), options.dry_run)
+    ledger = None
+    if not options.dry_run:
+        ledger = commit_ledger(state, options, summaries, registration, failed_sync)
+    table = final_outcomes(outcome_table(state, options, summaries), registration, failed_sync)
+    if not options.dry_run:
+        table["outcome"] = table["outcome"].replace(
+            {"new": "registered", "metadata_changed": "metadata_updated"}
+        )
+    counts = outcome_counts(table)
+    markdown = report_markdown(
+        config, options, table, registration=registration, sync_counts=sync_counts, ledger=ledger
+    )
+    report_uri = run_folder(state, options.run_id).write_bytes(REPORT_NAME, markdown.encode("utf-8"))
+    log.info("Run report: %s\n%s", report_uri, summary_table({**counts, "objects seen": objects_seen(table)}))
+    failed = counts.get("failed", 0)
+    items = max(objects_seen(table) - counts.get("skipped", 0) - counts.get("sidecar", 0), 0)
+    result = {"report_uri": report_uri, "counts": counts, "objects": objects_seen(table), "ledger": ledger}
+    if config.error_budget.exceeded(failed, items):
+        raise AirflowException(
+            f"{failed} of {items} objects failed, more than the error budget "
+            f"({config.error_budget.model_dump()}); see {report_uri}"
+        )
+    return result
+
+
+def _manual_params(config: SourceConfig) -> dict[str, Param]:
+    params = _run_params(config)
+    params.pop("full_rescan")
+    return params
+
+
+def build_resync_dag(config: SourceConfig) -> DAG:
+    """Manual metadata-only resync: re-read the sidecars under a prefix, sync what differs."""
+    encord = config.encord
+    with DAG(
+        dag_id=f"encord_resync__{config.name}",
+        description=f"Re-read sidecars of {config.bucket.uri} and sync metadata in {encord.folder}",
+        schedule=None,
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
+        catchup=False,
+        max_active_runs=1,
+        params=_manual_params(config),
+        render_template_as_native_obj=True,
+        default_args=_default_args(config),
+        tags=["encord", "resync", f"source:{config.name}", *config.tags],
+        doc_md=_doc(config, "Metadata resync")
+        + "\nEvery item found under the prefix is compared with what Encord holds; only differences "
+        "are written. Nothing is registered and the ledger is not changed.\n",
+    ) as dag:
+
+        @task
+        def resolve(**context: Any) -> dict[str, Any]:
+            params = {**context["params"], "full_rescan": True}
+            options = resolve_run(
+                config,
+                run_id=context["run_id"],
+                data_interval_start=None,
+                data_interval_end=None,
+                params=params,
+            )
+            return options.to_json()
+
+        @task
+        def plan_shards(run: dict[str, Any]) -> list[dict[str, Any]]:
+            return plan_run_shards(config, _source(config), run["prefixes"])
+
+        @task
+        def scan_shard(shard: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+            return scan(config, _source(config), _state(config), shard, _options(run))
+
+        @task
+        def changes(summaries: list[dict[str, Any]]) -> list[str]:
+            return chunk_uris(list(summaries), "metadata")
+
+        @task(trigger_rule="all_done")
+        def report(summaries: list[dict[str, Any]], uris: list[str], run: dict[str, Any]) -> dict[str, Any]:
+            options = _options(run)
+            io = RunFolderIO(aws_conn_id=config.state_connection)
+            failed, totals = _read_sync(io, list(uris), options.dry_run)
+            state = _state(config)
+            text = _resync_markdown(config, options, totals, failed)
+            report_uri = run_folder(state, options.run_id).write_bytes(REPORT_NAME, text.encode("utf-8"))
+            log.info("Resync report: %s\n%s", report_uri, summary_table(totals))
+            if config.error_budget.exceeded(len(failed), totals.get("examined", 0)):
+                raise AirflowException(f"{len(failed)} metadata updates failed; see {report_uri}")
+            return {"report_uri": report_uri, "counts": totals}
+
+        run: Any = resolve()
+        summaries: Any = scan_shard.partial(run=run).expand(shard=plan_shards(run))
+        uris: Any = changes(summaries)
+        sync = EncordSyncMetadataOperator.partial(
+            task_id="sync_metadata",
+            folder=encord.folder,
+            mode="{{ params.sync_mode }}",
+            dry_run="{{ params.dry_run }}",
+            max_failed_items=None,
+            max_failed_fraction=1.0,
+            encord_conn_id=encord.conn_id,
+            aws_conn_id=config.state_connection,
+            pool=encord.pool,
+        ).expand(changes_uris=uris)
+        sync >> report(summaries, uris, run)
+    return dag
+
+
+def _resync_markdown(
+    config: SourceConfig, options: RunOptions, totals: dict[str, int], failed: dict[str, str]
+) -> str:
+    lines = [
+        f"# Encord metadata resync: `{config.name}`",
+        "",
+        f"- run: `{options.run_id}`" + (" (dry run)" if options.dry_run else ""),
+        f"- prefixes: {', '.join(f'`{p}`' for p in options.prefixes)}",
+        f"- mode: `{options.sync_mode}`",
+        "",
+        "| count | items |",
+        "|---|---:|",
+        *[f"| {name} | {value} |" for name, value in totals.items()],
+    ]
+    if failed:
+        lines += ["", "## Failed", "", *[f"- `{url}`: {why}" for url, why in failed.items()]]
+    return "\n".join(lines) + "\n"
+
+
+def build_reconcile_dag(config: SourceConfig) -> DAG:
+    """Manual reconcile: rebuild the ledger's item UUIDs from Encord's listing; report drift."""
+    with DAG(
+        dag_id=f"encord_reconcile__{config.name}",
+        description=f"Rebuild the ledger of {config.name} from Encord folder {config.encord.folder}",
+        schedule=None,
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(config),
+        tags=["encord", "reconcile", f"source:{config.name}", *config.tags],
+        doc_md=_doc(config, "Reconcile")
+        + "\nLists the Encord folder once, fixes item UUIDs in the ledger, drops ledger rows Encord "
+        "does not have (they are registered again next run) and reports the drift.\n",
+    ) as dag:
+
+        @task(pool=config.encord.pool)
+        def reconcile(**context: Any) -> dict[str, Any]:
+            from encord_ingest.pipeline import drift_markdown, reconcile_ledger
+            from encord_provider.hooks.encord import EncordHook
+
+            hook = EncordHook(config.encord.conn_id)
+            folder = hook.get_folder(config.encord.folder, create=False)
+            items = (
+                (str(item.uuid), item.url, item.client_metadata or {})
+                for item in hook.iter_folder_items(folder)
+            )
+            state = _state(config)
+            drift = reconcile_ledger(state, context["run_id"], items)
+            text = drift_markdown(config, context["run_id"], drift)
+            report_uri = run_folder(state, context["run_id"]).write_bytes(REPORT_NAME, text.encode("utf-8"))
+            log.info("Reconcile report: %s\n%s", report_uri, summary_table(drift.to_json()))
+            return {"report_uri": report_uri, "drift": drift.to_json()}
+
+        reconcile()
+    return dag
+
+
+def build_source_dags(config: SourceConfig) -> list[DAG]:
+    """The ingestion, resync and reconcile DAGs of one source."""
+    return [build_ingest_dag(config), build_resync_dag(config), build_reconcile_dag(config)]

@@ -1,0 +1,232 @@
+"""The ledger: atomic versions and pointer, crash safety, range reads, diff and merge rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from encord_ingest.ledger import (
+    POINTER_NAME,
+    KeyRange,
+    Ledger,
+    LedgerError,
+    LedgerRow,
+    LedgerSnapshot,
+    ObjectState,
+    Outcome,
+    diff_item,
+    merge_outcomes,
+    metadata_outcome,
+)
+from encord_ingest.storage import BlobStore
+
+
+def row(key: str, **fields: Any) -> dict[str, Any]:
+    url = f"s3://b/{key}"
+    base = {
+        "url": url,
+        "key": key,
+        "item_url": url,
+        "kind": "image",
+        "version": "v1",
+        "size": 10,
+        "sidecars": "{}",
+        "input_fingerprint": "in-1",
+        "metadata_hash": "md-1",
+        "item_uuid": None,
+        "last_run_id": "r0",
+        "last_outcome": "new",
+    }
+    base.update(fields)
+    return base
+
+
+def frame(*rows: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows))
+
+
+class CrashingStore:
+    """A real local BlobStore that dies on the Nth write (a worker killed mid-commit)."""
+
+    def __init__(self, store: BlobStore, crash_on_write: int):
+        self.store = store
+        self.writes = 0
+        self.crash_on_write = crash_on_write
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.store.read_bytes(key)
+
+    def exists(self, key: str) -> bool:
+        return self.store.exists(key)
+
+    def write_bytes(self, key: str, data: bytes) -> str:
+        self.writes += 1
+        if self.writes == self.crash_on_write:
+            raise SystemExit(f"worker killed before writing {key}")
+        return self.store.write_bytes(key, data)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> BlobStore:
+    return BlobStore.from_uri(str(tmp_path / "state"))
+
+
+def test_empty_ledger_reads_as_no_rows(store: BlobStore) -> None:
+    ledger = Ledger(store, "ledger/src")
+    assert ledger.pointer() is None
+    assert list(ledger.read_frame().columns)[:3] == ["url", "key", "item_url"]
+    assert len(ledger.snapshot()) == 0
+
+
+def test_write_then_read_round_trips_and_points_at_the_new_version(store: BlobStore) -> None:
+    ledger = Ledger(store, "ledger/src")
+    first = ledger.write(
+        frame(row("b.jpg"), row("a.jpg", item_uuid="u-a")), "scheduled__2026-11-20T00:00:00+00:00"
+    )
+    assert first.rows == 2
+    assert first.version_key.startswith("ledger/src/versions/")
+    assert "scheduled__2026-11-20T00_00_00_00_00" in first.version_key
+    back = ledger.read_frame()
+    assert list(back["key"]) == ["a.jpg", "b.jpg"]
+    snapshot = ledger.snapshot()
+    assert snapshot.get("s3://b/a.jpg") == LedgerRow(**row("a.jpg", item_uuid="u-a"))
+    assert snapshot.get("s3://b/b.jpg").item_uuid is None  # type: ignore[union-attr]
+
+    second = ledger.write(frame(row("c.jpg")), "r2")
+    assert second.previous_version_key == first.version_key
+    assert list(ledger.read_frame()["key"]) == ["c.jpg"]
+    assert json.loads(store.read_bytes(f"ledger/src/{POINTER_NAME}"))["version_key"] == second.version_key
+
+
+@pytest.mark.parametrize("crash_on_write", [1, 2])
+def test_a_crash_during_commit_leaves_the_previous_ledger(store: BlobStore, crash_on_write: int) -> None:
+    Ledger(store, "ledger/src").write(frame(row("a.jpg")), "r1")
+    crashing = Ledger(CrashingStore(store, crash_on_write), "ledger/src")
+    with pytest.raises(SystemExit):
+        crashing.write(frame(row("a.jpg", version="v2"), row("b.jpg")), "r2")
+    versions = list(store.list("ledger/src/versions/"))
+    assert len(versions) == 1 + (crash_on_write - 1)  # r1, plus the orphan when the pointer write died
+    reread = Ledger(store, "ledger/src")
+    assert reread.pointer().run_id == "r1"  # type: ignore[union-attr]
+    assert reread.read_frame()[["key", "version"]].to_dict("records") == [{"key": "a.jpg", "version": "v1"}]
+    retried = reread.write(frame(row("a.jpg", version="v2"), row("b.jpg")), "r2")
+    assert retried.rows == 2
+    assert list(reread.read_frame()["version"]) == ["v2", "v1"]
+
+
+def test_a_version_that_does_not_match_its_pointer_is_refused(store: BlobStore) -> None:
+    ledger = Ledger(store, "ledger/src")
+    pointer = ledger.write(frame(row("a.jpg")), "r1")
+    store.write_bytes(pointer.version_key, b"PAR1 torn")
+    with pytest.raises(LedgerError, match=r"has sha256 \w+, the pointer expects"):
+        ledger.read_frame()
+
+
+def test_range_reads_return_only_the_shard_rows(store: BlobStore) -> None:
+    ledger = Ledger(store, "l")
+    keys = ["a/1.jpg", "a/2.jpg", "b/1.jpg", "b/2.jpg", "b/3.jpg", "c/1.jpg"]
+    ledger.write(frame(*[row(k) for k in keys]), "r1")
+    ranges = [KeyRange(prefix="a/", start_at="a/2"), KeyRange(prefix="b/", end_before="b/3")]
+    assert list(ledger.read_frame(ranges)["key"]) == ["a/2.jpg", "b/1.jpg", "b/2.jpg"]
+    assert sorted(ledger.snapshot([KeyRange(prefix="c/")]).rows) == ["s3://b/c/1.jpg"]
+    assert len(ledger.read_frame([])) == 0
+
+
+def snapshot(*rows: dict[str, Any]) -> LedgerSnapshot:
+    return LedgerSnapshot(LedgerRow(**r) for r in rows)
+
+
+def state(key: str, version: str = "v1", size: int = 10) -> ObjectState:
+    return ObjectState(f"s3://b/{key}", version, size)
+
+
+def test_diff_outcomes() -> None:
+    ledger = snapshot(
+        row("a.jpg"), row("g/1.jpg", item_url="s3://b/g/1.jpg"), row("g/2.jpg", item_url="s3://b/g/1.jpg")
+    )
+    assert diff_item([state("new.jpg")], "s3://b/new.jpg", "in-1", ledger) == (Outcome.NEW, None)
+    outcome, known = diff_item([state("a.jpg")], "s3://b/a.jpg", "in-1", ledger)
+    assert (outcome, known.key) == (Outcome.UNCHANGED, "a.jpg")  # type: ignore[union-attr]
+    assert diff_item([state("a.jpg", "v2")], "s3://b/a.jpg", "in-1", ledger)[0] is Outcome.DATA_CHANGED
+    assert diff_item([state("a.jpg", size=11)], "s3://b/a.jpg", "in-1", ledger)[0] is Outcome.DATA_CHANGED
+    pending, known = diff_item([state("a.jpg")], "s3://b/a.jpg", "in-2", ledger)
+    assert pending is None
+    assert metadata_outcome(known, "md-1") is Outcome.UNCHANGED  # type: ignore[arg-type]
+    assert metadata_outcome(known, "md-2") is Outcome.METADATA_CHANGED  # type: ignore[arg-type]
+    group = [state("g/1.jpg"), state("g/2.jpg")]
+    assert diff_item(group, "s3://b/g/1.jpg", "in-1", ledger)[0] is Outcome.UNCHANGED
+    assert diff_item([*group, state("g/3.jpg")], "s3://b/g/1.jpg", "in-1", ledger)[0] is Outcome.DATA_CHANGED
+    assert diff_item(group[:1], "s3://b/g/1.jpg", "in-1", ledger)[0] is Outcome.DATA_CHANGED
+    assert diff_item([state("a.jpg")], "s3://b/a.jpg", "in-1", ledger, full_rescan=True) == (
+        Outcome.NEW,
+        None,
+    )
+
+
+def outcome_row(key: str, outcome: Outcome, **fields: Any) -> dict[str, Any]:
+    base = row(key, **fields)
+    base.pop("last_run_id")
+    base.pop("last_outcome")
+    base["outcome"] = outcome.value
+    return base
+
+
+def test_merge_rules() -> None:
+    previous = frame(
+        row("keep-other-day.jpg"),
+        row("changed.jpg", item_uuid="u-c"),
+        row("failed.jpg", metadata_hash="old"),
+        row("gone.jpg"),
+        row("now-skipped.jpg"),
+        row("sync-failed.jpg", metadata_hash="old"),
+    )
+    outcomes = frame(
+        outcome_row("new.jpg", Outcome.NEW, metadata_hash="md-n"),
+        outcome_row("new-failed.jpg", Outcome.NEW),
+        outcome_row("changed.jpg", Outcome.METADATA_CHANGED, metadata_hash="md-2", item_uuid="u-c"),
+        outcome_row("failed.jpg", Outcome.FAILED, metadata_hash=None),
+        outcome_row("gone.jpg", Outcome.GONE),
+        outcome_row("now-skipped.jpg", Outcome.SKIPPED),
+        outcome_row("sync-failed.jpg", Outcome.METADATA_CHANGED, metadata_hash="new"),
+        outcome_row("x.jpg.json", Outcome.SIDECAR, item_url=None),
+    )
+    merged = merge_outcomes(
+        previous,
+        outcomes,
+        "r9",
+        item_uuids={"s3://b/new.jpg": "u-n"},
+        failed_item_urls={"s3://b/new-failed.jpg", "s3://b/sync-failed.jpg"},
+    )
+    by_key = {r["key"]: r for r in merged.to_dict("records")}
+    assert sorted(by_key) == ["changed.jpg", "failed.jpg", "keep-other-day.jpg", "new.jpg", "sync-failed.jpg"]
+    assert (by_key["new.jpg"]["item_uuid"], by_key["new.jpg"]["last_run_id"]) == ("u-n", "r9")
+    assert (by_key["changed.jpg"]["metadata_hash"], by_key["changed.jpg"]["item_uuid"]) == ("md-2", "u-c")
+    assert by_key["changed.jpg"]["last_outcome"] == "metadata_changed"
+    assert (by_key["failed.jpg"]["metadata_hash"], by_key["failed.jpg"]["last_run_id"]) == ("old", "r0")
+    assert by_key["sync-failed.jpg"]["metadata_hash"] == "old"
+    assert by_key["keep-other-day.jpg"]["last_run_id"] == "r0"
+
+
+def test_any_member_url_names_a_group_for_uuids_and_failures() -> None:
+    group = "s3://b/g/1.jpg"
+    outcomes = frame(
+        outcome_row("g/1.jpg", Outcome.NEW, item_url=group),
+        outcome_row("g/2.jpg", Outcome.NEW, item_url=group),
+        outcome_row("h/1.jpg", Outcome.NEW, item_url="s3://b/h/1.jpg"),
+        outcome_row("h/2.jpg", Outcome.NEW, item_url="s3://b/h/1.jpg"),
+    )
+    merged = merge_outcomes(
+        frame(row("other.jpg")).iloc[:0],
+        outcomes,
+        "r1",
+        item_uuids={"s3://b/g/2.jpg": "u-g"},
+        failed_item_urls={"s3://b/h/2.jpg"},
+    )
+    assert merged[["key", "item_uuid"]].to_dict("records") == [
+        {"key": "g/1.jpg", "item_uuid": "u-g"},
+        {"key": "g/2.jpg", "item_uuid": "u-g"},
+    ]
