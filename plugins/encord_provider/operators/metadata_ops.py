@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
+from pydantic import ValidationError
 
 from encord_ingest.budget import ErrorBudget
 from encord_ingest.errors import ConfigError, ItemError
@@ -126,6 +127,8 @@ class EncordApplyMetadataOperator(_MetadataOperator):
         "is_dry_run",
         "schema_path",
         "report_uri",
+        "max_failed_items",
+        "max_failed_fraction",
         "encord_conn_id",
         "aws_conn_id",
     )
@@ -151,8 +154,8 @@ class EncordApplyMetadataOperator(_MetadataOperator):
         schema_path: str | None = None,
         report_uri: str | None = None,
         bundle_size: int = MAX_BUNDLE_SIZE,
-        max_failed_items: int | None = 0,
-        max_failed_fraction: float | None = None,
+        max_failed_items: int | str | None = 0,
+        max_failed_fraction: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -166,11 +169,13 @@ class EncordApplyMetadataOperator(_MetadataOperator):
         self.schema_path = schema_path
         self.report_uri = report_uri
         self.bundle_size = bundle_size
-        self.budget = ErrorBudget(max_failed_items=max_failed_items, max_failed_fraction=max_failed_fraction)
+        self.max_failed_items = max_failed_items
+        self.max_failed_fraction = max_failed_fraction
 
     def execute(self, context: Context) -> dict[str, Any]:
         arguments = {**self._arguments(self._REQUEST_FIELDS), "dry_run": self.is_dry_run}
         request = ApplyRequest.parse(arguments, source=self._source)
+        budget = self._budget()
         schema = self.hook.operation_schema(self.schema_path)
         reached = self.hook.scope_items(
             request.scope, request.target_ids, recursive=request.recursive, folder=request.folder
@@ -197,7 +202,7 @@ class EncordApplyMetadataOperator(_MetadataOperator):
         )
         report_uri = self._write_report(request, report)
         self._log(report, report_uri)
-        self._check_budget(report, report_uri, total=rows or len(reached.targets))
+        self._check_budget(budget, report, report_uri, total=rows or len(reached.targets))
         return {
             "dry_run": request.dry_run,
             "counts": report.counts.model_dump(),
@@ -254,14 +259,27 @@ class EncordApplyMetadataOperator(_MetadataOperator):
             report_uri or "(not written)",
         )
 
-    def _check_budget(self, report: OpReport, report_uri: str | None, *, total: int) -> None:
+    def _budget(self) -> ErrorBudget:
+        try:
+            return ErrorBudget(
+                max_failed_items=self.max_failed_items, max_failed_fraction=self.max_failed_fraction
+            )
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            raise ConfigError(
+                f"{self._source}: field {first['loc'][0]!r}: {first['msg']}, got {first.get('input')!r}"
+            ) from None
+
+    def _check_budget(
+        self, budget: ErrorBudget, report: OpReport, report_uri: str | None, *, total: int
+    ) -> None:
         counts = report.counts
-        if not self.budget.exceeded(counts.problems, total):
+        if not budget.exceeded(counts.problems, total):
             return
         raise AirflowException(
             f"{counts.problems} of {total} rows/items were not applied ({counts.rejected} rejected, "
             f"{counts.not_found} not found, {counts.failed} failed), more than the error budget "
-            f"({self.budget.model_dump()}); the rest was {'planned' if report.dry_run else 'applied'}. "
+            f"({budget.model_dump()}); the rest was {'planned' if report.dry_run else 'applied'}. "
             f"Report: {report_uri or '(not written)'}. First errors: "
             + "; ".join(report.error_messages(QUOTED_ERRORS))
         )
