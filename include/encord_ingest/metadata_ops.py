@@ -68,6 +68,7 @@ from encord_ingest.sync import (
     ReservedKeysPolicy,
     SyncMode,
     plan_item,
+    present,
     same_metadata,
 )
 
@@ -894,11 +895,11 @@ class ExportRequest(_Request):
 
 def export_columns(targets: Sequence[Target]) -> list[str]:
     """Info columns that carry a value for some target (``item_uuid``, ``object_url``, ``title``
-    always), then one column per metadata key, sorted."""
+    always), then one column per metadata key that holds a value (a ``null`` is absent), sorted."""
     infos = [target.info() for target in targets]
     always = {ITEM_UUID, OBJECT_URL, TITLE}
     info = [c for c in INFO_COLUMNS if c in always or any(row[c] is not None for row in infos)]
-    keys = sorted({key for target in targets for key in target.metadata})
+    keys = sorted({key for target in targets for key in present(target.metadata)})
     return info + [column_for_key(key) for key in keys]
 
 
@@ -907,7 +908,7 @@ def export_records(targets: Sequence[Target]) -> tuple[list[str], list[dict[str,
     columns = export_columns(targets)
     records = []
     for target in targets:
-        values = {**target.info(), **{column_for_key(k): v for k, v in target.metadata.items()}}
+        values = {**target.info(), **{column_for_key(k): v for k, v in present(target.metadata).items()}}
         records.append({column: values.get(column) for column in columns})
     return columns, records
 

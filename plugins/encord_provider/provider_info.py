@@ -45,8 +45,21 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [{"integration-name": "Encord", "python-modules": ["encord_provider.hooks.encord"]}],
-        "operators": [{"integration-name": "Encord", "python-modules": ["encord_provider.operators.encord"]}],
+        "hooks": [
+            {
+                "integration-name": "Encord",
+                "python-modules": ["encord_provider.hooks.encord", "encord_provider.hooks.encord_scopes"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Encord",
+                "python-modules": [
+                    "encord_provider.operators.encord",
+                    "encord_provider.operators.metadata_ops",
+                ],
+            }
+        ],
         "triggers": [{"integration-name": "Encord", "python-modules": ["encord_provider.triggers.encord"]}],
         "connection-types": [
             {

@@ -1,6 +1,6 @@
 """End-to-end fixtures: the real DAG file, moto S3 over HTTP, the Encord emulator, SQLite Airflow.
 
-Nothing of our own is mocked: ``dag.test()`` parses ``dags/encord_ingest.py``, which reads the
+Nothing of our own is mocked: ``dag.test()`` parses ``dags/encord_sources.py``, which reads the
 source YAML written here (the demo source, pointed at the stand-ins), and every task talks to
 S3 and to the emulator over real HTTP through the real ``encord`` SDK and boto3.
 """
@@ -56,9 +56,7 @@ class Runner:
         self.stack = stack
         self.repo_root = repo_root
 
-    def run(
-        self, dag_id: str = "encord_ingest__demo_media", day: datetime | None = None, **conf: Any
-    ) -> Any:
+    def run(self, dag_id: str = "encord_ingest__demo_media", day: datetime | None = None, **conf: Any) -> Any:
         dag = load_dag(dag_id, self.repo_root)
         if day is None:
             return dag.test(logical_date=None, run_conf=conf or None)

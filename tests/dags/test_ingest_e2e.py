@@ -37,7 +37,10 @@ def test_first_run_registers_every_valid_object_once_then_only_changes_are_writt
     assert calls["upload_jobs.start"] == 1
     items = runner.items()
     assert {title: item["item_type"] for title, item in items.items()} == EXPECTED_KINDS
-    assert items["raw/2026/11/20/images/cam_front_0001.jpg"]["url"] == URL + "raw/2026/11/20/images/cam_front_0001.jpg"
+    assert (
+        items["raw/2026/11/20/images/cam_front_0001.jpg"]["url"]
+        == URL + "raw/2026/11/20/images/cam_front_0001.jpg"
+    )
     # Typed metadata: folder defaults < table row < per-file sidecar, flattened and namespaced.
     assert items["raw/2026/11/20/images/cam_front_0001.jpg"]["client_metadata"] == {
         "fleet.capture.site": "depot-7",
@@ -56,7 +59,10 @@ def test_first_run_registers_every_valid_object_once_then_only_changes_are_writt
     report = runner.report(first)
     assert "| registered | 17 |" in report and "| failed | 3 |" in report and "**32**" in report
     assert "cam_side_0001.jpg.json: expected valid JSON" in report
-    assert "cam_side_0002.jpg.json: key 'fleet.camera.exposure_ms': expected a finite number, got 'fast'" in report
+    assert (
+        "cam_side_0002.jpg.json: key 'fleet.camera.exposure_ms': expected a finite number, got 'fast'"
+        in report
+    )
 
     second = runner.run(day=day(20))
     assert second.state == "success", runner.states(second)
@@ -65,7 +71,9 @@ def test_first_run_registers_every_valid_object_once_then_only_changes_are_writt
     assert calls.get("items.patch_bulk", 0) == calls.get("items.patch", 0) == 0
     assert "| unchanged | 17 |" in runner.report(second)
 
-    runner.put({f"{DAY_PREFIX}images/cam_front_0002.json": json.dumps({"review": {"status": "approved"}}).encode()})
+    runner.put(
+        {f"{DAY_PREFIX}images/cam_front_0002.json": json.dumps({"review": {"status": "approved"}}).encode()}
+    )
     third = runner.run(day=day(20))
     assert third.state == "success", runner.states(third)
     calls = counts()
@@ -74,9 +82,14 @@ def test_first_run_registers_every_valid_object_once_then_only_changes_are_writt
     after = runner.items()
     changed = {t for t in items if after[t]["client_metadata"] != items[t]["client_metadata"]}
     assert changed == {"raw/2026/11/20/images/cam_front_0002.jpg"}
-    assert after["raw/2026/11/20/images/cam_front_0002.jpg"]["client_metadata"]["fleet.review.status"] == "approved"
+    assert (
+        after["raw/2026/11/20/images/cam_front_0002.jpg"]["client_metadata"]["fleet.review.status"]
+        == "approved"
+    )
     # merge mode: a key the sidecar no longer has is kept in Encord (replace mode would drop it)
-    assert after["raw/2026/11/20/images/cam_front_0002.jpg"]["client_metadata"]["fleet.camera.model"] == "fc-100"
+    assert (
+        after["raw/2026/11/20/images/cam_front_0002.jpg"]["client_metadata"]["fleet.camera.model"] == "fc-100"
+    )
     assert "| metadata_updated | 1 |" in runner.report(third)
 
     runner.put({f"{DAY_PREFIX}images/cam_front_0003.jpg": b"\xff\xd8\xff\xe0 a new frame"})
@@ -91,7 +104,9 @@ def test_first_run_registers_every_valid_object_once_then_only_changes_are_writt
 def test_a_manual_run_lists_the_prefix_from_its_form_and_keys_its_folder_on_the_run_id(
     runner: Runner, counts: Callable[[], dict[str, int]]
 ) -> None:
-    runner.put({"adhoc/batch-7/x.jpg": b"jpeg", "adhoc/batch-7/x.jpg.json": b'{"review": {"status": "pending"}}'})
+    runner.put(
+        {"adhoc/batch-7/x.jpg": b"jpeg", "adhoc/batch-7/x.jpg.json": b'{"review": {"status": "pending"}}'}
+    )
     runner.put({"raw/2026/11/20/images/y.jpg": b"jpeg"})
     without_prefix = runner.run(day=None)
     assert without_prefix.state == "failed"

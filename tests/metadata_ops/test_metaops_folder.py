@@ -310,3 +310,19 @@ def test_write_calls_are_ceil_changed_over_1000(
     emulator.admin.reset_counts()
     assert op.execute({})["counts"]["patch_calls"] == 0
     assert "items.patch_bulk" not in emulator.admin.counts()
+
+
+def test_a_rate_limited_patch_is_retried_after_retry_after(
+    emulator: EmulatorServer, encord_conn: str, schema_path: str
+) -> None:
+    """The operation writes through the hook's PATCH retries: 429 with Retry-After, then 503."""
+    seed(emulator)
+    emulator.admin.inject("items.patch_bulk", 429, retry_after=1)
+    emulator.admin.inject("items.patch_bulk", 503)
+    emulator.admin.reset_counts()
+    result = apply_operator(
+        encord_conn, scope="folder", target_ids=["cams"], metadata={"weather": "fog"}, schema_path=schema_path
+    ).execute({})
+    assert result["counts"]["written"] == 3 and result["counts"]["patch_calls"] == 3  # one bundle, 3 attempts
+    assert emulator.admin.counts()["items.patch_bulk"] == 3
+    assert everything(emulator)["b.jpg"] == {"site": "south", "weather": "fog"}

@@ -36,7 +36,7 @@ from encord_ingest.metadata_ops import (
     resolve_table,
 )
 from encord_ingest.schema import MetadataSchema
-from encord_ingest.sync import MAX_BUNDLE_SIZE
+from encord_ingest.sync import MAX_BUNDLE_SIZE, present
 from encord_provider.hooks.encord import EncordHook
 from encord_provider.hooks.encord_scopes import EncordMetadataHook
 from encord_provider.run_io import RunFolderIO, split_uri
@@ -307,7 +307,7 @@ class EncordExportMetadataOperator(_MetadataOperator):
         parquet_uri, csv_uri = request.uris()
         self.run_io.write(parquet_uri, export_parquet(reached.targets))
         self.run_io.write(csv_uri, export_csv(reached.targets))
-        keys = len({key for target in reached.targets for key in target.metadata})
+        keys = len({key for target in reached.targets for key in present(target.metadata)})
         self.log.info(
             "Exported %d items (%d metadata keys) of %s %s to %s and %s",
             len(reached.targets),

@@ -1,0 +1,113 @@
+"""Source files to DAGs (a bad file stays local), and the resync and reconcile DAGs end to end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from demo_data import DAY_PREFIX, demo_objects
+from standins.stack import DEMO_STATE_BUCKET
+from tests.dags.conftest import Runner, day
+
+
+def test_a_bad_source_file_is_reported_by_file_and_field_and_the_others_still_load(
+    airflow_db: Path, tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    good = yaml.safe_load((repo_root / "include" / "sources" / "demo_media.yaml").read_text())
+    bad = {**good, "name": "broken_source", "shards": 0, "encord": {**good["encord"], "sync_mode": "upsert"}}
+    (tmp_path / "demo_media.yaml").write_text(yaml.safe_dump(good))
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(bad))
+    (tmp_path / "not_yaml.yml").write_text("name: [unclosed\n")
+    monkeypatch.setenv("ENCORD_INGEST_SOURCES_DIR", str(tmp_path))
+    bag = DagBag(dag_folder=str(repo_root / "dags"))
+    assert bag.import_errors == {}
+    assert {dag_id for dag_id in bag.dags if "__" in dag_id} == {
+        "encord_ingest__demo_media",
+        "encord_resync__demo_media",
+        "encord_reconcile__demo_media",
+    }
+    # DAG-file warnings are what the Airflow UI shows next to the file.
+    messages = [m for found in bag.captured_warnings.values() for m in found if "SourceConfigWarning" in m]
+    [broken] = [m for m in messages if "broken.yaml" in m]
+    assert "shards: Input should be greater than or equal to 1" in broken
+    assert "encord.sync_mode: Input should be 'merge' or 'replace'" in broken
+    [unreadable] = [m for m in messages if "not_yaml.yml" in m]
+    assert "cannot read source configuration" in unreadable
+
+
+def test_the_ingest_dag_has_the_documented_shape(airflow_db: Path, repo_root: Path) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(repo_root / "dags")).dags["encord_ingest__demo_media"]
+    assert dag.catchup is False and dag.max_active_runs == 1
+    assert set(dag.params) == {"prefix", "dry_run", "full_rescan", "sync_mode"}
+    edges = {(up, task.task_id) for task in dag.tasks for up in task.upstream_task_ids}
+    assert {
+        ("apply_schema", "resolve"),
+        ("resolve", "plan_shards"),
+        ("plan_shards", "scan_shard"),
+        ("scan_shard", "manifest_chunks"),
+        ("manifest_chunks", "register"),
+        ("register", "sync_metadata"),
+        ("change_chunks", "sync_metadata"),
+        ("sync_metadata", "commit_and_report"),
+    } <= edges
+    assert dag.get_task("register").pool == "encord_api"
+    assert dag.get_task("register").partial_kwargs["deferrable"] is True
+    [asset] = dag.get_task("commit_and_report").outlets
+    assert asset.name == "encord_ingest.demo_media"
+    assert "Prefix override" in dag.doc_md and "demo/fleet/raw" in dag.doc_md
+
+
+@pytest.mark.e2e
+def test_resync_writes_only_what_differs_and_registers_nothing(
+    runner: Runner, counts: Callable[[], dict[str, int]]
+) -> None:
+    runner.put(demo_objects())
+    assert runner.run(day=day(20)).state == "success"
+    counts()
+    runner.put(
+        {f"{DAY_PREFIX}images/cam_front_0001.jpg.json": json.dumps({"camera": {"model": "fc-200"}}).encode()}
+    )
+    resync = runner.run("encord_resync__demo_media", prefix=f"{DAY_PREFIX}images/", sync_mode="replace")
+    assert resync.state == "success", runner.states(resync)
+    calls = counts()
+    assert calls.get("upload_jobs.start", 0) == 0
+    assert calls["items.patch_bulk"] == 1
+    metadata = runner.items()[f"{DAY_PREFIX}images/cam_front_0001.jpg"]["client_metadata"]
+    assert metadata["fleet.camera.model"] == "fc-200"
+    # replace mode: exactly the sidecar keys. A dropped key is sent as null, which the emulator's
+    # (default) merging PATCH keeps as null: the pipeline reads null as absent under both semantics.
+    assert metadata.get("fleet.camera.exposure_ms") is None
+    again = runner.run("encord_resync__demo_media", prefix=f"{DAY_PREFIX}images/", sync_mode="replace")
+    assert again.state == "success"
+    assert counts().get("items.patch_bulk", 0) == 0
+
+
+@pytest.mark.e2e
+def test_reconcile_rebuilds_a_lost_ledger_so_the_next_run_writes_nothing(
+    runner: Runner, counts: Callable[[], dict[str, int]]
+) -> None:
+    runner.put(demo_objects())
+    assert runner.run(day=day(20)).state == "success"
+    runner.delete(DEMO_STATE_BUCKET, "demo_media/ledger/")
+    counts()
+    reconcile = runner.run("encord_reconcile__demo_media")
+    assert reconcile.state == "success", runner.states(reconcile)
+    [ti] = reconcile.get_task_instances()
+    drift = ti.xcom_pull(task_ids="reconcile")["drift"]
+    # 7 single-file items come back by URL; groups, sequences and series have no URL of their own.
+    assert drift["missing_in_ledger"] == 7 and drift["items_without_url"] == 3
+    assert counts().get("items.list", 0) >= 1
+    after = runner.run(day=day(20))
+    assert after.state == "success", runner.states(after)
+    calls = counts()
+    assert calls.get("items.patch_bulk", 0) == 0
+    assert calls["upload_jobs.start"] == 1  # the groups and series, skipped by Encord as duplicates
+    assert len(runner.items()) == 10

@@ -1,0 +1,122 @@
+"""The manually triggered ``encord_metadata_ops`` DAG: its Params form, and real runs with
+``dag.test()`` against the emulator (dry run, apply, export; bad params fail the run)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from encord_emulator.testing import EmulatorServer
+from tests.metadata_ops.helpers import B, read_csv, write_csv
+
+DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "encord_metadata_ops.py"
+
+
+@pytest.fixture
+def dag_module() -> ModuleType:
+    """A fresh import per test: ``dag.test(run_conf=...)`` leaves the conf in the in-memory params."""
+    spec = importlib.util.spec_from_file_location("encord_metadata_ops", DAG_FILE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_params_form(dag_module: ModuleType) -> None:
+    dag = dag_module.dag
+    assert dag.dag_id == "encord_metadata_ops"
+    assert type(dag.timetable).__name__ == "NullTimetable"  # schedule=None: manual runs only
+    params = dag.params.dump()
+    assert params["operation"] == "apply" and params["dry_run"] is True
+    schema = {name: dag.params.get_param(name).schema for name in params}
+    assert schema["scope"]["enum"] == ["folder", "dataset", "project", "group_frames"]
+    assert schema["mode"]["enum"] == ["merge", "replace"]
+    assert schema["target_ids"] == {"type": "array", "items": {"type": "string"}, "title": "Target ids"}
+    assert {"table_uri", "metadata", "recursive", "folder", "export_uri", "schema_path"} <= set(params)
+    assert {t.task_id for t in dag.tasks} == {"choose_operation", "apply_metadata", "export_metadata"}
+    assert dag_module.project_path("include/schemas/example.yaml") == str(
+        DAG_FILE.parents[1] / "include" / "schemas" / "example.yaml"
+    )
+    assert dag_module.project_path("") == "" and dag_module.project_path("/abs/s.yaml") == "/abs/s.yaml"
+
+
+def run(dag_module: ModuleType, conf: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    dag_run = dag_module.dag.test(run_conf=conf, logical_date=None)
+    return dag_run, {ti.task_id: ti for ti in dag_run.get_task_instances()}
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_apply_dry_run_then_for_real_then_export(
+    dag_module: ModuleType, emulator: EmulatorServer, encord_conn: str, schema_path: str, tmp_path: Path
+) -> None:
+    folder = emulator.admin.add_folder("cams")
+    emulator.admin.add_items(
+        folder,
+        [
+            {
+                "url": f"{B}/cams/a.jpg",
+                "name": "a.jpg",
+                "client_metadata": {"site": "north", "team.other": 1},
+            },
+            {"url": f"{B}/cams/b.jpg", "name": "b.jpg", "client_metadata": {"site": "south"}},
+        ],
+    )
+    table = write_csv(tmp_path / "changes.csv", [["title", "site", "fps"], ["a.jpg", "north", "25"]])
+    conf = {
+        "scope": "folder",
+        "target_ids": ["cams"],
+        "table_uri": table,
+        "schema_path": schema_path,
+        "encord_conn_id": encord_conn,
+    }
+    dry, tis = run(dag_module, conf)
+    assert dry.state == "success"
+    assert (tis["apply_metadata"].state, tis["export_metadata"].state) == ("success", "skipped")
+    assert tis["apply_metadata"].xcom_pull(task_ids="apply_metadata")["counts"]["changed"] == 1
+    assert "items.patch_bulk" not in emulator.admin.counts()
+    assert (tmp_path / "reports" / "changes.dry-run.report.json").exists()
+
+    applied, tis = run(dag_module, {**conf, "dry_run": False, "mode": "replace"})
+    assert tis["apply_metadata"].state == "success"
+    assert applied.state == "success"
+    held = {i["name"]: i["client_metadata"] for i in emulator.admin.folder_items("cams")}
+    assert {name: {k: v for k, v in m.items() if v is not None} for name, m in held.items()} == {
+        "a.jpg": {"site": "north", "fps": 25},
+        "b.jpg": {"site": "south"},
+    }
+
+    exported, tis = run(
+        dag_module, {**conf, "operation": "export", "export_uri": (tmp_path / "exports").as_uri()}
+    )
+    assert exported.state == "success"
+    assert (tis["apply_metadata"].state, tis["export_metadata"].state) == ("skipped", "success")
+    (csv_file,) = (tmp_path / "exports").glob("folder-*.csv")
+    assert [row[2:] for row in read_csv(csv_file)] == [
+        ["title", "item_type", "fps", "site"],
+        ["a.jpg", "image", "25", "north"],
+        ["b.jpg", "image", "", "south"],
+    ]
+    assert list((tmp_path / "exports").glob("folder-*.parquet"))
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_bad_params_fail_the_run_before_any_write(
+    dag_module: ModuleType, emulator: EmulatorServer, encord_conn: str, tmp_path: Path
+) -> None:
+    emulator.admin.add_folder("cams")
+    conf = {
+        "operation": "apply",
+        "target_ids": ["cams"],
+        "table_uri": (tmp_path / "t.csv").as_uri(),
+        "metadata": {"site": "x"},
+        "dry_run": False,
+        "encord_conn_id": encord_conn,
+    }
+    failed, tis = run(dag_module, conf)
+    assert failed.state == "failed"
+    assert tis["apply_metadata"].state == "failed"
+    assert emulator.admin.counts() == {}
