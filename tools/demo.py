@@ -14,6 +14,7 @@ Logs of each Airflow command go to ``.demo/``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -120,10 +121,8 @@ def ui(stack: StandinStack) -> None:
     stack.put_objects(DEMO_RAW_BUCKET, demo_objects())
     print(f"S3 (moto) on {stack.s3_endpoint}; Encord emulator on {stack.emulator.url}")
     print("Starting `airflow standalone` (Ctrl-C to stop); the admin password is in .demo/airflow/")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         subprocess.run([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env, check=False)
-    except KeyboardInterrupt:
-        pass
 
 
 def main() -> None:

@@ -71,6 +71,8 @@ def _dicom_series(count: int, series_uid: str) -> Iterator[tuple[str, bytes]]:
     from pydicom.data import get_testdata_file
 
     template = get_testdata_file("CT_small.dcm", download=False)
+    if not isinstance(template, str):
+        raise RuntimeError("pydicom's bundled test file CT_small.dcm is missing")
     for number in range(1, count + 1):
         ds = pydicom.dcmread(template)
         ds.SeriesInstanceUID = series_uid
