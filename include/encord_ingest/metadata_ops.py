@@ -463,6 +463,8 @@ def _identifier(column: str, raw: Any) -> str | None:
     if isinstance(raw, bool) or raw is None:
         return None
     if column == FRAME_INDEX:
+        if isinstance(raw, float) and raw.is_integer() and raw >= 0:  # Parquet/pandas integers as floats
+            return str(int(raw))
         text = str(raw).strip()
         return str(int(text)) if text.isdigit() else None
     if not isinstance(raw, str) or not raw.strip():
@@ -728,6 +730,7 @@ def item_results(
 ) -> list[OpItemResult]:
     """The result of each planned target, given which item UUIDs were written or failed."""
     failed = failed or {}
+    written = set(written)
     results = []
     for wanted, plan in zip(desired, plans, strict=True):
         errors: list[ItemError] = []

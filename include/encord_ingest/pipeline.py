@@ -41,6 +41,8 @@ from encord_ingest.storage import BlobStore
 LEDGER_FOLDER = "ledger"
 RUNS_FOLDER = "runs"
 REPORT_NAME = "report.md"
+REPORT_ROWS = 200
+"""Rows per section of the report; the outcome tables in the run folder hold every object."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -69,6 +71,8 @@ class RunOptions:
     dry_run: bool = False
     full_rescan: bool = False
     sync_mode: str = "merge"
+    limit: int | None = None
+    """At most this many new items are registered (manual runs); the rest wait for a later run."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +81,7 @@ class RunOptions:
             "dry_run": self.dry_run,
             "full_rescan": self.full_rescan,
             "sync_mode": self.sync_mode,
+            "limit": self.limit,
         }
 
 
@@ -102,6 +107,9 @@ def resolve_run(
         timezone=config.bucket.timezone,
         field=f"{config.name}: bucket.prefix",
     )
+    limit = params.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ConfigError(f"{config.name}: param limit: expected a whole number >= 0 or null, got {limit!r}")
     mode = params.get("sync_mode") or config.encord.sync_mode
     if mode not in ("merge", "replace"):
         raise ConfigError(f"{config.name}: param sync_mode: expected 'merge' or 'replace', got {mode!r}")
@@ -111,6 +119,7 @@ def resolve_run(
         dry_run=bool(params.get("dry_run", False)),
         full_rescan=bool(params.get("full_rescan", False)),
         sync_mode=str(mode),
+        limit=limit,
     )
 
 
@@ -140,16 +149,25 @@ def scan(
 ) -> dict[str, Any]:
     """Plan one shard into the run folder; returns its summary (URIs and counts)."""
     ledger = ledger_of(state)
+    parsed = Shard.model_validate(shard)
     return scan_shard(
         source,
-        Shard.model_validate(shard),
+        parsed,
         config.planning(),
         ledger if ledger.pointer() is not None else None,
         run_folder(state, options.run_id),
         run_id=options.run_id,
         schema=schema if schema is not None else config.load_schema(),
         full_rescan=options.full_rescan,
+        new_item_limit=shard_share(options.limit, parsed.index, parsed.count),
     )
+
+
+def shard_share(limit: int | None, index: int, count: int) -> int | None:
+    """Shard ``index``'s part of a run's ``limit`` (the parts add up to the limit)."""
+    if limit is None:
+        return None
+    return limit // count + (1 if index < limit % count else 0)
 
 
 def chunk_uris(summaries: Iterable[Mapping[str, Any]], kind: str) -> list[str]:
@@ -257,8 +275,20 @@ def report_markdown(
     failed = table[table["outcome"] == str(Outcome.FAILED)] if not table.empty else table
     if not failed.empty:
         lines += ["", "## Failed objects", "", "| object | reason |", "|---|---|"]
-        for key, message in zip(failed["key"], failed["message"], strict=True):
+        for key, message in list(zip(failed["key"], failed["message"], strict=True))[:REPORT_ROWS]:
             lines.append(f"| `{key}` | {str(message).replace('|', '/')} |")
+        if len(failed) > REPORT_ROWS:
+            lines.append(f"| ... | {len(failed) - REPORT_ROWS} more in the outcome tables |")
+    skipped = table[table["outcome"] == str(Outcome.SKIPPED)] if not table.empty else table
+    if not skipped.empty:
+        lines += ["", "## Skipped objects", "", "| object | rule | detail |", "|---|---|---|"]
+        for key, code, message in list(zip(skipped["key"], skipped["code"], skipped["message"], strict=True))[
+            :REPORT_ROWS
+        ]:
+            detail = "" if message is None or pd.isna(message) else str(message).replace("|", "/")
+            lines.append(f"| `{key}` | {code} | {detail} |")
+        if len(skipped) > REPORT_ROWS:
+            lines.append(f"| ... | {len(skipped) - REPORT_ROWS} more in the outcome tables | |")
     warned = table[table["warning"].notna() & (table["warning"] != "")] if "warning" in table else table[:0]
     if not warned.empty:
         lines += ["", "## Warnings", "", "| object | warning |", "|---|---|"]

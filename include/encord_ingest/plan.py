@@ -132,6 +132,8 @@ log = logging.getLogger(__name__)
 
 Parsed = ParsedSidecar | ParsedTable | ItemError
 STATIC_FILE = "planning config: mapping.static"
+OVER_LIMIT = "over_limit"
+"""Skip code of new items past a run's ``limit`` (manual runs): registered by a later run."""
 DATA_CHANGED_WARNING = (
     "the object changed under the same URL; Encord keeps the registered media "
     "(skip_duplicate_urls), only the metadata is synced"
@@ -526,8 +528,10 @@ class ShardScanner:
         run_store: Any,
         run_id: str,
         full_rescan: bool,
+        new_item_limit: int | None = None,
     ):
         self.source, self.shard, self.config, self.schema = source, shard, config, schema
+        self.new_item_limit, self.new_items = new_item_limit, 0
         self.ledger, self.run_store, self.full_rescan = ledger, run_store, full_rescan
         self.conventions = config.sidecars
         self.classifier = Classifier(config.classify, is_sidecar=self.conventions.is_sidecar)
@@ -763,10 +767,14 @@ class ShardScanner:
         if outcome is Outcome.DATA_CHANGED:
             warning = "; ".join(filter(None, [DATA_CHANGED_WARNING, warning]))
         if outcome is Outcome.NEW:
+            if self.new_item_limit is not None and self.new_items >= self.new_item_limit:
+                self._over_limit(draft, urls)
+                return
             error = self._register(draft, urls, metadata.values)
             if error is not None:
                 self._fail(draft, error, urls)
                 return
+            self.new_items += 1
         if self._needs_sync(outcome, row, metadata_hash):
             uuid = row.item_uuid if row is not None else None
             self.changes.add(
@@ -776,6 +784,21 @@ class ShardScanner:
             )
         fields = base | {"metadata_hash": metadata_hash, "warning": warning}
         self._member_rows(draft, urls, outcome, fields, row)
+
+    def _over_limit(self, draft: Draft, urls: Sequence[str]) -> None:
+        """A new item past the run's ``limit``: skipped now (no ledger row), planned again next run."""
+        message = f"not registered: this run's limit of {self.new_item_limit} new items was reached"
+        for member, url in zip(draft.members, urls, strict=True):
+            self._row(
+                member,
+                Outcome.SKIPPED,
+                url,
+                item_url=urls[0],
+                kind=draft.kind,
+                title=draft.title,
+                code=OVER_LIMIT,
+                message=message,
+            )
 
     def _needs_sync(self, outcome: Outcome, row: LedgerRow | None, metadata_hash: str) -> bool:
         if outcome is Outcome.NEW:
@@ -1022,12 +1045,14 @@ def scan_shard(
     run_id: str,
     schema: MetadataSchema | None = None,
     full_rescan: bool = False,
+    new_item_limit: int | None = None,
 ) -> dict[str, Any]:
     """Plan one shard into ``run_store`` (the run's folder); returns the summary as JSON data.
 
     ``ledger`` is the source's ledger (``None``: no ledger yet); only the rows in the shard's
     ranges are read. ``full_rescan`` ignores the ledger: every item is planned as new
-    (registration skips known URLs) and gets a metadata-change row.
+    (registration skips known URLs) and gets a metadata-change row. ``new_item_limit`` caps the
+    new items planned for registration; the rest are ``skipped`` with code ``over_limit``.
     """
     snapshot = ledger.snapshot(shard.parts) if ledger is not None and not full_rescan else LedgerSnapshot()
     scanner = ShardScanner(
@@ -1039,6 +1064,7 @@ def scan_shard(
         run_store=run_store,
         run_id=run_id,
         full_rescan=full_rescan,
+        new_item_limit=new_item_limit,
     )
     summary = scanner.run()
     log.info(

@@ -105,6 +105,13 @@ def _run_params(config: SourceConfig) -> dict[str, Param]:
         "full_rescan": Param(
             False, type="boolean", title="Full rescan", description="Ignore the ledger: re-plan every object."
         ),
+        "limit": Param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            title="Limit",
+            description="Register at most this many new items in this run; the rest wait for a later run.",
+        ),
         "sync_mode": Param(
             config.encord.sync_mode,
             enum=["merge", "replace"],
@@ -324,6 +331,7 @@ def _commit_and_report(
 def _manual_params(config: SourceConfig) -> dict[str, Param]:
     params = _run_params(config)
     params.pop("full_rescan")
+    params.pop("limit")
     return params
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from standins.stack import DEMO_RAW_BUCKET, DEMO_STATE_BUCKET, StandinStack, standin_stack
 
 ENCORD_FOLDER = "demo/fleet/raw"

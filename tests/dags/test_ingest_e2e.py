@@ -6,9 +6,9 @@ import json
 from collections.abc import Callable
 
 import pytest
-
 from demo_data import DAY_PREFIX, demo_objects
 from standins.stack import DEMO_STATE_BUCKET
+
 from tests.dags.conftest import Runner, day
 
 pytestmark = pytest.mark.e2e
@@ -124,6 +124,21 @@ def test_a_manual_run_lists_the_prefix_from_its_form_and_keys_its_folder_on_the_
     assert counts().get("upload_jobs.start", 0) == 1  # the manual run's job; the dry run started none
     assert "(dry run" in runner.report(dry) and "| new | 1 |" in runner.report(dry)
     assert set(runner.items()) == {"adhoc/batch-7/x.jpg"}
+
+    runner.put(
+        {"adhoc/batch-8/a.jpg": b"jpeg", "adhoc/batch-8/b.jpg": b"jpeg", "adhoc/batch-8/c.jpg": b"jpeg"}
+    )
+    limited = runner.run(day=None, prefix="adhoc/batch-8/", limit=2)
+    assert limited.state == "success", runner.states(limited)
+    assert "| registered | 2 |" in runner.report(limited) and "| skipped | 1 |" in runner.report(limited)
+    assert "limit of 2 new items was reached" in runner.report(limited)
+    rest = runner.run(day=None, prefix="adhoc/batch-8/")
+    assert "| registered | 1 |" in runner.report(rest) and "| unchanged | 2 |" in runner.report(rest)
+    assert {t for t in runner.items() if t.startswith("adhoc/batch-8/")} == {
+        "adhoc/batch-8/a.jpg",
+        "adhoc/batch-8/b.jpg",
+        "adhoc/batch-8/c.jpg",
+    }
 
 
 def test_a_three_interval_backfill_touches_only_its_own_prefixes(runner: Runner) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from demo_data import DAY_PREFIX, demo_objects
 from standins.stack import DEMO_STATE_BUCKET
+
 from tests.dags.conftest import Runner, day
 
 
@@ -46,7 +46,7 @@ def test_the_ingest_dag_has_the_documented_shape(airflow_db: Path, repo_root: Pa
 
     dag = DagBag(dag_folder=str(repo_root / "dags")).dags["encord_ingest__demo_media"]
     assert dag.catchup is False and dag.max_active_runs == 1
-    assert set(dag.params) == {"prefix", "dry_run", "full_rescan", "sync_mode"}
+    assert set(dag.params) == {"prefix", "dry_run", "full_rescan", "sync_mode", "limit"}
     edges = {(up, task.task_id) for task in dag.tasks for up in task.upstream_task_ids}
     assert {
         ("apply_schema", "resolve"),

@@ -326,3 +326,22 @@ def test_a_rate_limited_patch_is_retried_after_retry_after(
     assert result["counts"]["written"] == 3 and result["counts"]["patch_calls"] == 3  # one bundle, 3 attempts
     assert emulator.admin.counts()["items.patch_bulk"] == 3
     assert everything(emulator)["b.jpg"] == {"site": "south", "weather": "fog"}
+
+
+def test_writes_encord_refuses_are_failed_items_in_the_report(
+    emulator: EmulatorServer, encord_conn: str, schema_path: str, tmp_path: Path
+) -> None:
+    seed(emulator)
+    emulator.admin.inject("items.patch_bulk", 400, times=5)  # the bundle, then each half, then each item
+    table = write_csv(tmp_path / "t.csv", [["title", "fps"], ["a.jpg", "1"], ["b.jpg", "2"], ["c.mp4", "3"]])
+    op = apply_operator(
+        encord_conn, scope="folder", target_ids=["cams"], table_uri=table, schema_path=schema_path
+    )
+    with pytest.raises(
+        AirflowException, match=r"3 of 3 rows/items were not applied \(0 rejected, 0 not found, 3 failed\)"
+    ):
+        op.execute({})
+    report = OpReport.from_bytes((tmp_path / "reports" / "t.report.json").read_bytes())
+    assert {item.status for item in report.items} == {OpStatus.FAILED}
+    assert {item.errors[0].code for item in report.items} == {ErrorCode.PATCH_FAILED}
+    assert everything(emulator) == {**HELD, "night/d.jpg": {"site": "west"}}

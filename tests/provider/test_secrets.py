@@ -111,3 +111,32 @@ def test_key_with_escaped_newlines_works_and_bad_domain_is_named(
         "Encord connection 'encord_secret': field 'domain': expected an http(s) origin such as "
         "https://api.encord.com or https://api.us.encord.com, got 'api.encord.com'"
     )
+
+
+def test_a_passphrase_protected_key_works_with_its_passphrase_and_fails_clearly_without(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Encrypted OpenSSH keys need bcrypt (pinned in requirements.txt); the passphrase is a secret field."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, PublicFormat
+
+    key = Ed25519PrivateKey.generate()
+    passphrase = "correct horse battery staple"
+    encrypted = key.private_bytes(
+        Encoding.PEM, PrivateFormat.OpenSSH, BestAvailableEncryption(passphrase.encode())
+    ).decode()
+    public = key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
+    with EmulatorServer.start(public_keys=[public]) as server:
+        conn = json.loads(connection_json(encrypted, server.url))
+        conn["extra"]["ssh_key_passphrase"] = passphrase
+        monkeypatch.setenv("AIRFLOW_CONN_ENCORD_LOCKED", json.dumps(conn))
+        assert EncordHook("encord_locked", sdk_max_retries=0).test_connection()[0] is True
+        del conn["extra"]["ssh_key_passphrase"]
+        monkeypatch.setenv("AIRFLOW_CONN_ENCORD_LOCKED", json.dumps(conn))
+        ok, message = EncordHook("encord_locked", sdk_max_retries=0).test_connection()
+        assert ok is False and "ssh_key_passphrase" in message
+        assert_no_key(encrypted, message)
+        with pytest.raises(EncordAuthError) as raised:
+            _ = EncordHook("encord_locked", sdk_max_retries=0).client
+        assert_no_key(encrypted, everything_about(raised.value))
+        assert passphrase not in everything_about(raised.value)

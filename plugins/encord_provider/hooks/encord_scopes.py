@@ -68,15 +68,16 @@ class ScopeItems:
 
 
 def target_of(item: StorageItem, **where: Any) -> Target:
-    """A :class:`Target` from an SDK storage item; ``where`` sets the dataset or group fields."""
-    return Target(
-        item_uuid=str(item.uuid),
-        title=item.name,
-        object_url=item.url,
-        item_type=str(item.item_type.value),
-        metadata=dict(item.client_metadata or {}),
-        **where,
-    )
+    """A :class:`Target` from an SDK storage item; ``where`` sets the dataset or group fields (and
+    the data unit's title, when it differs from the item's name)."""
+    fields: dict[str, Any] = {
+        "item_uuid": str(item.uuid),
+        "title": item.name,
+        "object_url": item.url,
+        "item_type": str(item.item_type.value),
+        "metadata": dict(item.client_metadata or {}),
+    }
+    return Target(**{**fields, **where})
 
 
 class EncordMetadataHook(EncordHook):
@@ -137,7 +138,13 @@ class EncordMetadataHook(EncordHook):
                 if item is None:
                     self.log.warning("Backing item of data unit %s (%r) is not readable", row.uid, row.title)
                     continue
-                reached.add(item, dataset_hash=str(dataset_hash), data_hash=row.uid, data_index=index)
+                reached.add(
+                    item,
+                    title=row.title or item.name,
+                    dataset_hash=str(dataset_hash),
+                    data_hash=row.uid,
+                    data_index=index,
+                )
         return reached
 
     def list_dataset_metadata(self, dataset_hash: str) -> list[Target]:

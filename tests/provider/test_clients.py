@@ -1,0 +1,53 @@
+"""Bucket clients come from Airflow connections (the core never builds credentials itself)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from encord_ingest.sources.factory import open_source
+from encord_ingest.storage import BlobStore
+from encord_provider.clients import storage_clients
+from standins.gcs import gcs_emulator
+from standins.s3 import moto_s3_server, s3_client
+
+
+def test_gcs_client_from_a_connection_lists_and_writes_through_the_emulator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with gcs_emulator() as emulator:
+        emulator.create_bucket("gcs-raw")
+        emulator.seed("gcs-raw", {"day/a.jpg": b"a", "day/a.jpg.json": b"{}"})
+        extra = {"anonymous": True, "project": "test-project"}
+        monkeypatch.setenv("AIRFLOW_CONN_GCS_TEST", json.dumps({"conn_type": "generic", "extra": extra}))
+        clients = storage_clients("gs://gcs-raw", "gcs_test")
+        assert set(clients) == {"gcs_client"}
+        assert clients["gcs_client"].project == "test-project"
+        source = open_source("gs://gcs-raw", **clients)
+        assert [info.key for info in source.iter_objects("day/")] == ["day/a.jpg", "day/a.jpg.json"]
+        store = BlobStore.from_uri("gs://gcs-raw/state", **clients)
+        store.write_bytes("ledger/CURRENT.json", b"{}")
+        assert store.read_bytes("ledger/CURRENT.json") == b"{}"
+
+
+def test_s3_client_comes_from_an_aws_connection_with_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    with moto_s3_server() as endpoint:
+        s3_client(endpoint).create_bucket(Bucket="conn-raw")
+        s3_client(endpoint).put_object(Bucket="conn-raw", Key="x/y.jpg", Body=b"y")
+        conn = {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {"endpoint_url": endpoint},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_TEST", json.dumps(conn))
+        source = open_source(
+            "s3://conn-raw", region="eu-west-2", **storage_clients("s3://conn-raw", "aws_test")
+        )
+        assert [info.key for info in source.iter_objects("x/")] == ["x/y.jpg"]
+        assert source.object_url("x/y.jpg") == "https://conn-raw.s3.eu-west-2.amazonaws.com/x/y.jpg"
+
+
+def test_local_paths_need_no_client() -> None:
+    assert storage_clients("file:///tmp/data", None) == {}
