@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from standins.gcs import gcs_emulator
+from standins.s3 import moto_s3_server, s3_client
 
 from encord_ingest.sources.factory import open_source
 from encord_ingest.storage import BlobStore
 from encord_provider.clients import storage_clients
-from standins.gcs import gcs_emulator
-from standins.s3 import moto_s3_server, s3_client
 
 
 def test_gcs_client_from_a_connection_lists_and_writes_through_the_emulator(
