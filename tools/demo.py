@@ -30,7 +30,8 @@ from standins.stack import DEMO_RAW_BUCKET, DEMO_STATE_BUCKET, StandinStack, sta
 
 DEMO_DIR = REPO / ".demo"
 DAG_ID = "encord_ingest__demo_media"
-LOGICAL_DATE = "2026-11-20"
+LOGICAL_DATE = "2026-11-21"
+"""The run after 2026-11-20 ends: its data interval is that day, so it lists raw/2026/11/20/."""
 CHANGED_SIDECAR = f"{DAY_PREFIX}images/cam_front_0002.json"
 
 

@@ -21,7 +21,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
 from airflow.sdk.exceptions import AirflowException
 
 from encord_ingest.config import SourceConfig
@@ -56,6 +56,18 @@ from encord_provider.registration import RegisterReport
 from encord_provider.run_io import REGISTER_SUFFIX, SYNC_SUFFIX, RunFolderIO, result_uri
 
 log = logging.getLogger(__name__)
+
+
+def _schedule(config: SourceConfig) -> Any:
+    """Cron schedules get data intervals: the run at the end of day D lists day D's prefix.
+
+    Airflow 3's default for cron strings is a trigger timetable whose interval is empty (start =
+    end = run time), which would list the day that has just begun.
+    """
+    schedule = config.schedule
+    if schedule is None or schedule in ("@once", "@continuous"):
+        return schedule
+    return CronDataIntervalTimetable(schedule, timezone=config.bucket.timezone)
 
 
 def _default_args(config: SourceConfig) -> dict[str, Any]:
@@ -192,7 +204,7 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
     with DAG(
         dag_id=config.dag_id,
         description=f"Ingest {config.bucket.uri} into Encord folder {encord.folder}",
-        schedule=config.schedule,
+        schedule=_schedule(config),
         start_date=datetime(
             config.start_date.year, config.start_date.month, config.start_date.day, tzinfo=UTC
         ),

@@ -104,5 +104,7 @@ def counts(stack: StandinStack) -> Callable[[], dict[str, int]]:
     return delta
 
 
-def day(d: int) -> datetime:
-    return datetime(2026, 11, d, tzinfo=UTC)
+def covering(d: int) -> datetime:
+    """The logical date of the run whose data interval is 2026-11-<d> (daily cron intervals: the
+    run after day D ends covers day D; ``dag.test`` infers the interval ending at its date)."""
+    return datetime(2026, 11, d + 1, tzinfo=UTC)

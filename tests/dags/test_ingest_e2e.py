@@ -9,7 +9,7 @@ import pytest
 from demo_data import DAY_PREFIX, demo_objects
 from standins.stack import DEMO_STATE_BUCKET
 
-from tests.dags.conftest import Runner, day
+from tests.dags.conftest import Runner, covering
 
 pytestmark = pytest.mark.e2e
 URL = "https://encord-demo-raw.s3.eu-west-2.amazonaws.com/"
@@ -31,7 +31,7 @@ def test_first_run_registers_every_valid_object_once_then_only_changes_are_writt
     runner: Runner, counts: Callable[[], dict[str, int]]
 ) -> None:
     runner.put(demo_objects())
-    first = runner.run(day=day(20))
+    first = runner.run(day=covering(20))
     assert first.state == "success", runner.states(first)
     calls = counts()
     assert calls["upload_jobs.start"] == 1
@@ -64,7 +64,7 @@ def test_first_run_registers_every_valid_object_once_then_only_changes_are_writt
         in report
     )
 
-    second = runner.run(day=day(20))
+    second = runner.run(day=covering(20))
     assert second.state == "success", runner.states(second)
     calls = counts()
     assert calls.get("upload_jobs.start", 0) == 0
@@ -74,7 +74,7 @@ def test_first_run_registers_every_valid_object_once_then_only_changes_are_writt
     runner.put(
         {f"{DAY_PREFIX}images/cam_front_0002.json": json.dumps({"review": {"status": "approved"}}).encode()}
     )
-    third = runner.run(day=day(20))
+    third = runner.run(day=covering(20))
     assert third.state == "success", runner.states(third)
     calls = counts()
     assert calls.get("upload_jobs.start", 0) == 0
@@ -93,7 +93,7 @@ def test_first_run_registers_every_valid_object_once_then_only_changes_are_writt
     assert "| metadata_updated | 1 |" in runner.report(third)
 
     runner.put({f"{DAY_PREFIX}images/cam_front_0003.jpg": b"\xff\xd8\xff\xe0 a new frame"})
-    fourth = runner.run(day=day(20))
+    fourth = runner.run(day=covering(20))
     assert fourth.state == "success", runner.states(fourth)
     calls = counts()
     assert calls["upload_jobs.start"] == 1
@@ -145,7 +145,7 @@ def test_a_three_interval_backfill_touches_only_its_own_prefixes(runner: Runner)
     for d in (17, 18, 19, 20):
         runner.put({f"raw/2026/11/{d}/cam/frame.jpg": b"jpeg", f"raw/2026/11/{d}/cam/frame.jpg.json": b"{}"})
     for d in (17, 18, 19):
-        run = runner.run(day=day(d))
+        run = runner.run(day=covering(d))
         assert run.state == "success", runner.states(run)
         report = runner.report(run)
         assert f"`raw/2026/11/{d}/`" in report and "| registered | 1 |" in report
@@ -159,13 +159,13 @@ def test_a_crash_between_registration_and_ledger_commit_converges_without_duplic
     killed worker) leaves. We reach it for real by removing the ledger the run committed, so the
     rerun sees every object as new again. No code of ours is patched."""
     runner.put(demo_objects())
-    first = runner.run(day=day(20))
+    first = runner.run(day=covering(20))
     assert first.state == "success", runner.states(first)
     before = runner.items()
     runner.delete(DEMO_STATE_BUCKET, "demo_media/ledger/")
     counts()
 
-    rerun = runner.run(day=day(20))
+    rerun = runner.run(day=covering(20))
     assert rerun.state == "success", runner.states(rerun)
     calls = counts()
     assert calls["upload_jobs.start"] == 1  # registered again: Encord skips every duplicate URL
@@ -175,6 +175,6 @@ def test_a_crash_between_registration_and_ledger_commit_converges_without_duplic
     assert {t: i["uuid"] for t, i in after.items()} == {t: i["uuid"] for t, i in before.items()}
     assert "| registered | 17 |" in runner.report(rerun)
 
-    third = runner.run(day=day(20))
+    third = runner.run(day=covering(20))
     assert counts().get("upload_jobs.start", 0) == 0
     assert "| unchanged | 17 |" in runner.report(third)

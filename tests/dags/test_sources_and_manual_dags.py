@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import yaml
 from demo_data import DAY_PREFIX, demo_objects
 from standins.stack import DEMO_STATE_BUCKET
 
-from tests.dags.conftest import Runner, day
+from tests.dags.conftest import Runner, covering
 
 
 def test_a_bad_source_file_is_reported_by_file_and_field_and_the_others_still_load(
@@ -65,12 +66,44 @@ def test_the_ingest_dag_has_the_documented_shape(airflow_db: Path, repo_root: Pa
     assert "Prefix override" in dag.doc_md and "demo/fleet/raw" in dag.doc_md
 
 
+def test_a_daily_source_gets_day_long_data_intervals_so_each_run_lists_the_day_that_ended(
+    airflow_db: Path, repo_root: Path
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    from encord_ingest.config import load_source_config
+    from encord_ingest.pipeline import resolve_run
+
+    dag = DagBag(dag_folder=str(repo_root / "dags")).dags["encord_ingest__demo_media"]
+    timetable = coerce_to_core_timetable(dag.timetable)
+    previous = DataInterval(datetime(2026, 11, 19, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC))
+    earliest = TimeRestriction(earliest=datetime(2026, 11, 1, tzinfo=UTC), latest=None, catchup=True)
+    info = timetable.next_dagrun_info(last_automated_data_interval=previous, restriction=earliest)
+    assert info is not None
+    assert info.run_after == datetime(2026, 11, 21, tzinfo=UTC)
+    assert (info.data_interval.start, info.data_interval.end) == (
+        datetime(2026, 11, 20, tzinfo=UTC),
+        datetime(2026, 11, 21, tzinfo=UTC),
+    )
+    config = load_source_config(repo_root / "include" / "sources" / "demo_media.yaml")
+    options = resolve_run(
+        config,
+        run_id="scheduled__2026-11-21",
+        data_interval_start=info.data_interval.start,
+        data_interval_end=info.data_interval.end,
+        params={},
+    )
+    assert options.prefixes == ["raw/2026/11/20/"]
+
+
 @pytest.mark.e2e
 def test_resync_writes_only_what_differs_and_registers_nothing(
     runner: Runner, counts: Callable[[], dict[str, int]]
 ) -> None:
     runner.put(demo_objects())
-    assert runner.run(day=day(20)).state == "success"
+    assert runner.run(day=covering(20)).state == "success"
     counts()
     runner.put(
         {f"{DAY_PREFIX}images/cam_front_0001.jpg.json": json.dumps({"camera": {"model": "fc-200"}}).encode()}
@@ -95,7 +128,7 @@ def test_reconcile_rebuilds_a_lost_ledger_so_the_next_run_writes_nothing(
     runner: Runner, counts: Callable[[], dict[str, int]]
 ) -> None:
     runner.put(demo_objects())
-    assert runner.run(day=day(20)).state == "success"
+    assert runner.run(day=covering(20)).state == "success"
     runner.delete(DEMO_STATE_BUCKET, "demo_media/ledger/")
     counts()
     reconcile = runner.run("encord_reconcile__demo_media")
@@ -105,7 +138,7 @@ def test_reconcile_rebuilds_a_lost_ledger_so_the_next_run_writes_nothing(
     # 7 single-file items come back by URL; groups, sequences and series have no URL of their own.
     assert drift["missing_in_ledger"] == 7 and drift["items_without_url"] == 3
     assert counts().get("items.list", 0) >= 1
-    after = runner.run(day=day(20))
+    after = runner.run(day=covering(20))
     assert after.state == "success", runner.states(after)
     calls = counts()
     assert calls.get("items.patch_bulk", 0) == 0
