@@ -121,6 +121,8 @@ def ui(stack: StandinStack) -> None:
     env = airflow_env(stack)
     stack.put_objects(DEMO_RAW_BUCKET, demo_objects())
     print(f"S3 (moto) on {stack.s3_endpoint}; Encord emulator on {stack.emulator.url}")
+    airflow(env, "db", "migrate", log="db-migrate.log")
+    airflow(env, "pools", "set", "encord_api", "4", "Concurrent Encord API calls", log="pools.log")
     print("Starting `airflow standalone` (Ctrl-C to stop); the admin password is in .demo/airflow/")
     with contextlib.suppress(KeyboardInterrupt):
         subprocess.run([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env, check=False)

@@ -153,10 +153,18 @@ class SourceConfig(_Strict):
         return uri.rstrip("/")
 
     @model_validator(mode="after")
-    def _schema_exists(self) -> SourceConfig:
+    def _consistent(self) -> SourceConfig:
         path = self.schema_path
         if path is not None and not path.is_file():
             raise ValueError(f"metadata.schema_file: {path} does not exist")
+        try:
+            self.planning()
+        except ValidationError as error:
+            problems = "; ".join(
+                f"metadata.{'.'.join(map(str, p['loc'])).replace('metadata_', '')}: {p['msg']}"
+                for p in error.errors()
+            )
+            raise ValueError(problems) from None
         return self
 
     @property

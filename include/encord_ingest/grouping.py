@@ -149,8 +149,21 @@ class GroupingConfig(BaseModel):
 
     groups: list[GroupRule] = Field(default_factory=list)
     dicom_series: Literal["folder", "series_uid"] = "folder"
+    dicom_series_folders: list[str] = Field(default_factory=lambda: ["*"])
+    """With ``dicom_series: folder``, folders (``fnmatch`` globs, no trailing slash) that may hold a
+    series: sharding never cuts them. Narrow it (``["*/dicom/*"]``) so other flat folders can be
+    split across shards."""
     dicom_header_bytes: int = Field(default=16 * 1024, ge=256)
     dicom_max_header_bytes: int = Field(default=1024 * 1024, ge=256)
+
+    def keep_whole(self, folder: str) -> bool:
+        """Whether sharding must keep ``folder``'s subtree in one shard (a group or a folder series)."""
+        if self.group_rule(folder) is not None:
+            return True
+        path = folder_path(folder)
+        return self.dicom_series == "folder" and any(
+            fnmatch.fnmatchcase(path, pattern) for pattern in self.dicom_series_folders
+        )
 
     def group_rule(self, folder: str) -> GroupRule | None:
         """The first rule matching ``folder``, or ``None``."""

@@ -123,18 +123,9 @@ def resolve_run(
     )
 
 
-def _keep_whole(config: SourceConfig) -> Any:
-    grouping = config.grouping
-
-    def keep_whole(folder: str) -> bool:
-        return grouping.group_rule(folder) is not None or grouping.dicom_series == "folder"
-
-    return keep_whole
-
-
 def plan_run_shards(config: SourceConfig, source: Source, prefixes: Sequence[str]) -> list[dict[str, Any]]:
     """At most ``config.shards`` shard descriptors (JSON) covering the run's prefixes once."""
-    shards = plan_shards(source, prefixes, config.shards, keep_whole=_keep_whole(config))
+    shards = plan_shards(source, prefixes, config.shards, keep_whole=config.grouping.keep_whole)
     return [shard.model_dump(mode="json") for shard in shards]
 
 

@@ -92,6 +92,13 @@ def _source(config: SourceConfig) -> Any:
     )
 
 
+def _state_conns(config: SourceConfig) -> dict[str, str | None]:
+    """Connection arguments of the run-folder readers (operators, :class:`RunFolderIO`) for ``state_uri``."""
+    if config.state_uri.startswith("gs://"):
+        return {"aws_conn_id": None, "gcs_conn_id": config.state_connection}
+    return {"aws_conn_id": config.state_connection}
+
+
 def _state(config: SourceConfig) -> BlobStore:
     return BlobStore.from_uri(config.state_uri, **storage_clients(config.state_uri, config.state_connection))
 
@@ -198,8 +205,8 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
     encord = config.encord
     operator_args: dict[str, Any] = {
         "encord_conn_id": encord.conn_id,
-        "aws_conn_id": config.state_connection,
         "pool": encord.pool,
+        **_state_conns(config),
     }
     with DAG(
         dag_id=config.dag_id,
@@ -309,7 +316,7 @@ def _commit_and_report(
 ) -> dict[str, Any]:
     """Commit what Encord confirmed to the ledger, write the report, fail past the error budget."""
     state = _state(config)
-    io = RunFolderIO(aws_conn_id=config.state_connection)
+    io = RunFolderIO(**_state_conns(config))
     run_uri = run_folder(state, options.run_id).uri().rstrip("/")
     manifests = [] if options.dry_run else chunk_uris(summaries, "manifest")
     registration = _read_registration(io, run_uri, manifests)
@@ -393,7 +400,7 @@ def build_resync_dag(config: SourceConfig) -> DAG:
         @task(trigger_rule="all_done")
         def report(summaries: list[dict[str, Any]], uris: list[str], run: dict[str, Any]) -> dict[str, Any]:
             options = _options(run)
-            io = RunFolderIO(aws_conn_id=config.state_connection)
+            io = RunFolderIO(**_state_conns(config))
             failed, totals = _read_sync(io, list(uris), options.dry_run)
             state = _state(config)
             text = _resync_markdown(config, options, totals, failed)
@@ -414,8 +421,8 @@ def build_resync_dag(config: SourceConfig) -> DAG:
             max_failed_items=None,
             max_failed_fraction=1.0,
             encord_conn_id=encord.conn_id,
-            aws_conn_id=config.state_connection,
             pool=encord.pool,
+            **_state_conns(config),
         ).expand(changes_uris=uris)
         sync >> report(summaries, uris, run)
     return dag

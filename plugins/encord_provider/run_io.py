@@ -1,7 +1,9 @@
 """Read manifest / change chunks and write results in a run folder (``s3://``, ``gs://``, ``file://``).
 
-The blob store's clients come from Airflow: the amazon provider's ``S3Hook`` (``aws_conn_id``)
-for ``s3://``, a ``google.cloud.storage.Client`` for ``gs://``, nothing for ``file://``.
+The blob store's clients come from Airflow (:mod:`encord_provider.clients`): the amazon
+provider's ``S3Hook`` (``aws_conn_id``) for ``s3://``, a ``google.cloud.storage.Client`` from
+``gcs_conn_id`` (or Application Default Credentials and ``gcs_project``) for ``gs://``, nothing
+for ``file://``.
 Results live next to the chunk: ``.../manifests/<name>.json`` -> ``.../results/<name><suffix>``.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from encord_ingest.storage import BlobStore
+from encord_provider.clients import gcs_client, s3_client
 
 REGISTER_SUFFIX = ".register.json"
 SYNC_SUFFIX = ".sync.json"
@@ -34,9 +37,16 @@ def result_uri(chunk_uri: str, suffix: str) -> str:
 class RunFolderIO:
     """Byte I/O on run-folder URIs, building each scheme's client once, on first use."""
 
-    def __init__(self, *, aws_conn_id: str | None = "aws_default", gcs_project: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        aws_conn_id: str | None = "aws_default",
+        gcs_project: str | None = None,
+        gcs_conn_id: str | None = None,
+    ) -> None:
         self.aws_conn_id = aws_conn_id
         self.gcs_project = gcs_project
+        self.gcs_conn_id = gcs_conn_id
         self._clients: dict[str, Any] = {}
 
     def _client_kwargs(self, uri: str) -> dict[str, Any]:
@@ -52,10 +62,10 @@ class RunFolderIO:
 
     def _make_client(self, scheme: str) -> Any:
         if scheme == "s3":
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-            return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+            return s3_client(self.aws_conn_id)
         if scheme == "gs":
+            if self.gcs_conn_id:
+                return gcs_client(self.gcs_conn_id)
             from google.cloud import storage
 
             return storage.Client(project=self.gcs_project)

@@ -141,6 +141,19 @@ def test_a_manual_run_lists_the_prefix_from_its_form_and_keys_its_folder_on_the_
     }
 
 
+def test_a_dry_run_before_anything_exists_in_encord_plans_and_writes_nothing(
+    runner: Runner, counts: Callable[[], dict[str, int]]
+) -> None:
+    runner.put(demo_objects())
+    dry = runner.run(day=covering(20), dry_run=True)
+    assert dry.state == "success", runner.states(dry)
+    calls = counts()
+    writes = ("upload_jobs.start", "items.patch_bulk", "folders.create", "schema.save", "datasets.link_items")
+    assert {name: calls.get(name, 0) for name in writes} == dict.fromkeys(writes, 0)
+    assert "| new | 17 |" in runner.report(dry) and "ledger: not committed" in runner.report(dry)
+    assert runner.stack.emulator.admin.folders() == []
+
+
 def test_a_three_interval_backfill_touches_only_its_own_prefixes(runner: Runner) -> None:
     for d in (17, 18, 19, 20):
         runner.put({f"raw/2026/11/{d}/cam/frame.jpg": b"jpeg", f"raw/2026/11/{d}/cam/frame.jpg.json": b"{}"})

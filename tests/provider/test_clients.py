@@ -11,6 +11,7 @@ from standins.s3 import moto_s3_server, s3_client
 from encord_ingest.sources.factory import open_source
 from encord_ingest.storage import BlobStore
 from encord_provider.clients import storage_clients
+from encord_provider.run_io import RunFolderIO
 
 
 def test_gcs_client_from_a_connection_lists_and_writes_through_the_emulator(
@@ -29,6 +30,12 @@ def test_gcs_client_from_a_connection_lists_and_writes_through_the_emulator(
         store = BlobStore.from_uri("gs://gcs-raw/state", **clients)
         store.write_bytes("ledger/CURRENT.json", b"{}")
         assert store.read_bytes("ledger/CURRENT.json") == b"{}"
+        # The operators' run-folder reader takes the same connection for a gs:// state_uri.
+        io = RunFolderIO(aws_conn_id=None, gcs_conn_id="gcs_test")
+        io.write("gs://gcs-raw/state/runs/r1/results/c0.register.json", b"{}")
+        assert io.list("gs://gcs-raw/state/runs/r1/results", ".register.json") == [
+            "gs://gcs-raw/state/runs/r1/results/c0.register.json"
+        ]
 
 
 def test_s3_client_comes_from_an_aws_connection_with_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:

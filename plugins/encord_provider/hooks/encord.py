@@ -68,6 +68,10 @@ class EncordHookError(Exception):
     """An error that is not about one item: configuration, auth, a missing folder."""
 
 
+class EncordFolderNotFound(EncordHookError):
+    """A storage folder looked up without ``create`` does not exist."""
+
+
 class EncordAuthError(EncordHookError):
     """The connection's key could not be loaded or Encord rejected it."""
 
@@ -250,7 +254,7 @@ class EncordHook(BaseHook):
             found = self._find_child(parent, name, where)
             if found is None:
                 if not create:
-                    raise EncordHookError(f"Encord storage folder {where!r} does not exist")
+                    raise EncordFolderNotFound(f"Encord storage folder {where!r} does not exist")
                 found = self._create_child(parent, name, where)
             parent = found
         assert parent is not None

@@ -21,7 +21,7 @@ from encord_ingest.budget import ErrorBudget
 from encord_ingest.manifest.model import Manifest
 from encord_ingest.schema import load_schema
 from encord_ingest.sync import ReservedKeysPolicy, SyncCounts, SyncMode, SyncReport, SyncStatus, read_changes
-from encord_provider.hooks.encord import EncordHook
+from encord_provider.hooks.encord import EncordFolderNotFound, EncordHook
 from encord_provider.registration import (
     FolderIndex,
     JobOutcome,
@@ -56,6 +56,7 @@ class _EncordOperator(BaseOperator):
         encord_conn_id: str = EncordHook.default_conn_name,
         aws_conn_id: str | None = "aws_default",
         gcs_project: str | None = None,
+        gcs_conn_id: str | None = None,
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -63,6 +64,7 @@ class _EncordOperator(BaseOperator):
         self.encord_conn_id = encord_conn_id
         self.aws_conn_id = aws_conn_id
         self.gcs_project = gcs_project
+        self.gcs_conn_id = gcs_conn_id
         self.hook_params = hook_params or {}
 
     @property
@@ -76,7 +78,9 @@ class _EncordOperator(BaseOperator):
 
     @cached_property
     def run_io(self) -> RunFolderIO:
-        return RunFolderIO(aws_conn_id=self.aws_conn_id, gcs_project=self.gcs_project)
+        return RunFolderIO(
+            aws_conn_id=self.aws_conn_id, gcs_project=self.gcs_project, gcs_conn_id=self.gcs_conn_id
+        )
 
     def register_reports(self, uris: str | Sequence[str]) -> list[RegisterReport]:
         """Register results: the given result files, or every one under a run folder's ``results/``."""
@@ -384,7 +388,15 @@ class EncordSyncMetadataOperator(_EncordOperator):
         self.budget = ErrorBudget(max_failed_items=max_failed_items, max_failed_fraction=max_failed_fraction)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        folder = self.hook.get_folder(self.folder, create=False)
+        try:
+            folder = self.hook.get_folder(self.folder, create=False)
+        except EncordFolderNotFound:
+            if not self.is_dry_run:
+                raise
+            self.log.info(
+                "Dry run: folder %s does not exist yet, so no item has metadata to compare", self.folder
+            )
+            return {"dry_run": True, "counts": SyncCounts().model_dump(), "chunks": []}
         known = self._registered_uuids()
         reports = [self._sync_chunk(folder, uri, known) for uri in _as_list(self.changes_uris)]
         totals = _sum_sync([report.counts for report in reports])
