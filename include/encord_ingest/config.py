@@ -209,8 +209,9 @@ def _field_path(location: tuple[int | str, ...]) -> str:
 def _describe(error: ValidationError, file: str) -> str:
     lines = [f"{file}: invalid source configuration"]
     for problem in error.errors():
-        message = problem["msg"].removeprefix("Value error, ")
-        lines.append(f"  {_field_path(problem['loc'])}: {message} (got {problem.get('input')!r:.80})")
+        field = _field_path(problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ").removeprefix(f"{field}: ")
+        lines.append(f"  {field}: {message} (got {problem.get('input')!r:.80})")
     return "\n".join(lines)
 
 

@@ -31,7 +31,11 @@ def test_the_demo_source_loads_with_its_planning_view() -> None:
         ({"name": "Demo-Media"}, "name", "expected lower-case letters"),
         ({"bucket": {"uri": "s3://encord-demo-raw/raw/"}}, "bucket.uri", "name the bucket only"),
         ({"bucket": {"uri": "ftp://host/x"}}, "bucket.uri", "unsupported scheme"),
-        ({"bucket": {"uri": "s3://b1", "prefix": "raw/{{ data_interval_start:%Y }"}}, "bucket.prefix", "prefix"),
+        (
+            {"bucket": {"uri": "s3://raw-b", "prefix": "raw/{{ data_interval_start:%Y }"}},
+            "bucket.prefix",
+            "malformed placeholder in prefix template",
+        ),
         ({"metadata": {"schema_file": "schemas/missing.yaml"}}, "metadata.schema_file", "does not exist"),
         ({"metadata": {"root": "raw"}}, "metadata.root", "ending in '/'"),
         ({"metadata": {"unknown_keys": "ignore"}}, "metadata.unknown_keys", "'allow', 'warn' or 'reject'"),
