@@ -200,6 +200,42 @@ def _missing_chunk_failures(io: RunFolderIO, missing_chunks: list[str]) -> dict[
     return failed
 
 
+def _plan_and_scan(config: SourceConfig, *, resync: bool) -> tuple[Any, Any]:
+    """``resolve -> plan_shards -> scan_shard`` (mapped over shards) in the DAG being built.
+
+    Returns the XComArgs of the run options and of the shard summaries. A resync re-reads every
+    sidecar (``full_rescan``) and ignores the data interval: its prefix comes from the form.
+    """
+
+    @task
+    def resolve(**context: Any) -> dict[str, Any]:
+        params = {**context["params"], "full_rescan": True} if resync else context["params"]
+        options = resolve_run(
+            config,
+            run_id=context["run_id"],
+            data_interval_start=None if resync else context.get("data_interval_start"),
+            data_interval_end=None if resync else context.get("data_interval_end"),
+            params=params,
+        )
+        log.info("Run %s lists %s", options.run_id, options.prefixes)
+        return {**options.to_json(), "run_uri": run_folder(_state(config), options.run_id).uri()}
+
+    @task
+    def plan_shards(run: dict[str, Any]) -> list[dict[str, Any]]:
+        shards = plan_run_shards(config, _source(config), run["prefixes"])
+        log.info("Planned %d shard(s)", len(shards))
+        return shards
+
+    @task
+    def scan_shard(shard: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+        return scan(config, _source(config), _state(config), shard, _options(run))
+
+    # TaskFlow calls return XComArgs, resolved at run time (typed Any for mypy).
+    run: Any = resolve()
+    summaries: Any = scan_shard.partial(run=run).expand(shard=plan_shards(run))
+    return run, summaries
+
+
 def build_ingest_dag(config: SourceConfig) -> DAG:
     """The scheduled ingestion DAG of one source."""
     encord = config.encord
@@ -225,28 +261,6 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
     ) as dag:
 
         @task
-        def resolve(**context: Any) -> dict[str, Any]:
-            options = resolve_run(
-                config,
-                run_id=context["run_id"],
-                data_interval_start=context.get("data_interval_start"),
-                data_interval_end=context.get("data_interval_end"),
-                params=context["params"],
-            )
-            log.info("Run %s lists %s", options.run_id, options.prefixes)
-            return {**options.to_json(), "run_uri": run_folder(_state(config), options.run_id).uri()}
-
-        @task
-        def plan_shards(run: dict[str, Any]) -> list[dict[str, Any]]:
-            shards = plan_run_shards(config, _source(config), run["prefixes"])
-            log.info("Planned %d shard(s)", len(shards))
-            return shards
-
-        @task
-        def scan_shard(shard: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-            return scan(config, _source(config), _state(config), shard, _options(run))
-
-        @task
         def manifest_chunks(summaries: list[dict[str, Any]], run: dict[str, Any]) -> list[str]:
             return [] if run["dry_run"] else chunk_uris(list(summaries), "manifest")
 
@@ -258,10 +272,7 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
         def commit_and_report(summaries: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
             return _commit_and_report(config, list(summaries), _options(run))
 
-        # TaskFlow calls return XComArgs, resolved at run time (typed Any for mypy).
-        run: Any = resolve()
-        shards: Any = plan_shards(run)
-        summaries: Any = scan_shard.partial(run=run).expand(shard=shards)
+        run, summaries = _plan_and_scan(config, resync=False)
         manifests: Any = manifest_chunks(summaries, run)
         changes: Any = change_chunks(summaries)
         run_uri = "{{ ti.xcom_pull(task_ids='resolve')['run_uri'] }}"
@@ -374,26 +385,6 @@ def build_resync_dag(config: SourceConfig) -> DAG:
     ) as dag:
 
         @task
-        def resolve(**context: Any) -> dict[str, Any]:
-            params = {**context["params"], "full_rescan": True}
-            options = resolve_run(
-                config,
-                run_id=context["run_id"],
-                data_interval_start=None,
-                data_interval_end=None,
-                params=params,
-            )
-            return options.to_json()
-
-        @task
-        def plan_shards(run: dict[str, Any]) -> list[dict[str, Any]]:
-            return plan_run_shards(config, _source(config), run["prefixes"])
-
-        @task
-        def scan_shard(shard: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-            return scan(config, _source(config), _state(config), shard, _options(run))
-
-        @task
         def changes(summaries: list[dict[str, Any]]) -> list[str]:
             return chunk_uris(list(summaries), "metadata")
 
@@ -410,8 +401,7 @@ def build_resync_dag(config: SourceConfig) -> DAG:
                 raise AirflowException(f"{len(failed)} metadata updates failed; see {report_uri}")
             return {"report_uri": report_uri, "counts": totals}
 
-        run: Any = resolve()
-        summaries: Any = scan_shard.partial(run=run).expand(shard=plan_shards(run))
+        run, summaries = _plan_and_scan(config, resync=True)
         uris: Any = changes(summaries)
         sync = EncordSyncMetadataOperator.partial(
             task_id="sync_metadata",

@@ -47,7 +47,7 @@ def _as_list(uris: str | Sequence[str]) -> list[str]:
     return [uris] if isinstance(uris, str) else list(uris)
 
 
-class _EncordOperator(BaseOperator):
+class EncordBaseOperator(BaseOperator):
     """Shared arguments: the Encord connection, hook parameters and run-folder access."""
 
     def __init__(
@@ -96,7 +96,7 @@ class _EncordOperator(BaseOperator):
         return [RegisterReport.from_bytes(self.run_io.read(uri)) for uri in files]
 
 
-class EncordMetadataSchemaOperator(_EncordOperator):
+class EncordMetadataSchemaOperator(EncordBaseOperator):
     """Merge the schema file declared in the repo into the organisation's schema.
 
     Adds missing keys and enum values; keeps every other key. Retyping needs
@@ -138,7 +138,7 @@ class EncordMetadataSchemaOperator(_EncordOperator):
         }
 
 
-class EncordRegisterDataOperator(_EncordOperator):
+class EncordRegisterDataOperator(EncordBaseOperator):
     """Register manifest chunks: one upload job per chunk, then wait (deferrable by default).
 
     Job UUIDs go to the task state store before waiting, so a retried task resumes a job that
@@ -343,7 +343,7 @@ def _sum_register(reports: list[RegisterReport]) -> RegisterCounts:
     return total
 
 
-class EncordSyncMetadataOperator(_EncordOperator):
+class EncordSyncMetadataOperator(EncordBaseOperator):
     """Bring Encord's ``clientMetadata`` in line with the sidecars, writing only what differs.
 
     For each change chunk (``metadata/<name>.jsonl``): read what Encord holds for those items,
@@ -466,7 +466,7 @@ def _sum_sync(counts: list[SyncCounts]) -> SyncCounts:
     return total
 
 
-class EncordLinkDatasetOperator(_EncordOperator):
+class EncordLinkDatasetOperator(EncordBaseOperator):
     """Link the items a register task recorded (``results/<name>.register.json``) to a dataset.
 
     ``result_uris``: register result files, or run folders (every result under their ``results/``).

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 from pydantic import ValidationError
 
@@ -37,9 +36,9 @@ from encord_ingest.metadata_ops import (
 )
 from encord_ingest.schema import MetadataSchema
 from encord_ingest.sync import MAX_BUNDLE_SIZE, present
-from encord_provider.hooks.encord import EncordHook
 from encord_provider.hooks.encord_scopes import EncordMetadataHook
-from encord_provider.run_io import RunFolderIO, split_uri
+from encord_provider.operators.encord import EncordBaseOperator
+from encord_provider.run_io import split_uri
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -57,8 +56,8 @@ def default_report_uri(table_uri: str, dry_run: bool) -> str:
     return f"{folder}/reports/{stem}.{'dry-run.' if dry_run else ''}report.json"
 
 
-class _MetadataOperator(BaseOperator):
-    """Shared arguments: what to reach (scope, ids), the connections and hook parameters."""
+class _MetadataOperator(EncordBaseOperator):
+    """Shared arguments: what to reach (scope, ids), plus the Encord and storage connections."""
 
     def __init__(
         self,
@@ -67,10 +66,6 @@ class _MetadataOperator(BaseOperator):
         target_ids: str | Sequence[str],
         recursive: bool | str = False,
         folder: str | None = None,
-        encord_conn_id: str = EncordHook.default_conn_name,
-        aws_conn_id: str | None = "aws_default",
-        gcs_project: str | None = None,
-        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,18 +73,10 @@ class _MetadataOperator(BaseOperator):
         self.target_ids = target_ids
         self.recursive = recursive
         self.folder = folder
-        self.encord_conn_id = encord_conn_id
-        self.aws_conn_id = aws_conn_id
-        self.gcs_project = gcs_project
-        self.hook_params = hook_params or {}
 
     @cached_property
     def hook(self) -> EncordMetadataHook:
         return EncordMetadataHook(self.encord_conn_id, **self.hook_params)
-
-    @cached_property
-    def run_io(self) -> RunFolderIO:
-        return RunFolderIO(aws_conn_id=self.aws_conn_id, gcs_project=self.gcs_project)
 
     def _arguments(self, names: Sequence[str]) -> dict[str, Any]:
         return {name: getattr(self, name) for name in (*_SCOPE_FIELDS, *names)}
@@ -124,7 +111,7 @@ class EncordApplyMetadataOperator(_MetadataOperator):
         "reserved_keys",
         "keyframes_only",
         "unknown_keys",
-        "is_dry_run",
+        "dry_run_setting",
         "schema_path",
         "report_uri",
         "max_failed_items",
@@ -165,7 +152,7 @@ class EncordApplyMetadataOperator(_MetadataOperator):
         self.reserved_keys = reserved_keys
         self.keyframes_only = keyframes_only
         self.unknown_keys = unknown_keys
-        self.is_dry_run = dry_run  # ``dry_run`` is a BaseOperator method
+        self.dry_run_setting = dry_run  # templated; ``dry_run`` itself is a BaseOperator method
         self.schema_path = schema_path
         self.report_uri = report_uri
         self.bundle_size = bundle_size
@@ -173,7 +160,7 @@ class EncordApplyMetadataOperator(_MetadataOperator):
         self.max_failed_fraction = max_failed_fraction
 
     def execute(self, context: Context) -> dict[str, Any]:
-        arguments = {**self._arguments(self._REQUEST_FIELDS), "dry_run": self.is_dry_run}
+        arguments = {**self._arguments(self._REQUEST_FIELDS), "dry_run": self.dry_run_setting}
         request = ApplyRequest.parse(arguments, source=self._source)
         budget = self._budget()
         schema = self.hook.operation_schema(self.schema_path)
