@@ -1,8 +1,8 @@
 """A small, realistic demo dataset: every data kind, sidecars of every kind, one broken sidecar.
 
 The media files are real enough for a person to open (Pillow images, a WAV tone, a one-page
-PDF, DICOM slices from pydicom's bundled test files); the video is a minimal MP4 container
-header, since nothing here can encode video and the Encord emulator does not decode media.
+PDF, DICOM slices from pydicom's bundled test files, and a 3 s H.264 MP4 of a moving colour bar
+encoded with PyAV). Every object has the same bytes on every run (with the locked versions).
 """
 
 from __future__ import annotations
@@ -60,10 +60,26 @@ def _pdf(text: str) -> bytes:
     return out.getvalue()
 
 
-def _mp4_stub() -> bytes:
-    """An MP4 `ftyp` box followed by an empty `mdat`: a valid container header, no frames."""
-    ftyp = b"ftypisom" + struct.pack(">I", 0x200) + b"isomiso2mp41"
-    return struct.pack(">I", 8 + len(ftyp)) + ftyp + struct.pack(">I", 8) + b"mdat"
+def mp4_clip(width: int, height: int, fps: int, frames: int, codec: str = "libx264") -> bytes:
+    """A real MP4 of a colour bar moving left to right, encoded with PyAV (deterministic bytes)."""
+    import av
+    import numpy as np
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=fps)
+        if not isinstance(stream, av.VideoStream):
+            raise ValueError(f"{codec!r} is not a video encoder")
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.thread_count = 1  # threaded encoders split work by core count
+        bar = max(width // 8, 2)
+        for index in range(frames):
+            picture = np.full((height, width, 3), (20, 20, 40), dtype=np.uint8)
+            left = index * (width - bar) // max(frames - 1, 1)
+            picture[:, left : left + bar] = (255, (index * 8) % 256, 0)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        container.mux(stream.encode(None))
+    return buffer.getvalue()
 
 
 def _dicom_series(count: int, series_uid: str) -> Iterator[tuple[str, bytes]]:
@@ -119,7 +135,7 @@ def demo_objects(prefix: str = DAY_PREFIX) -> dict[str, bytes]:
         f"{prefix}images/cam_side_0002.jpg": _image(64, 48, (60, 60, 60)),
         f"{prefix}images/cam_side_0002.jpg.json": _json({"camera": {"exposure_ms": "fast"}}),
         # Video with keyframes (unsorted, with a duplicate: normalised) and sampling config.
-        f"{prefix}video/drive_0001.mp4": _mp4_stub(),
+        f"{prefix}video/drive_0001.mp4": mp4_clip(64, 48, fps=30, frames=90),
         f"{prefix}video/drive_0001.mp4.yaml": (
             b"camera:\n  model: roof-4k\n  fps: 30\nkeyframes: [60, 0, 30, 30]\n"
             b"config:\n  sampling_rate: 2\n  keyframe_mode: frame\n"

@@ -133,6 +133,8 @@ class SourceConfig(_Strict):
     shards: int = Field(default=4, ge=1, le=256)
     """At most this many shards are scanned in parallel (mapped tasks)."""
     manifest_max_items: int = Field(default=5_000, ge=1, le=500_000)
+    max_mapped_tasks: int = Field(default=64, ge=1, le=1024)
+    """Register and sync tasks are mapped over at most this many batches of chunks."""
     error_budget: ErrorBudget = Field(default_factory=lambda: ErrorBudget(max_failed_fraction=0.05))
     """Per-item failures a run tolerates (registration, metadata and sidecar errors alike)."""
     retries: int = Field(default=2, ge=0)

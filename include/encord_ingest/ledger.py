@@ -49,6 +49,8 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
 POINTER_NAME = "CURRENT.json"
+OVER_LIMIT_CODE = "over_limit"
+"""Skip code of new items a run's ``limit`` left out (see :mod:`encord_ingest.plan`)."""
 VERSIONS_FOLDER = "versions"
 ROW_GROUP_SIZE = 50_000
 FORMAT_VERSION = 1
@@ -370,7 +372,8 @@ def merge_outcomes(
       item is in ``failed_item_urls`` (registration or metadata sync failed): then the old row
       (or no row, for a new item) stays, so the next run tries again;
     - ``failed`` objects keep their old row;
-    - ``skipped``, ``sidecar`` and ``gone`` objects lose their row;
+    - ``skipped``, ``sidecar`` and ``gone`` objects lose their row, except items a run's ``limit``
+      left out (code ``over_limit``), which keep theirs;
     - rows the run did not see (other prefixes, other days) are kept as they are.
 
     ``item_uuids`` maps object URLs to Encord item UUIDs learnt this run (from the upload job's
@@ -384,6 +387,8 @@ def merge_outcomes(
     replaced_mask = planned_mask | kinds.isin(
         [Outcome.SKIPPED.value, Outcome.SIDECAR.value, Outcome.GONE.value]
     )
+    if "code" in outcomes:  # an item a run's limit left out was not re-planned: it keeps its row
+        replaced_mask &= outcomes["code"].ne(OVER_LIMIT_CODE)
     kept = previous[~previous["url"].isin(outcomes.loc[replaced_mask, "url"])]
     updated = outcomes.loc[planned_mask, [c for c in LEDGER_COLUMNS if c in outcomes.columns]]
     uuids = dict(item_uuids or {})

@@ -40,6 +40,7 @@ from encord_ingest.storage import BlobStore
 
 LEDGER_FOLDER = "ledger"
 RUNS_FOLDER = "runs"
+GROUP_KINDS = ("image_group", "dicom_series")
 REPORT_NAME = "report.md"
 REPORT_ROWS = 200
 """Rows per section of the report; the outcome tables in the run folder hold every object."""
@@ -125,7 +126,13 @@ def resolve_run(
 
 def plan_run_shards(config: SourceConfig, source: Source, prefixes: Sequence[str]) -> list[dict[str, Any]]:
     """At most ``config.shards`` shard descriptors (JSON) covering the run's prefixes once."""
-    shards = plan_shards(source, prefixes, config.shards, keep_whole=config.grouping.keep_whole)
+    protected = {""} | {prefix[: i + 1] for prefix in prefixes for i, c in enumerate(prefix) if c == "/"}
+
+    def keep_whole(folder: str) -> bool:
+        # The run's prefixes (and their parents) are what is being split: never "keep" them whole.
+        return folder not in protected and config.grouping.keep_whole(folder)
+
+    shards = plan_shards(source, prefixes, config.shards, keep_whole=keep_whole)
     return [shard.model_dump(mode="json") for shard in shards]
 
 
@@ -159,6 +166,14 @@ def shard_share(limit: int | None, index: int, count: int) -> int | None:
     if limit is None:
         return None
     return limit // count + (1 if index < limit % count else 0)
+
+
+def batches(uris: Sequence[str], max_batches: int) -> list[list[str]]:
+    """``uris`` in at most ``max_batches`` contiguous, near-equal lists (one mapped task each)."""
+    if not uris:
+        return []
+    size = -(-len(uris) // max_batches)
+    return [list(uris[start : start + size]) for start in range(0, len(uris), size)]
 
 
 def chunk_uris(summaries: Iterable[Mapping[str, Any]], kind: str) -> list[str]:
@@ -212,7 +227,7 @@ def final_outcomes(
     if table.empty:
         return table
     item_urls = table["item_url"] if "item_url" in table else table["url"]
-    failures = {**registration.failed_urls, **failed_sync}
+    failures = {**failed_sync, **registration.failed_urls}  # the first failure is the reason
     failed = item_urls.isin(failures.keys()) & table["outcome"].isin(
         [Outcome.NEW, Outcome.DATA_CHANGED, Outcome.METADATA_CHANGED, Outcome.UNCHANGED]
     )
@@ -237,6 +252,7 @@ def report_markdown(
     registration: RegistrationResults,
     sync_counts: Mapping[str, int],
     ledger: Mapping[str, Any] | None,
+    failed_tasks: Sequence[str] = (),
 ) -> str:
     """The human-readable run report (Markdown)."""
     counts = outcome_counts(table)
@@ -251,6 +267,11 @@ def report_markdown(
         f"- metadata writes: {sync_counts.get('written', 0)} items in {sync_counts.get('patch_calls', 0)} "
         "patch calls",
         f"- ledger: {'committed ' + str(ledger['ledger_version']) if ledger else 'not committed'}",
+        *(
+            [f"- **incomplete run**: task(s) {', '.join(f'`{t}`' for t in failed_tasks)} failed"]
+            if failed_tasks
+            else []
+        ),
         "",
         "## Outcomes",
         "",
@@ -309,6 +330,8 @@ class Drift:
     missing_in_ledger: list[str] = field(default_factory=list)
     metadata_differs: list[str] = field(default_factory=list)
     items_without_url: int = 0
+    groups_not_checked: int = 0
+    """Groups, sequences and series: Encord lists them without an object URL, so they are kept."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -318,6 +341,7 @@ class Drift:
             "missing_in_ledger": len(self.missing_in_ledger),
             "metadata_differs": len(self.metadata_differs),
             "items_without_url": self.items_without_url,
+            "groups_not_checked": self.groups_not_checked,
         }
 
 
@@ -330,7 +354,8 @@ def reconcile_ledger(
     - a ledger item Encord does not list: its rows are dropped, so the next run registers it again;
     - an Encord item the ledger lacks: a row is added with an empty version, so the next run
       sees ``data_changed`` and syncs its metadata without registering it again.
-    Group and DICOM items have no URL of their own in a listing: they are counted, not matched.
+    Groups, sequences and series have no URL of their own in a listing: their rows are kept as
+    they are and counted (``groups_not_checked``), never dropped.
     """
     from encord_ingest.ledger import LEDGER_COLUMNS
     from encord_ingest.metadata import metadata_fingerprint
@@ -344,7 +369,9 @@ def reconcile_ledger(
             drift.items_without_url += 1
             continue
         listed[url] = (item_uuid, metadata_fingerprint(dict(metadata)))
-    single = frame["url"] == frame["item_url"]
+    members = frame.groupby("item_url")["url"].transform("count")
+    single = (frame["url"] == frame["item_url"]) & (members == 1) & ~frame["kind"].isin(GROUP_KINDS)
+    drift.groups_not_checked = int(frame.loc[~single, "item_url"].nunique())
     for row in frame[single].itertuples():
         found = listed.get(str(row.item_url))
         if found is None:

@@ -76,6 +76,7 @@ from encord_ingest.grouping import (
 )
 from encord_ingest.ledger import (
     LEDGER_SCHEMA,
+    OVER_LIMIT_CODE,
     Ledger,
     LedgerRow,
     LedgerSnapshot,
@@ -132,8 +133,9 @@ log = logging.getLogger(__name__)
 
 Parsed = ParsedSidecar | ParsedTable | ItemError
 STATIC_FILE = "planning config: mapping.static"
-OVER_LIMIT = "over_limit"
-"""Skip code of new items past a run's ``limit`` (manual runs): registered by a later run."""
+RESULTS_FOLDER = "results"
+"""Where the Encord operators write per-chunk results in the run folder (``encord_provider.run_io``)."""
+OVER_LIMIT = OVER_LIMIT_CODE
 DATA_CHANGED_WARNING = (
     "the object changed under the same URL; Encord keeps the registered media "
     "(skip_duplicate_urls), only the metadata is synced"
@@ -161,7 +163,7 @@ OUTCOME_SCHEMA = pa.schema(
 """The per-object outcome table; its ledger columns feed :func:`~.ledger.commit_run`."""
 OUTCOME_COLUMNS: tuple[str, ...] = tuple(OUTCOME_SCHEMA.names)
 COMMIT_COLUMNS: tuple[str, ...] = tuple(
-    name for name in OUTCOME_COLUMNS if name in LEDGER_SCHEMA.names or name in ("outcome", "title")
+    name for name in OUTCOME_COLUMNS if name in LEDGER_SCHEMA.names or name in ("outcome", "title", "code")
 )
 """The outcome columns a ledger commit reads."""
 
@@ -626,12 +628,19 @@ class ShardScanner:
     # -- folders ------------------------------------------------------------------------------------
 
     def run(self) -> ShardSummary:
+        self._forget_results()
         for batch in self.walker:
             self._folder(batch)
         for draft in self.series.drafts():
             self._evaluate(draft, {})
         self._gone()
         return self._finish()
+
+    def _forget_results(self) -> None:
+        """Delete register/sync results of an earlier attempt of this run (a cleared or re-run DAG
+        run reuses the run folder and the chunk names): they describe other chunk contents."""
+        for key in list(self.run_store.list(f"{RESULTS_FOLDER}/shard-{self.shard.index:04d}-")):
+            self.run_store.delete(key)
 
     def _folder(self, batch: FolderBatch) -> None:
         verdicts = {info.key: self._classify(info) for info in batch.objects}
@@ -787,7 +796,10 @@ class ShardScanner:
 
     def _over_limit(self, draft: Draft, urls: Sequence[str]) -> None:
         """A new item past the run's ``limit``: skipped now (no ledger row), planned again next run."""
-        message = f"not registered: this run's limit of {self.new_item_limit} new items was reached"
+        message = (
+            f"not registered: the run's limit on new items was reached ({self.new_item_limit} for this "
+            "shard); a later run registers it"
+        )
         for member, url in zip(draft.members, urls, strict=True):
             self._row(
                 member,

@@ -3,14 +3,22 @@
 Encord trusts ``imageMetadata`` / ``videoMetadata`` sent at registration instead of opening the
 file itself. Images: width, height and MIME type from the header, read with Pillow from the
 first bytes of the object (a ranged read, doubled a few times when a large EXIF block pushes the
-size past the first read). Videos: ``ffprobe`` (FFmpeg) on the object, when it is on the PATH;
-local objects are probed in place, others are read (up to ``video_max_bytes``) into a temporary
-file first, since ffprobe cannot seek in a pipe and MP4's index may sit at the end. Every failure
-is a ``probe_failed`` :class:`~encord_ingest.errors.ItemError` for that item only.
+size past the first read). Videos, by ``ProbeConfig.video_backend``:
+
+- ``pyav``: PyAV (the ``av`` package, whose wheels bundle FFmpeg's libraries) in-process, so no
+  FFmpeg is needed on the PATH; imported only when a video is probed;
+- ``ffprobe``: the ``ffprobe`` executable (FFmpeg) on the PATH;
+- ``auto`` (default): PyAV when importable, else ffprobe when on the PATH, else every video fails.
+
+Local objects are probed in place. Others are read whole (up to ``video_max_bytes``), since MP4's
+index may sit at the end: into memory for PyAV, into a temporary file for ffprobe (which cannot
+seek in a pipe). Every failure is a ``probe_failed`` :class:`~encord_ingest.errors.ItemError`
+for that item only.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import shutil
@@ -20,7 +28,7 @@ import warnings
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +37,9 @@ from encord_ingest.manifest import ImageMetadata, VideoMetadata
 
 ReadBytes = Callable[[str, int | None], bytes]
 """``read(key, max_bytes)``: a source's ranged read (``Source.read_bytes``)."""
+
+VideoBackend = Literal["pyav", "ffprobe"]
+BACKEND_NAMES: dict[VideoBackend, str] = {"pyav": "PyAV", "ffprobe": "ffprobe"}
 
 VIDEO_MIME_TYPES = {
     ".mp4": "video/mp4",
@@ -53,9 +64,11 @@ class ProbeConfig(BaseModel):
     videos: bool = False
     image_header_bytes: int = Field(default=64 * 1024, ge=1024)
     image_max_header_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    video_backend: Literal["auto", "pyav", "ffprobe"] = "auto"
+    """``auto``: PyAV when importable, else ffprobe when on the PATH (see the module docstring)."""
     ffprobe: str = "ffprobe"
     ffprobe_timeout_s: float = Field(default=60.0, gt=0)
-    video_max_bytes: int = Field(default=2 * 1024**3, ge=1)
+    video_max_bytes: int = Field(default=512 * 1024**2, ge=1)
 
 
 def _probe_error(file: str, expected: str, detail: str) -> ItemError:
@@ -133,28 +146,103 @@ def run_ffprobe(path: str, config: ProbeConfig) -> dict[str, Any]:
     return report
 
 
+def pyav_available() -> bool:
+    """True when PyAV (the ``av`` package) is installed; does not import it."""
+    return importlib.util.find_spec("av") is not None
+
+
+def choose_video_backend(config: ProbeConfig) -> VideoBackend | None:
+    """The backend ``config.video_backend`` names, or for ``auto`` the first one present (None if none)."""
+    if config.video_backend != "auto":
+        return config.video_backend
+    if pyav_available():
+        return "pyav"
+    if ffprobe_available(config):
+        return "ffprobe"
+    return None
+
+
+def video_metadata_from_pyav(source: str | BinaryIO, *, file_size: int, mime_type: str) -> VideoMetadata:
+    """``videoMetadata`` of a local path or seekable binary file, read with PyAV (raises on failure)."""
+    import av
+
+    with av.open(source, mode="r") as container:
+        if not container.streams.video:
+            raise ValueError("no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.base_rate or stream.guessed_rate
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        else:
+            duration = (container.duration or 0) / av.time_base
+        return VideoMetadata(
+            fps=float(rate or 0),
+            duration=duration,
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            file_size=file_size,
+            mime_type=mime_type,
+        )
+
+
+def _describe(exc: Exception) -> str:
+    """``Type: reason``; FFmpeg errors without their errno and placeholder file name."""
+    reason = getattr(exc, "strerror", None) if type(exc).__module__ == "av.error" else None
+    return f"{type(exc).__name__}: {reason or exc}"
+
+
 def video_mime_type(key: str) -> str:
     """The MIME type of a video key by extension (``video/mp4`` when unknown)."""
     return VIDEO_MIME_TYPES.get(Path(key).suffix.lower(), "video/mp4")
 
 
+def _missing_backend(backend: VideoBackend, config: ProbeConfig) -> str | None:
+    """Why the chosen backend cannot run here (None when it can)."""
+    if backend == "pyav" and not pyav_available():
+        return "PyAV (the 'av' package) is not installed"
+    if backend == "ffprobe" and not ffprobe_available(config):
+        return f"{config.ffprobe!r} is not on the PATH"
+    return None
+
+
+def _probe_with(
+    backend: VideoBackend,
+    read: ReadBytes,
+    key: str,
+    size: int,
+    *,
+    config: ProbeConfig,
+    local_path: str | None,
+) -> VideoMetadata:
+    mime_type = video_mime_type(key)
+    if backend == "pyav":
+        source = local_path if local_path is not None else io.BytesIO(read(key, None))
+        return video_metadata_from_pyav(source, file_size=size, mime_type=mime_type)
+    if local_path is not None:
+        report = run_ffprobe(local_path, config)
+    else:
+        with tempfile.NamedTemporaryFile(suffix=Path(key).suffix) as copy:
+            copy.write(read(key, None))
+            copy.flush()
+            report = run_ffprobe(copy.name, config)
+    return video_metadata_from_ffprobe(report, file_size=size, mime_type=mime_type)
+
+
 def probe_video(
     read: ReadBytes, key: str, size: int, config: ProbeConfig, local_path: str | None = None
 ) -> VideoMetadata | ItemError:
-    """``videoMetadata`` of one video via ffprobe (``local_path`` avoids a copy when the object is local)."""
-    expected = "a video ffprobe can read"
-    if not ffprobe_available(config):
-        return _probe_error(key, expected, f"{config.ffprobe!r} is not on the PATH")
+    """``videoMetadata`` of one video (``local_path`` avoids reading a local object into memory)."""
+    backend = choose_video_backend(config)
+    if backend is None:
+        detail = f"PyAV (the 'av' package) is not installed and {config.ffprobe!r} is not on the PATH"
+        return _probe_error(key, "a video PyAV or ffprobe can read", detail)
+    expected = f"a video {BACKEND_NAMES[backend]} can read"
+    missing = _missing_backend(backend, config)
+    if missing is not None:
+        return _probe_error(key, expected, missing)
     if local_path is None and size > config.video_max_bytes:
         return _probe_error(key, expected, f"{size} bytes exceed video_max_bytes={config.video_max_bytes}")
     try:
-        if local_path is not None:
-            report = run_ffprobe(local_path, config)
-        else:
-            with tempfile.NamedTemporaryFile(suffix=Path(key).suffix) as copy:
-                copy.write(read(key, None))
-                copy.flush()
-                report = run_ffprobe(copy.name, config)
-        return video_metadata_from_ffprobe(report, file_size=size, mime_type=video_mime_type(key))
+        return _probe_with(backend, read, key, size, config=config, local_path=local_path)
     except Exception as exc:
-        return _probe_error(key, expected, f"{type(exc).__name__}: {exc}")
+        return _probe_error(key, expected, _describe(exc))

@@ -29,6 +29,7 @@ from encord_ingest.pipeline import (
     REPORT_NAME,
     RegistrationResults,
     RunOptions,
+    batches,
     chunk_uris,
     commit_ledger,
     final_outcomes,
@@ -150,19 +151,21 @@ def _doc(config: SourceConfig, kind: str) -> str:
     )
 
 
-def _read_registration(io: RunFolderIO, run_uri: str, manifest_uris: list[str]) -> RegistrationResults:
+def _read_registration(io: RunFolderIO, manifest_uris: list[str]) -> RegistrationResults:
+    """The register result of each of this run's manifest chunks (a chunk without one failed)."""
     results = RegistrationResults()
-    seen_chunks: set[str] = set()
-    for uri in io.list(f"{run_uri}/results", REGISTER_SUFFIX):
-        report = RegisterReport.from_bytes(io.read(uri))
-        seen_chunks.add(report.chunk_uri)
+    for chunk in manifest_uris:
+        try:
+            report = RegisterReport.from_bytes(io.read(result_uri(chunk, REGISTER_SUFFIX)))
+        except FileNotFoundError:
+            results.missing_chunks.append(chunk)
+            continue
         results.job_uuids.append(report.job_uuid)
         for url, outcome in report.results.items():
             if outcome.item_uuid:
                 results.item_uuids[url] = outcome.item_uuid
             elif outcome.error is not None:
                 results.failed_urls[url] = outcome.error.message
-    results.missing_chunks = [uri for uri in manifest_uris if uri not in seen_chunks]
     return results
 
 
@@ -254,23 +257,28 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
         catchup=False,
         max_active_runs=1,
         params=_run_params(config),
-        render_template_as_native_obj=True,
         default_args=_default_args(config),
         tags=["encord", "ingest", f"source:{config.name}", *config.tags],
         doc_md=_doc(config, "Ingestion"),
     ) as dag:
 
         @task
-        def manifest_chunks(summaries: list[dict[str, Any]], run: dict[str, Any]) -> list[str]:
-            return [] if run["dry_run"] else chunk_uris(list(summaries), "manifest")
+        def manifest_chunks(summaries: list[dict[str, Any]], run: dict[str, Any]) -> list[list[str]]:
+            uris = [] if run["dry_run"] else chunk_uris(list(summaries), "manifest")
+            return batches(uris, config.max_mapped_tasks)
 
         @task
-        def change_chunks(summaries: list[dict[str, Any]]) -> list[str]:
-            return chunk_uris(list(summaries), "metadata")
+        def change_chunks(summaries: list[dict[str, Any]]) -> list[list[str]]:
+            return batches(chunk_uris(list(summaries), "metadata"), config.max_mapped_tasks)
 
         @task(trigger_rule="all_done", outlets=[source_asset(config)])
-        def commit_and_report(summaries: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
-            return _commit_and_report(config, list(summaries), _options(run))
+        def commit_and_report(
+            summaries: list[dict[str, Any]] | None, run: dict[str, Any] | None, **context: Any
+        ) -> dict[str, Any]:
+            failed_tasks = _failed_tasks(context)
+            if run is None:
+                raise _unplanned(failed_tasks)
+            return _commit_and_report(config, list(summaries or []), _options(run), failed_tasks)
 
         run, summaries = _plan_and_scan(config, resync=False)
         manifests: Any = manifest_chunks(summaries, run)
@@ -323,14 +331,16 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
 
 
 def _commit_and_report(
-    config: SourceConfig, summaries: list[dict[str, Any]], options: RunOptions
+    config: SourceConfig, summaries: list[dict[str, Any]], options: RunOptions, failed_tasks: list[str]
 ) -> dict[str, Any]:
-    """Commit what Encord confirmed to the ledger, write the report, fail past the error budget."""
+    """Commit what Encord confirmed to the ledger, write the report; then fail if a task failed
+    (an error that is not per item: auth, a missing folder, an unreadable bucket) or past the
+    error budget. Items a failed task did not confirm stay out of the ledger, so the next run
+    plans them again."""
     state = _state(config)
     io = RunFolderIO(**_state_conns(config))
-    run_uri = run_folder(state, options.run_id).uri().rstrip("/")
     manifests = [] if options.dry_run else chunk_uris(summaries, "manifest")
-    registration = _read_registration(io, run_uri, manifests)
+    registration = _read_registration(io, manifests)
     registration.failed_urls.update(_missing_chunk_failures(io, registration.missing_chunks))
     failed_sync, sync_counts = _read_sync(io, chunk_uris(summaries, "metadata"), options.dry_run)
     ledger = None
@@ -343,19 +353,46 @@ def _commit_and_report(
         )
     counts = outcome_counts(table)
     markdown = report_markdown(
-        config, options, table, registration=registration, sync_counts=sync_counts, ledger=ledger
+        config,
+        options,
+        table,
+        registration=registration,
+        sync_counts=sync_counts,
+        ledger=ledger,
+        failed_tasks=failed_tasks,
     )
     report_uri = run_folder(state, options.run_id).write_bytes(REPORT_NAME, markdown.encode("utf-8"))
     log.info("Run report: %s\n%s", report_uri, summary_table({**counts, "objects seen": objects_seen(table)}))
     failed = counts.get("failed", 0)
     items = max(objects_seen(table) - counts.get("skipped", 0) - counts.get("sidecar", 0), 0)
     result = {"report_uri": report_uri, "counts": counts, "objects": objects_seen(table), "ledger": ledger}
+    _raise_for_failed_tasks(failed_tasks, report_uri)
     if config.error_budget.exceeded(failed, items):
         raise AirflowException(
             f"{failed} of {items} objects failed, more than the error budget "
             f"({config.error_budget.model_dump()}); see {report_uri}"
         )
     return result
+
+
+def _failed_tasks(context: dict[str, Any]) -> list[str]:
+    """Tasks of this DAG run that failed or could not run because an upstream task failed."""
+    ti = context["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    return sorted(name for name, state in states.items() if state in ("failed", "upstream_failed"))
+
+
+def _unplanned(failed_tasks: list[str]) -> AirflowException:
+    """`resolve` failed: nothing was planned, so there is nothing to commit or report."""
+    return AirflowException(f"task(s) {', '.join(failed_tasks)} failed before planning; see their logs")
+
+
+def _raise_for_failed_tasks(failed_tasks: list[str], report_uri: str) -> None:
+    if failed_tasks:
+        raise AirflowException(
+            f"task(s) {', '.join(failed_tasks)} failed, so this run is incomplete; what Encord "
+            f"confirmed is committed and the rest is planned again next run; see {report_uri}"
+        )
 
 
 def _manual_params(config: SourceConfig) -> dict[str, Param]:
@@ -376,7 +413,6 @@ def build_resync_dag(config: SourceConfig) -> DAG:
         catchup=False,
         max_active_runs=1,
         params=_manual_params(config),
-        render_template_as_native_obj=True,
         default_args=_default_args(config),
         tags=["encord", "resync", f"source:{config.name}", *config.tags],
         doc_md=_doc(config, "Metadata resync")
@@ -385,18 +421,28 @@ def build_resync_dag(config: SourceConfig) -> DAG:
     ) as dag:
 
         @task
-        def changes(summaries: list[dict[str, Any]]) -> list[str]:
-            return chunk_uris(list(summaries), "metadata")
+        def changes(summaries: list[dict[str, Any]]) -> list[list[str]]:
+            return batches(chunk_uris(list(summaries), "metadata"), config.max_mapped_tasks)
 
         @task(trigger_rule="all_done")
-        def report(summaries: list[dict[str, Any]], uris: list[str], run: dict[str, Any]) -> dict[str, Any]:
+        def report(
+            summaries: list[dict[str, Any]] | None,
+            uris: list[list[str]] | None,
+            run: dict[str, Any] | None,
+            **context: Any,
+        ) -> dict[str, Any]:
+            failed_tasks = _failed_tasks(context)
+            if run is None:
+                raise _unplanned(failed_tasks)
             options = _options(run)
             io = RunFolderIO(**_state_conns(config))
-            failed, totals = _read_sync(io, list(uris), options.dry_run)
+            summaries = list(summaries or [])
+            failed, totals = _read_sync(io, chunk_uris(summaries, "metadata"), options.dry_run)
             state = _state(config)
             text = _resync_markdown(config, options, totals, failed)
             report_uri = run_folder(state, options.run_id).write_bytes(REPORT_NAME, text.encode("utf-8"))
             log.info("Resync report: %s\n%s", report_uri, summary_table(totals))
+            _raise_for_failed_tasks(failed_tasks, report_uri)
             if config.error_budget.exceeded(len(failed), totals.get("examined", 0)):
                 raise AirflowException(f"{len(failed)} metadata updates failed; see {report_uri}")
             return {"report_uri": report_uri, "counts": totals}

@@ -33,8 +33,9 @@ def test_first_run_registers_every_valid_object_once_then_only_changes_are_writt
     runner.put(demo_objects())
     first = runner.run(day=covering(20))
     assert first.state == "success", runner.states(first)
+    assert {"scan_shard[0]", "scan_shard[1]"} <= set(runner.states(first))  # `shards: 2`
     calls = counts()
-    assert calls["upload_jobs.start"] == 1
+    assert calls["upload_jobs.start"] == 2  # one manifest chunk per shard
     items = runner.items()
     assert {title: item["item_type"] for title, item in items.items()} == EXPECTED_KINDS
     assert (
@@ -131,7 +132,7 @@ def test_a_manual_run_lists_the_prefix_from_its_form_and_keys_its_folder_on_the_
     limited = runner.run(day=None, prefix="adhoc/batch-8/", limit=2)
     assert limited.state == "success", runner.states(limited)
     assert "| registered | 2 |" in runner.report(limited) and "| skipped | 1 |" in runner.report(limited)
-    assert "limit of 2 new items was reached" in runner.report(limited)
+    assert "| over_limit | not registered: the run's limit on new items was reached" in runner.report(limited)
     rest = runner.run(day=None, prefix="adhoc/batch-8/")
     assert "| registered | 1 |" in runner.report(rest) and "| unchanged | 2 |" in runner.report(rest)
     assert {t for t in runner.items() if t.startswith("adhoc/batch-8/")} == {
@@ -152,6 +153,30 @@ def test_a_dry_run_before_anything_exists_in_encord_plans_and_writes_nothing(
     assert {name: calls.get(name, 0) for name in writes} == dict.fromkeys(writes, 0)
     assert "| new | 17 |" in runner.report(dry) and "ledger: not committed" in runner.report(dry)
     assert runner.stack.emulator.admin.folders() == []
+
+
+def test_a_task_that_fails_outright_fails_the_run_after_reporting_and_the_next_run_recovers(
+    runner: Runner, counts: Callable[[], dict[str, int]]
+) -> None:
+    """An error that is not per item (here Encord refuses the upload job with a 400, which is
+    never retried) fails the run; the report is still written, nothing unconfirmed reaches the
+    ledger, and the next run registers what was missed."""
+    runner.put({"raw/2026/11/20/a/one.jpg": b"jpeg", "raw/2026/11/20/a/two.jpg": b"jpeg"})
+    runner.stack.emulator.admin.inject("upload_jobs.start", 400, times=5)
+    failed = runner.run(day=covering(20))
+    assert failed.state == "failed"
+    states = runner.states(failed)
+    assert states["register[0]"] == "failed" and states["commit_and_report"] == "failed"
+    report = runner.report(failed)
+    assert "**incomplete run**" in report and "`register" in report
+    assert "| failed | 2 |" in report and "registration did not complete" in report
+    runner.stack.emulator.admin.clear_faults()
+    counts()
+    again = runner.run(day=covering(20))
+    assert again.state == "success", runner.states(again)
+    assert counts()["upload_jobs.start"] == 1
+    assert "| registered | 2 |" in runner.report(again)
+    assert set(runner.items()) == {"raw/2026/11/20/a/one.jpg", "raw/2026/11/20/a/two.jpg"}
 
 
 def test_a_three_interval_backfill_touches_only_its_own_prefixes(runner: Runner) -> None:
@@ -181,7 +206,7 @@ def test_a_crash_between_registration_and_ledger_commit_converges_without_duplic
     rerun = runner.run(day=covering(20))
     assert rerun.state == "success", runner.states(rerun)
     calls = counts()
-    assert calls["upload_jobs.start"] == 1  # registered again: Encord skips every duplicate URL
+    assert calls["upload_jobs.start"] == 2  # one per shard again: Encord skips every duplicate URL
     assert calls.get("items.patch_bulk", 0) == 0  # and what it holds already matches
     after = runner.items()
     assert len(after) == len(before) == len(runner.stack.emulator.admin.folder_items("demo/fleet/raw"))

@@ -124,6 +124,24 @@ def test_resync_writes_only_what_differs_and_registers_nothing(
 
 
 @pytest.mark.e2e
+def test_reconcile_of_an_intact_ledger_keeps_groups_and_changes_nothing(
+    runner: Runner, counts: Callable[[], dict[str, int]]
+) -> None:
+    runner.put(demo_objects())
+    assert runner.run(day=covering(20)).state == "success"
+    reconcile = runner.run("encord_reconcile__demo_media")
+    [ti] = reconcile.get_task_instances()
+    drift = ti.xcom_pull(task_ids="reconcile")["drift"]
+    assert drift["matched"] == 7 and drift["groups_not_checked"] == 3
+    assert drift["missing_in_encord"] == drift["missing_in_ledger"] == drift["metadata_differs"] == 0
+    counts()
+    after = runner.run(day=covering(20))
+    calls = counts()
+    assert calls.get("upload_jobs.start", 0) == 0 and calls.get("items.patch_bulk", 0) == 0
+    assert "| unchanged | 17 |" in runner.report(after)
+
+
+@pytest.mark.e2e
 def test_reconcile_rebuilds_a_lost_ledger_so_the_next_run_writes_nothing(
     runner: Runner, counts: Callable[[], dict[str, int]]
 ) -> None:
@@ -142,5 +160,5 @@ def test_reconcile_rebuilds_a_lost_ledger_so_the_next_run_writes_nothing(
     assert after.state == "success", runner.states(after)
     calls = counts()
     assert calls.get("items.patch_bulk", 0) == 0
-    assert calls["upload_jobs.start"] == 1  # the groups and series, skipped by Encord as duplicates
+    assert calls["upload_jobs.start"] == 2  # the groups and series (in both shards), skipped as duplicates
     assert len(runner.items()) == 10

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from demo_data import mp4_clip
 
 from encord_ingest.classify import ClassifyConfig
 from encord_ingest.errors import ErrorCode
@@ -402,6 +403,26 @@ def test_image_probe_adds_image_metadata(local: Local) -> None:
     broken = result.outcome("raw/broken.png")
     assert (broken["outcome"], broken["code"]) == ("failed", "probe_failed")
     assert broken["message"].startswith("raw/broken.png: expected an image header Pillow can read")
+
+
+def test_video_probe_adds_video_metadata(local: Local) -> None:
+    clip = mp4_clip(64, 48, fps=24, frames=12, codec="mpeg4")
+    harness = local({"raw/v/clip.mp4": clip, "raw/v/broken.mp4": b"\x00\x00\x00\x18ftypisom"})
+    result = harness.plan("r1", config=PlanningConfig(probe=ProbeConfig(videos=True, video_backend="pyav")))
+    item = result.item("raw/v/clip.mp4")
+    media = item.video_metadata
+    assert (media.width, media.height, media.fps, media.mime_type, media.file_size) == (
+        64,
+        48,
+        24.0,
+        "video/mp4",
+        len(clip),
+    )
+    assert media.duration == pytest.approx(0.5, abs=1 / 24)
+    assert item.to_sdk().video_metadata.width == 64
+    broken = result.outcome("raw/v/broken.mp4")
+    assert (broken["outcome"], broken["code"]) == ("failed", "probe_failed")
+    assert broken["message"].startswith("raw/v/broken.mp4: expected a video PyAV can read")
 
 
 def test_probing_is_off_by_default(local: Local) -> None:

@@ -1,18 +1,26 @@
-"""Optional media probing: Pillow image headers from ranged reads, ffprobe for videos."""
+"""Optional media probing: Pillow image headers from ranged reads; PyAV or ffprobe for videos."""
 
 from __future__ import annotations
 
 import io
 import shutil
-import subprocess
+import sys
+import wave
 from pathlib import Path
 from typing import Any
 
 import pytest
+from demo_data import mp4_clip
 
 from encord_ingest.errors import ErrorCode, ItemError
 from encord_ingest.manifest import ImageMetadata, VideoMetadata
-from encord_ingest.probe import ProbeConfig, probe_image, probe_video, video_metadata_from_ffprobe
+from encord_ingest.probe import (
+    ProbeConfig,
+    choose_video_backend,
+    probe_image,
+    probe_video,
+    video_metadata_from_ffprobe,
+)
 from encord_ingest.sources.local import LocalSource
 from tests.planning.helpers import write_tree
 
@@ -90,7 +98,7 @@ def test_video_metadata_from_an_ffprobe_report() -> None:
 def test_video_probe_without_ffprobe_is_a_precise_item_error(tmp_path: Path) -> None:
     write_tree(tmp_path, {"v/clip.mp4": b"\x00\x00\x00\x18ftypisom"})
     source = LocalSource(tmp_path)
-    config = ProbeConfig(videos=True, ffprobe="ffprobe-that-is-not-installed")
+    config = ProbeConfig(videos=True, video_backend="ffprobe", ffprobe="ffprobe-that-is-not-installed")
     error = probe_video(source.read_bytes, "v/clip.mp4", 12, config)
     assert isinstance(error, ItemError)
     assert error.message == (
@@ -99,21 +107,101 @@ def test_video_probe_without_ffprobe_is_a_precise_item_error(tmp_path: Path) -> 
     )
 
 
-@pytest.mark.skipif(
-    shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None,
-    reason="FFmpeg (ffprobe, ffmpeg) is not installed on this machine and PyAV is not a dependency: "
-    "the ffprobe path is implemented and its report parsing is tested, but no real video is probed",
-)
-def test_video_probe_with_ffprobe(tmp_path: Path) -> None:
-    clip = tmp_path / "clip.mp4"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=2", str(clip)],
-        check=True,
+def test_auto_backend_prefers_pyav_then_ffprobe_then_fails_precisely(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    absent = ProbeConfig(videos=True, ffprobe="ffprobe-that-is-not-installed")
+    assert choose_video_backend(absent) == "pyav"
+    # PyAV is installed here; an absent package is simulated the way Python itself marks one.
+    monkeypatch.setitem(sys.modules, "av", None)
+    assert choose_video_backend(absent) is None
+    assert choose_video_backend(absent.model_copy(update={"ffprobe": sys.executable})) == "ffprobe"
+    write_tree(tmp_path, {"v/clip.mp4": b"\x00\x00\x00\x18ftypisom"})
+    read = LocalSource(tmp_path).read_bytes
+    pyav = ProbeConfig(videos=True, video_backend="pyav")
+    errors = [probe_video(read, "v/clip.mp4", 12, config) for config in (absent, pyav)]
+    assert [error.message for error in errors if isinstance(error, ItemError)] == [
+        "v/clip.mp4: expected a video PyAV or ffprobe can read, PyAV (the 'av' package) is not installed "
+        "and 'ffprobe-that-is-not-installed' is not on the PATH [probe_failed]",
+        "v/clip.mp4: expected a video PyAV can read, PyAV (the 'av' package) is not installed [probe_failed]",
+    ]
+
+
+def test_video_probe_with_pyav_on_a_real_mp4(tmp_path: Path) -> None:
+    data = mp4_clip(64, 48, fps=24, frames=12, codec="mpeg4")
+    write_tree(tmp_path, {"v/clip.mp4": data})
+    source = LocalSource(tmp_path)
+    reads: list[int | None] = []
+
+    def read(key: str, max_bytes: int | None) -> bytes:
+        reads.append(max_bytes)
+        return source.read_bytes(key, max_bytes)
+
+    config = ProbeConfig(videos=True, video_backend="pyav")
+    for local_path in (str(source.path("v/clip.mp4")), None):
+        media = probe_video(read, "v/clip.mp4", len(data), config, local_path)
+        assert isinstance(media, VideoMetadata)
+        assert (media.width, media.height, media.fps, media.mime_type, media.file_size) == (
+            64,
+            48,
+            24.0,
+            "video/mp4",
+            len(data),
+        )
+        assert media.duration == pytest.approx(12 / 24, abs=1 / 24)
+    assert reads == [None]
+    capped = probe_video(read, "v/clip.mp4", len(data), config.model_copy(update={"video_max_bytes": 100}))
+    assert isinstance(capped, ItemError)
+    assert capped.detail == f"{len(data)} bytes exceed video_max_bytes=100"
+    assert reads == [None]
+
+
+def test_video_probe_with_pyav_fails_per_item(tmp_path: Path) -> None:
+    clip = mp4_clip(64, 48, fps=24, frames=12, codec="mpeg4")
+    write_tree(
+        tmp_path,
+        {"v/broken.mp4": b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64, "v/cut.mov": clip[: len(clip) // 2]},
     )
     source = LocalSource(tmp_path)
-    size = clip.stat().st_size
-    for local_path in (str(clip), None):
-        media = probe_video(source.read_bytes, "clip.mp4", size, ProbeConfig(videos=True), local_path)
+    config = ProbeConfig(videos=True, video_backend="pyav")
+    for local_path in (str(source.path("v/broken.mp4")), None):
+        error = probe_video(source.read_bytes, "v/broken.mp4", 80, config, local_path)
+        assert isinstance(error, ItemError)
+        assert error.message == (
+            "v/broken.mp4: expected a video PyAV can read, "
+            "InvalidDataError: Invalid data found when processing input [probe_failed]"
+        )
+    cut = probe_video(source.read_bytes, "v/cut.mov", len(clip) // 2, config)
+    assert isinstance(cut, ItemError)
+    assert (cut.code, cut.file, cut.expected) == (
+        ErrorCode.PROBE_FAILED,
+        "v/cut.mov",
+        "a video PyAV can read",
+    )
+
+
+def test_video_probe_of_a_file_without_video_stream(tmp_path: Path) -> None:
+    silence = io.BytesIO()
+    with wave.open(silence, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\x00\x00" * 800)
+    write_tree(tmp_path, {"a/tone.mp4": silence.getvalue()})
+    source = LocalSource(tmp_path)
+    error = probe_video(source.read_bytes, "a/tone.mp4", 1, ProbeConfig(videos=True, video_backend="pyav"))
+    assert isinstance(error, ItemError)
+    assert error.detail == "ValueError: no video stream"
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe (FFmpeg) is not on the PATH")
+def test_video_probe_with_ffprobe(tmp_path: Path) -> None:
+    data = mp4_clip(64, 48, fps=25, frames=50)
+    write_tree(tmp_path, {"clip.mp4": data})
+    source = LocalSource(tmp_path)
+    config = ProbeConfig(videos=True, video_backend="ffprobe")
+    for local_path in (str(source.path("clip.mp4")), None):
+        media = probe_video(source.read_bytes, "clip.mp4", len(data), config, local_path)
         assert isinstance(media, VideoMetadata)
         assert (media.width, media.height, media.fps, media.mime_type) == (64, 48, 25.0, "video/mp4")
-        assert media.duration == pytest.approx(2.0, abs=0.1)
+        assert media.duration == pytest.approx(2.0, abs=1 / 25)
