@@ -10,6 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,3 +46,22 @@ def airflow_db() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def keypair() -> tuple[str, str]:
+    """(OpenSSH private key, public key line) registered with every emulator of the session."""
+    from encord_emulator.testing import generate_ssh_keypair
+
+    return generate_ssh_keypair()
+
+
+@pytest.fixture
+def emulator(keypair: tuple[str, str], request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh emulator per test; ``@pytest.mark.emulator(patch_semantics=...)`` sets options."""
+    marker = request.node.get_closest_marker("emulator")
+    options = dict(marker.kwargs) if marker else {}
+    from encord_emulator.testing import EmulatorServer
+
+    with EmulatorServer.start(public_keys=[keypair[1]], **options) as server:
+        yield server

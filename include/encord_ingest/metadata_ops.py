@@ -40,12 +40,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Any, Self
 from urllib.parse import unquote, urlsplit
@@ -60,7 +58,7 @@ from encord_ingest.schema import KEYFRAMES_KEY, VIDEO_CONFIG_KEY, MetadataSchema
 from encord_ingest.sidecars import DEFAULT_MAX_DEPTH, DEFAULT_MAX_TABLE_BYTES, TableFormat, check_size
 from encord_ingest.sidecars._values import ValueProblem, decode_text
 from encord_ingest.sidecars.documents import DocumentFormat, parse_document
-from encord_ingest.sidecars.tables import table_format
+from encord_ingest.sidecars.tables import arrow_cell, is_absent, table_format
 from encord_ingest.sync import (
     ItemPlan,
     MetadataChange,
@@ -321,21 +319,6 @@ def _jsonl(text: str, file: str) -> tuple[list[str], list[TableRow]]:
     return list(columns), rows
 
 
-def _arrow_cell(value: Any) -> Any:
-    """A Parquet cell as a JSON value; nulls inside structs are dropped."""
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {key: _arrow_cell(item) for key, item in value.items() if item is not None}
-    if isinstance(value, list):
-        return [_arrow_cell(item) for item in value]
-    return value
-
-
-def _absent(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _parquet(data: bytes, file: str) -> tuple[list[str], list[TableRow]]:
     try:
         parquet = pq.ParquetFile(io.BytesIO(data))
@@ -349,7 +332,7 @@ def _parquet(data: bytes, file: str) -> tuple[list[str], list[TableRow]]:
     rows = [
         TableRow(
             where=f"row {number}",
-            values={key: _arrow_cell(value) for key, value in record.items() if not _absent(value)},
+            values={key: arrow_cell(value) for key, value in record.items() if not is_absent(value)},
         )
         for number, record in enumerate(records, start=1)
     ]

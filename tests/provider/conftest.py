@@ -6,29 +6,13 @@ Retries are made fast (tiny backoff) so fault-injection tests stay quick.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from encord_emulator.testing import EmulatorServer, generate_ssh_keypair
+from encord_emulator.testing import EmulatorServer
 from encord_provider.hooks.encord import EncordHook
 from tests.provider.helpers import CONN_ID, FAST_HOOK_PARAMS, connection_json
-
-
-@pytest.fixture(scope="session")
-def keypair() -> tuple[str, str]:
-    """(OpenSSH private key, public key line) registered with every emulator of the session."""
-    return generate_ssh_keypair()
-
-
-@pytest.fixture
-def emulator(keypair: tuple[str, str], request: pytest.FixtureRequest) -> Iterator[EmulatorServer]:
-    """A fresh emulator per test; ``@pytest.mark.emulator(patch_semantics=...)`` sets options."""
-    marker = request.node.get_closest_marker("emulator")
-    options = dict(marker.kwargs) if marker else {}
-    with EmulatorServer.start(public_keys=[keypair[1]], **options) as server:
-        yield server
 
 
 @pytest.fixture
@@ -55,7 +39,3 @@ def run_folder(tmp_path: Path) -> Path:
     (folder / "manifests").mkdir(parents=True)
     (folder / "metadata").mkdir()
     return folder
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "emulator(**options): options of the Encord emulator for this test")

@@ -8,6 +8,7 @@ many objects with :meth:`GcsEmulator.seed`, which writes its in-process store an
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -65,6 +66,7 @@ def _resource(endpoint: str, bucket: str, name: str, data: bytes) -> dict[str, A
 @contextmanager
 def gcs_emulator() -> Iterator[GcsEmulator]:
     """Run the emulator on a free port; sets ``STORAGE_EMULATOR_HOST`` while it runs."""
+    logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)  # one line per request else
     server = create_server("127.0.0.1", 0, in_memory=True)
     server.start()
     port = server._api._httpd.server_address[1]

@@ -295,18 +295,19 @@ def _parse_jsonl(text: str, file: str, file_columns: Sequence[str], max_depth: i
     return rows or _Rows(file, file_columns[0])
 
 
-def _arrow_cell(value: Any) -> Any:
+def arrow_cell(value: Any) -> Any:
     """Parquet cell -> JSON-compatible value; nulls inside structs are dropped."""
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, dict):
-        return {key: _arrow_cell(item) for key, item in value.items() if item is not None}
+        return {key: arrow_cell(item) for key, item in value.items() if item is not None}
     if isinstance(value, list):
-        return [_arrow_cell(item) for item in value]
+        return [arrow_cell(item) for item in value]
     return value
 
 
-def _is_absent(value: Any) -> bool:
+def is_absent(value: Any) -> bool:
+    """A missing table cell: ``None`` or a float NaN (pandas' and Arrow's nulls)."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
@@ -325,7 +326,7 @@ def _parse_parquet(data: bytes, file: str, file_columns: Sequence[str], max_dept
     rows = _Rows(file, column)
     for number, record in enumerate(records, start=1):
         named = record.pop(column)
-        raw = {key: _arrow_cell(value) for key, value in record.items() if not _is_absent(value)}
+        raw = {key: arrow_cell(value) for key, value in record.items() if not is_absent(value)}
         normaliser = Normaliser(
             invalid_code=ErrorCode.INVALID_TABLE, max_depth=max_depth, max_values=sys.maxsize
         )
