@@ -190,6 +190,8 @@ class PlanningConfig(BaseModel):
     manifest_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1024)
     metadata_chunk_rows: int = Field(default=10_000, ge=1)
     outcome_chunk_rows: int = Field(default=50_000, ge=1)
+    progress_every: int = Field(default=10_000, ge=1)
+    """A progress line goes to the task log every this many listed objects."""
 
     @field_validator("metadata_root")
     @classmethod
@@ -607,6 +609,14 @@ class ShardScanner:
         """The shard's objects; rule-skipped ones get their row here and go no further."""
         for info in iter_shard(self.source, self.shard):
             self.summary.objects += 1
+            if self.summary.objects % self.config.progress_every == 0:
+                log.info(
+                    "shard %s/%s: %s objects listed so far, outcomes %s",
+                    self.shard.index + 1,
+                    self.shard.count,
+                    self.summary.objects,
+                    dict(self.counts),
+                )
             url = self.source.object_url(info.key)
             self.unseen.discard(url)
             reason = self.key_filter.rule_reason(info)

@@ -450,3 +450,12 @@ def test_config_errors_name_the_field(bad: dict[str, str]) -> None:
 
 def test_error_codes_used_here_exist() -> None:
     assert ErrorCode("read_failed") is ErrorCode.READ_FAILED
+
+
+def test_long_scans_log_their_progress(local: Local, caplog: pytest.LogCaptureFixture) -> None:
+    tree = {f"raw/cams/x{j:02d}.jpg": png() for j in range(25)}
+    caplog.set_level("INFO", logger="encord_ingest.plan")
+    local(tree, config=PlanningConfig(progress_every=10)).plan("r1")
+    progress = [r.getMessage() for r in caplog.records if "listed so far" in r.getMessage()]
+    assert [m.split(": ", 1)[1].split(" objects")[0] for m in progress] == ["10", "20"]
+    assert progress[0].startswith("shard 1/1: 10 objects listed so far, outcomes {")
