@@ -215,7 +215,7 @@ class EncordHook(BaseHook):
     def resolve_integration(self, ref: str) -> str:
         """The UUID of a cloud integration given its UUID or its title (titles must be unique)."""
         with self._auth_errors():
-            if _is_uuid(ref):
+            if is_uuid(ref):
                 found = self.client.get_cloud_integrations(filter_integration_uuids=[ref])
             else:
                 found = self.client.get_cloud_integrations(filter_integration_titles=[ref])
@@ -234,7 +234,7 @@ class EncordHook(BaseHook):
         if path in self._folders:
             return self._folders[path]
         with self._auth_errors():
-            if _is_uuid(path):
+            if is_uuid(path):
                 folder = self.client.get_storage_folder(path)
             else:
                 folder = self._walk_folders(path, create)
@@ -531,9 +531,10 @@ def _record_patch(
             )
 
 
-def _is_uuid(value: str) -> bool:
+def is_uuid(value: object) -> bool:
+    """Whether ``value`` reads as a UUID (folder, item and integration references may be either)."""
     try:
-        uuid.UUID(value)
+        uuid.UUID(str(value))
     except ValueError:
         return False
     return True

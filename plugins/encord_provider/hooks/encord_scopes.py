@@ -45,7 +45,7 @@ from encord_ingest.schema import (
     parse_schema,
 )
 from encord_ingest.sync import MAX_BUNDLE_SIZE, ReservedKeysPolicy, SyncMode, plan_bundles
-from encord_provider.hooks.encord import LIST_PAGE_SIZE, EncordHook, EncordHookError, PatchResult, _is_uuid
+from encord_provider.hooks.encord import LIST_PAGE_SIZE, EncordHook, EncordHookError, PatchResult, is_uuid
 from encord_provider.schema_merge import read_existing
 
 if TYPE_CHECKING:
@@ -172,8 +172,8 @@ class EncordMetadataHook(EncordHook):
         return reached
 
     def _groups(self, refs: Sequence[str], folder: str | None) -> list[StorageItem]:
-        by_uuid = self.get_items([ref for ref in refs if _is_uuid(ref)])
-        titled = [ref for ref in refs if not _is_uuid(ref)]
+        by_uuid = self.get_items([ref for ref in refs if is_uuid(ref)])
+        titled = [ref for ref in refs if not is_uuid(ref)]
         listed: list[StorageItem] = []
         if titled:
             if not folder:
@@ -181,11 +181,11 @@ class EncordMetadataHook(EncordHook):
             listed = [i for i in self.iter_folder_items(self.get_folder(folder, create=False))]
         found = []
         for ref in refs:
-            key = str(uuid.UUID(ref)) if _is_uuid(ref) else ref
+            key = str(uuid.UUID(ref)) if is_uuid(ref) else ref
             matches = [by_uuid[key]] if key in by_uuid else [i for i in listed if i.name == ref]
-            matches = [i for i in matches if _is_uuid(ref) or i.item_type.value in GROUP_ITEM_TYPES]
+            matches = [i for i in matches if is_uuid(ref) or i.item_type.value in GROUP_ITEM_TYPES]
             if len(matches) != 1:
-                where = f" in folder {folder!r}" if not _is_uuid(ref) else ""
+                where = f" in folder {folder!r}" if not is_uuid(ref) else ""
                 raise EncordHookError(
                     f"group {ref!r}: expected one image group, image sequence or DICOM series{where}, "
                     f"found {len(matches)}"
