@@ -55,10 +55,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from encord_ingest.errors import ConfigError, ErrorCode, ItemError, value_repr
 from encord_ingest.metadata import VIDEO_KIND, UnknownKeyPolicy, type_metadata, validate_reserved
 from encord_ingest.schema import KEYFRAMES_KEY, VIDEO_CONFIG_KEY, MetadataSchema
-from encord_ingest.sidecars import DEFAULT_MAX_DEPTH, DEFAULT_MAX_TABLE_BYTES, TableFormat, check_size
+from encord_ingest.sidecars import DEFAULT_MAX_DEPTH, DEFAULT_MAX_TABLE_BYTES, TableFormat
 from encord_ingest.sidecars._values import ValueProblem, decode_text
 from encord_ingest.sidecars.documents import DocumentFormat, parse_document
-from encord_ingest.sidecars.tables import arrow_cell, is_absent, table_format
+from encord_ingest.sidecars.tables import arrow_cell, checked_table_format, is_absent
 from encord_ingest.sync import (
     ItemPlan,
     MetadataChange,
@@ -343,14 +343,9 @@ def read_change_table(
     data: bytes, *, file: str, max_bytes: int = DEFAULT_MAX_TABLE_BYTES
 ) -> ChangeTable | ItemError:
     """Read a change table (format by extension); a broken table is one :class:`ItemError`."""
-    too_large = check_size(file, len(data), max_bytes)
-    if too_large is not None:
-        return too_large
-    table = table_format(file)
-    if table is None:
-        return ItemError.of(
-            ErrorCode.UNSUPPORTED_SIDECAR, file, expected="a .csv, .tsv, .jsonl or .parquet table", value=file
-        )
+    table = checked_table_format(data, file=file, max_bytes=max_bytes)
+    if isinstance(table, ItemError):
+        return table
     try:
         if table is TableFormat.PARQUET:
             columns, rows = _parquet(data, file)

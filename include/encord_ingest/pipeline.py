@@ -22,7 +22,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,8 @@ import pandas as pd
 
 from encord_ingest.config import SourceConfig
 from encord_ingest.errors import ConfigError
-from encord_ingest.ledger import Ledger, Outcome, commit_run
+from encord_ingest.ledger import LEDGER_COLUMNS, Ledger, Outcome, commit_run
+from encord_ingest.metadata import metadata_fingerprint
 from encord_ingest.plan import load_outcomes, scan_shard
 from encord_ingest.schema import MetadataSchema
 from encord_ingest.sources.base import Source
@@ -76,14 +77,7 @@ class RunOptions:
     """At most this many new items are registered (manual runs); the rest wait for a later run."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "prefixes": self.prefixes,
-            "dry_run": self.dry_run,
-            "full_rescan": self.full_rescan,
-            "sync_mode": self.sync_mode,
-            "limit": self.limit,
-        }
+        return asdict(self)
 
 
 def resolve_run(
@@ -357,9 +351,6 @@ def reconcile_ledger(
     Groups, sequences and series have no URL of their own in a listing: their rows are kept as
     they are and counted (``groups_not_checked``), never dropped.
     """
-    from encord_ingest.ledger import LEDGER_COLUMNS
-    from encord_ingest.metadata import metadata_fingerprint
-
     ledger = ledger_of(state)
     frame = ledger.read_frame()
     drift = Drift()

@@ -338,6 +338,19 @@ def _parse_parquet(data: bytes, file: str, file_columns: Sequence[str], max_dept
     return rows
 
 
+def checked_table_format(data: bytes, *, file: str, max_bytes: int) -> TableFormat | ItemError:
+    """The table format named by ``file``'s extension, once the bytes are within ``max_bytes``."""
+    too_large = check_size(file, len(data), max_bytes)
+    if too_large is not None:
+        return too_large
+    table = table_format(file)
+    if table is None:
+        return ItemError.of(
+            ErrorCode.UNSUPPORTED_SIDECAR, file, expected="a .csv, .tsv, .jsonl or .parquet table", value=file
+        )
+    return table
+
+
 def parse_table(
     data: bytes,
     *,
@@ -347,14 +360,9 @@ def parse_table(
     max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> ParsedTable | ItemError:
     """Parse a metadata table read from ``file``; bad input is an :class:`ItemError`."""
-    too_large = check_size(file, len(data), max_bytes)
-    if too_large is not None:
-        return too_large
-    table = table_format(file)
-    if table is None:
-        return ItemError.of(
-            ErrorCode.UNSUPPORTED_SIDECAR, file, expected="a .csv, .tsv, .jsonl or .parquet table", value=file
-        )
+    table = checked_table_format(data, file=file, max_bytes=max_bytes)
+    if isinstance(table, ItemError):
+        return table
     try:
         if table is TableFormat.PARQUET:
             rows = _parse_parquet(data, file, file_columns, max_depth)
