@@ -5,5 +5,6 @@ COPY --chown=airflow:root requirements.txt requirements-dev.txt constraints.txt 
 COPY --chown=airflow:root include /opt/project/include
 COPY --chown=airflow:root plugins /opt/project/plugins
 COPY --chown=airflow:root tools /opt/project/tools
+# The `celery` extra (provider, celery 5.6, Redis client, psycopg2, asyncpg) comes from the same lock.
 RUN pip install --no-cache-dir -r /opt/project/requirements.txt -c /opt/project/constraints.txt \
- && pip install --no-cache-dir --no-deps -e /opt/project
+      -e "/opt/project[celery]"
