@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from encord_ingest.ledger import Ledger, commit_run
-from encord_ingest.plan import PlanningConfig, load_outcomes, scan_shard
+from encord_ingest.scan.config import PlanningConfig
+from encord_ingest.scan.outcomes import load_outcomes
+from encord_ingest.scan.scanner import ScanContext, scan_shard
 from encord_ingest.schema import parse_schema
 from encord_ingest.sources.local import LocalSource
 from encord_ingest.sources.sharding import plan_shards
@@ -114,7 +116,7 @@ def plan_run(
     schema = parse_schema(SCHEMA, file="bench-schema")
     run_store = store.child(f"runs/{run_id}")
     return [
-        scan_shard(source, shard, config, ledger, run_store, run_id=run_id, schema=schema)
+        scan_shard(ScanContext(source, shard, config, run_store, run_id, schema=schema, ledger=ledger))
         for shard in plan_shards(source, ["day/"], shards)
     ]
 

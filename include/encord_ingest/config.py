@@ -21,8 +21,8 @@ from encord_ingest.classify import ClassifyConfig
 from encord_ingest.errors import ConfigError
 from encord_ingest.grouping import GroupingConfig
 from encord_ingest.metadata import MetadataMapping, UnknownKeyPolicy
-from encord_ingest.plan import PlanningConfig
 from encord_ingest.probe import ProbeConfig
+from encord_ingest.scan.config import PlanningConfig
 from encord_ingest.schema import MetadataSchema, load_schema
 from encord_ingest.sidecars import SidecarConventions
 from encord_ingest.sources.factory import split_uri

@@ -50,7 +50,7 @@ from pydantic import BaseModel, ConfigDict
 
 POINTER_NAME = "CURRENT.json"
 OVER_LIMIT_CODE = "over_limit"
-"""Skip code of new items a run's ``limit`` left out (see :mod:`encord_ingest.plan`)."""
+"""Skip code of new items a run's ``limit`` left out (see :mod:`encord_ingest.scan.scanner`)."""
 VERSIONS_FOLDER = "versions"
 ROW_GROUP_SIZE = 50_000
 FORMAT_VERSION = 1

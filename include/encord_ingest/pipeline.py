@@ -32,7 +32,8 @@ from encord_ingest.config import SourceConfig
 from encord_ingest.errors import ConfigError
 from encord_ingest.ledger import LEDGER_COLUMNS, Ledger, Outcome, commit_run
 from encord_ingest.metadata import metadata_fingerprint
-from encord_ingest.plan import load_outcomes, scan_shard
+from encord_ingest.scan.outcomes import load_outcomes
+from encord_ingest.scan.scanner import ScanContext, scan_shard
 from encord_ingest.schema import MetadataSchema
 from encord_ingest.sources.base import Source
 from encord_ingest.sources.prefix import resolve_prefixes
@@ -142,17 +143,18 @@ def scan(
     """Plan one shard into the run folder; returns its summary (URIs and counts)."""
     ledger = ledger_of(state)
     parsed = Shard.model_validate(shard)
-    return scan_shard(
-        source,
-        parsed,
-        config.planning(),
-        ledger if ledger.pointer() is not None else None,
-        run_folder(state, options.run_id),
+    context = ScanContext(
+        source=source,
+        shard=parsed,
+        config=config.planning(),
+        run_store=run_folder(state, options.run_id),
         run_id=options.run_id,
         schema=schema if schema is not None else config.load_schema(),
+        ledger=ledger if ledger.pointer() is not None else None,
         full_rescan=options.full_rescan,
         new_item_limit=shard_share(options.limit, parsed.index, parsed.count),
     )
+    return scan_shard(context)
 
 
 def shard_share(limit: int | None, index: int, count: int) -> int | None:

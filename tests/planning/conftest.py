@@ -10,7 +10,7 @@ import pytest
 from standins import gcs_emulator, moto_s3_server, s3_client
 from standins.gcs import GcsEmulator
 
-from encord_ingest.plan import PlanningConfig
+from encord_ingest.scan.config import PlanningConfig
 from encord_ingest.sources.local import LocalSource
 from encord_ingest.storage import BlobStore
 from tests.planning.helpers import Harness, write_tree

@@ -12,7 +12,9 @@ import pandas as pd
 
 from encord_ingest.ledger import Ledger, commit_run
 from encord_ingest.manifest import Manifest
-from encord_ingest.plan import PlanningConfig, read_outcomes, scan_shard
+from encord_ingest.scan.config import PlanningConfig
+from encord_ingest.scan.outcomes import read_outcomes
+from encord_ingest.scan.scanner import ScanContext, scan_shard
 from encord_ingest.schema import MetadataSchema, parse_schema
 from encord_ingest.sources.base import Source
 from encord_ingest.sources.sharding import plan_shards
@@ -164,14 +166,16 @@ class Harness:
         run_store = self.run_store(run_id)
         summaries = [
             scan_shard(
-                self.source,
-                shard,
-                config or self.config,
-                self.ledger,
-                run_store,
-                run_id=run_id,
-                schema=self.schema,
-                full_rescan=full_rescan,
+                ScanContext(
+                    source=self.source,
+                    shard=shard,
+                    config=config or self.config,
+                    run_store=run_store,
+                    run_id=run_id,
+                    schema=self.schema,
+                    ledger=self.ledger,
+                    full_rescan=full_rescan,
+                )
             )
             for shard in plan_shards(self.source, self.prefixes, shards)
         ]

@@ -14,7 +14,8 @@ from standins.gcs import GcsEmulator
 
 from encord_ingest.grouping import GroupingConfig, GroupRule
 from encord_ingest.ledger import Ledger
-from encord_ingest.plan import DATA_CHANGED_WARNING, PlanningConfig
+from encord_ingest.scan.config import PlanningConfig
+from encord_ingest.scan.scanner import DATA_CHANGED_WARNING
 from encord_ingest.sources.gcs import GCSSource
 from encord_ingest.sources.s3 import S3Source
 from encord_ingest.storage import BlobStore

@@ -15,8 +15,9 @@ from encord_ingest.errors import ErrorCode
 from encord_ingest.grouping import GroupingConfig, GroupRule
 from encord_ingest.ledger import item_urls_by_title
 from encord_ingest.metadata import MetadataMapping
-from encord_ingest.plan import DATA_CHANGED_WARNING, PlanningConfig
 from encord_ingest.probe import ProbeConfig
+from encord_ingest.scan.config import PlanningConfig
+from encord_ingest.scan.scanner import DATA_CHANGED_WARNING
 from tests.planning.helpers import Harness, RunResult, dicom, png
 
 Local = Callable[..., Harness]
@@ -454,7 +455,7 @@ def test_error_codes_used_here_exist() -> None:
 
 def test_long_scans_log_their_progress(local: Local, caplog: pytest.LogCaptureFixture) -> None:
     tree = {f"raw/cams/x{j:02d}.jpg": png() for j in range(25)}
-    caplog.set_level("INFO", logger="encord_ingest.plan")
+    caplog.set_level("INFO", logger="encord_ingest.scan.scanner")
     local(tree, config=PlanningConfig(progress_every=10)).plan("r1")
     progress = [r.getMessage() for r in caplog.records if "listed so far" in r.getMessage()]
     assert [m.split(": ", 1)[1].split(" objects")[0] for m in progress] == ["10", "20"]

@@ -1,0 +1,101 @@
+"""Planning config (how a source's objects become items) and a shard scan's summary."""
+
+from __future__ import annotations
+
+import hashlib
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from encord_ingest.classify import ClassifyConfig
+from encord_ingest.grouping import GroupingConfig
+from encord_ingest.ledger import Outcome
+from encord_ingest.manifest import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, DEFAULT_MAX_URLS
+from encord_ingest.manifest.model import compact_json_bytes
+from encord_ingest.metadata import MetadataMapping, UnknownKeyPolicy
+from encord_ingest.probe import ProbeConfig
+from encord_ingest.schema import MetadataSchema, key_problem
+from encord_ingest.sidecars import SidecarConventions
+from encord_ingest.sources.filters import FilterConfig
+
+
+class PlanningConfig(BaseModel):
+    """Everything that decides how a source's objects become items (one per source)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    classify: ClassifyConfig = Field(default_factory=ClassifyConfig)
+    filters: FilterConfig = Field(default_factory=FilterConfig)
+    sidecars: SidecarConventions = Field(default_factory=SidecarConventions)
+    mapping: MetadataMapping = Field(default_factory=MetadataMapping)
+    grouping: GroupingConfig = Field(default_factory=GroupingConfig)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    unknown_keys: UnknownKeyPolicy = "warn"
+    metadata_root: str = ""
+    """Folder defaults and tables apply from this folder down (``""``: the bucket root)."""
+    provenance_key: str | None = None
+    """When set, ``clientMetadata[<key>]`` = ``{source, version, sidecars}`` (off by default)."""
+    sync_new_items: bool = True
+    manifest_max_items: int = Field(default=DEFAULT_MAX_ITEMS, ge=1)
+    manifest_max_urls: int = Field(default=DEFAULT_MAX_URLS, ge=1)
+    manifest_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1024)
+    metadata_chunk_rows: int = Field(default=10_000, ge=1)
+    outcome_chunk_rows: int = Field(default=50_000, ge=1)
+    progress_every: int = Field(default=10_000, ge=1)
+    """A progress line goes to the task log every this many listed objects."""
+
+    @field_validator("metadata_root")
+    @classmethod
+    def _folder(cls, root: str) -> str:
+        if root and not root.endswith("/"):
+            raise ValueError(f"metadata_root {root!r}: expected '' or a folder ending in '/'")
+        return root
+
+    @field_validator("provenance_key")
+    @classmethod
+    def _valid_key(cls, key: str | None) -> str | None:
+        if key is not None and key_problem(key):
+            raise ValueError(f"provenance_key {key!r}: {key_problem(key)}")
+        return key
+
+
+def config_fingerprint(config: PlanningConfig, schema: MetadataSchema) -> str:
+    """A hash of everything besides the sidecars that decides an item's metadata and shape."""
+    relevant = {
+        "schema": schema.to_dict(),
+        "mapping": config.mapping.model_dump(mode="json"),
+        "sidecars": config.sidecars.model_dump(mode="json"),
+        "grouping": config.grouping.model_dump(mode="json"),
+        "unknown_keys": config.unknown_keys,
+        "metadata_root": config.metadata_root,
+        "provenance_key": config.provenance_key,
+    }
+    return hashlib.sha256(compact_json_bytes(relevant)).hexdigest()
+
+
+class ShardSummary(BaseModel):
+    """What one shard's plan produced; small enough for XCom (URIs and counts only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    shard: int
+    shards: int
+    source: str
+    full_rescan: bool
+    objects: int = 0
+    counts: dict[str, int] = Field(default_factory=dict)
+    items: dict[str, int] = Field(default_factory=dict)
+    errors: dict[str, int] = Field(default_factory=dict)
+    warnings: int = 0
+    manifest_items: int = 0
+    manifest_urls: int = 0
+    metadata_changes: int = 0
+    manifest_uris: list[str] = Field(default_factory=list)
+    metadata_uris: list[str] = Field(default_factory=list)
+    outcome_uris: list[str] = Field(default_factory=list)
+    summary_uri: str = ""
+
+    @property
+    def accounted(self) -> bool:
+        """Every object seen has exactly one outcome (``gone`` rows are extra)."""
+        return sum(self.counts.values()) - self.counts.get(Outcome.GONE, 0) == self.objects

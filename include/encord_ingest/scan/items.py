@@ -1,0 +1,61 @@
+"""A grouping draft turned into the manifest item Encord registers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from encord_ingest.errors import ItemError
+from encord_ingest.grouping import Draft
+from encord_ingest.manifest import (
+    AudioItem,
+    DicomSeriesItem,
+    GroupFrame,
+    ImageGroupItem,
+    ImageItem,
+    Item,
+    NiftiItem,
+    PdfItem,
+    TextItem,
+    VideoItem,
+)
+from encord_ingest.probe import ProbeConfig, probe_image, probe_video
+from encord_ingest.sources.base import Source
+
+
+def build_item(
+    draft: Draft, urls: list[str], metadata: dict[str, Any], source: Source, probe: ProbeConfig
+) -> Item | ItemError:
+    """The manifest item of ``draft`` (media probed when ``probe`` says so), or why there is none."""
+    common: dict[str, Any] = {"title": draft.title, "client_metadata": metadata}
+    member = draft.members[0]
+    if draft.kind == "image_group":
+        frames = []
+        for info, url in zip(draft.members, urls, strict=True):
+            media = probe_image(source.read_bytes, info.key, info.size, probe) if probe.images else None
+            if isinstance(media, ItemError):
+                return media
+            frames.append(GroupFrame(url=url, image_metadata=media))
+        return ImageGroupItem(frames=frames, create_video=draft.create_video, **common)
+    if draft.kind == "dicom_series":
+        return DicomSeriesItem(files=urls, **common)
+    if draft.kind == "image":
+        media = probe_image(source.read_bytes, member.key, member.size, probe) if probe.images else None
+        if isinstance(media, ItemError):
+            return media
+        return ImageItem(object_url=urls[0], image_metadata=media, **common)
+    if draft.kind == "video":
+        video = None
+        if probe.videos:
+            local = getattr(source, "path", None)
+            video = probe_video(
+                source.read_bytes,
+                member.key,
+                member.size,
+                probe,
+                str(local(member.key)) if local else None,
+            )
+            if isinstance(video, ItemError):
+                return video
+        return VideoItem(object_url=urls[0], video_metadata=video, **common)
+    single = {"audio": AudioItem, "text": TextItem, "pdf": PdfItem, "nifti": NiftiItem}[draft.kind]
+    return single(object_url=urls[0], **common)

@@ -1,0 +1,568 @@
+"""The shard scanner: one shard's listing streamed folder by folder into the run folder's chunks."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from encord_ingest.classify import SNIFF_BYTES, Classified, Classifier, sniff_content_type
+from encord_ingest.errors import ErrorCode, ItemError
+from encord_ingest.grouping import (
+    Draft,
+    FolderBatch,
+    FolderPlan,
+    FolderWalker,
+    SeriesCollector,
+    order_frames,
+    plan_folder,
+    read_dicom_header,
+)
+from encord_ingest.ledger import (
+    OVER_LIMIT_CODE,
+    Ledger,
+    LedgerRow,
+    LedgerSnapshot,
+    ObjectState,
+    Outcome,
+    diff_item,
+    metadata_outcome,
+    sidecar_versions_json,
+)
+from encord_ingest.manifest import check_object_url
+from encord_ingest.manifest.model import compact_json_bytes
+from encord_ingest.metadata import metadata_fingerprint
+from encord_ingest.scan.config import PlanningConfig, ShardSummary, config_fingerprint
+from encord_ingest.scan.inputs import FolderInputs, Parsed, find_object, read_and_parse
+from encord_ingest.scan.item_metadata import STATIC_FILE, ItemMetadata, build_metadata, own_defaults
+from encord_ingest.scan.items import build_item
+from encord_ingest.scan.outcomes import OUTCOME_COLUMNS, outcome_table_bytes
+from encord_ingest.scan.writers import BlobWriter, ManifestWriter, RowsWriter
+from encord_ingest.schema import MetadataSchema
+from encord_ingest.sidecars import ParsedTable, SidecarRole, collect_layers
+from encord_ingest.sources.base import ObjectInfo, Source, folder_of
+from encord_ingest.sources.filters import KeyFilter
+from encord_ingest.sources.sharding import Shard, iter_shard
+from encord_ingest.storage import BlobStore
+from encord_ingest.sync import MetadataChange, write_changes
+
+log = logging.getLogger(__name__)
+
+RESULTS_FOLDER = "results"
+"""Where the Encord operators write per-chunk results in the run folder (``encord_provider.run_io``)."""
+OVER_LIMIT = OVER_LIMIT_CODE
+DATA_CHANGED_WARNING = (
+    "the object changed under the same URL; Encord keeps the registered media "
+    "(skip_duplicate_urls), only the metadata is synced"
+)
+
+
+def _fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(compact_json_bytes(list(parts))).hexdigest()
+
+
+@dataclass(frozen=True)
+class ScanContext:
+    """What one shard scan works on: passed whole from the pipeline to the scanner."""
+
+    source: Source
+    shard: Shard
+    config: PlanningConfig
+    run_store: BlobStore
+    """The run's folder."""
+    run_id: str
+    schema: MetadataSchema = field(default_factory=lambda: MetadataSchema(keys={}))
+    ledger: Ledger | None = None
+    """The source's ledger (``None``: no ledger yet); only the rows in the shard's ranges are read."""
+    full_rescan: bool = False
+    """Ignore the ledger: every item is planned as new (registration skips known URLs) and gets a
+    metadata-change row."""
+    new_item_limit: int | None = None
+    """At most this many new items are planned for registration; the rest are ``skipped`` with
+    code ``over_limit``."""
+
+
+class ShardScanner:
+    """One shard's planning state. Use :func:`scan_shard`."""
+
+    def __init__(self, context: ScanContext, ledger: LedgerSnapshot):
+        self.ctx, self.ledger, self.new_items = context, ledger, 0
+        source, shard, config, schema = context.source, context.shard, context.config, context.schema
+        run_store = context.run_store
+        self.conventions = config.sidecars
+        self.classifier = Classifier(config.classify, is_sidecar=self.conventions.is_sidecar)
+        self.key_filter = KeyFilter(config.filters, roots=[part.prefix for part in shard.parts])
+        self.config_fp = config_fingerprint(config, schema)
+        stem = f"shard-{shard.index:04d}"
+        self.manifests = ManifestWriter(
+            BlobWriter(run_store, "manifests", stem, ".json"),
+            max_items=config.manifest_max_items,
+            max_urls=config.manifest_max_urls,
+            max_bytes=config.manifest_max_bytes,
+        )
+        self.changes = RowsWriter(
+            BlobWriter(run_store, "metadata", stem, ".jsonl"), config.metadata_chunk_rows, write_changes
+        )
+        self.outcomes = RowsWriter(
+            BlobWriter(run_store, "outcomes", stem, ".parquet"),
+            config.outcome_chunk_rows,
+            outcome_table_bytes,
+        )
+        self.summary = ShardSummary(
+            run_id=context.run_id,
+            shard=shard.index,
+            shards=shard.count,
+            source=_source_uri(source),
+            full_rescan=context.full_rescan,
+        )
+        self.counts: Counter[str] = Counter()
+        self.item_counts: Counter[str] = Counter()
+        self.error_counts: Counter[str] = Counter()
+        self.unseen = set(ledger.rows)
+        self.static = config.mapping.static_layer(schema, file=STATIC_FILE, unknown_keys=config.unknown_keys)
+        self.claimed_outside: set[str] = set()
+        self.parse_errors: dict[str, ItemError] = {}
+        self.series = SeriesCollector()
+        self.walker = FolderWalker(self._listing())
+        self.inputs = FolderInputs(source, self.conventions, shard, self.walker, config.metadata_root)
+
+    # -- rows -------------------------------------------------------------------------------------
+
+    def _row(self, info: ObjectInfo, outcome: Outcome, url: str, **fields: Any) -> None:
+        row = {
+            "key": info.key,
+            "url": url,
+            "outcome": outcome.value,
+            "version": info.version,
+            "size": info.size,
+        }
+        row.update(fields)
+        error = fields.get("code")
+        if outcome is Outcome.FAILED and error:
+            self.error_counts[error] += 1
+        if fields.get("warning"):
+            self.summary.warnings += 1
+        self.counts[outcome.value] += 1
+        self.outcomes.add(tuple(row.get(name) for name in OUTCOME_COLUMNS))
+
+    def _skip(self, info: ObjectInfo, code: str, message: str | None = None) -> None:
+        self._row(info, Outcome.SKIPPED, self.ctx.source.object_url(info.key), code=code, message=message)
+
+    def _sidecar_row(self, info: ObjectInfo, error: ItemError | None) -> None:
+        url = self.ctx.source.object_url(info.key)
+        if error is not None and error.file == info.key:
+            self._row(info, Outcome.FAILED, url, code=error.code.value, message=error.message)
+        else:
+            self._row(info, Outcome.SIDECAR, url)
+
+    # -- listing ------------------------------------------------------------------------------------
+
+    def _listing(self) -> Iterator[ObjectInfo]:
+        """The shard's objects; rule-skipped ones get their row here and go no further."""
+        for info in iter_shard(self.ctx.source, self.ctx.shard):
+            self.summary.objects += 1
+            if self.summary.objects % self.ctx.config.progress_every == 0:
+                log.info(
+                    "shard %s/%s: %s objects listed so far, outcomes %s",
+                    self.ctx.shard.index + 1,
+                    self.ctx.shard.count,
+                    self.summary.objects,
+                    dict(self.counts),
+                )
+            url = self.ctx.source.object_url(info.key)
+            self.unseen.discard(url)
+            reason = self.key_filter.rule_reason(info)
+            if reason is not None:
+                self._row(info, Outcome.SKIPPED, url, code=reason.value)
+                continue
+            yield info
+
+    def _classify(self, info: ObjectInfo) -> Classified:
+        verdict = self.classifier.classify(info.key)
+        if self.classifier.needs_content(verdict):
+            try:
+                head = self.ctx.source.read_bytes(info.key, SNIFF_BYTES)
+            except Exception:
+                return verdict
+            verdict = self.classifier.resolve(verdict, sniff_content_type(head))
+        return verdict
+
+    # -- folders ------------------------------------------------------------------------------------
+
+    def run(self) -> ShardSummary:
+        self._forget_results()
+        for batch in self.walker:
+            self._folder(batch)
+        for draft in self.series.drafts():
+            self._evaluate(draft, {})
+        self._gone()
+        return self._finish()
+
+    def _forget_results(self) -> None:
+        """Delete register/sync results of an earlier attempt of this run (a cleared or re-run DAG
+        run reuses the run folder and the chunk names): they describe other chunk contents."""
+        for key in list(self.ctx.run_store.list(f"{RESULTS_FOLDER}/shard-{self.ctx.shard.index:04d}-")):
+            self.ctx.run_store.delete(key)
+
+    def _folder(self, batch: FolderBatch) -> None:
+        verdicts = {info.key: self._classify(info) for info in batch.objects}
+        plan = plan_folder(
+            batch,
+            verdicts,
+            self.ctx.config.grouping,
+            sidecar_candidates=self.conventions.per_file_sidecar_keys,
+            is_folder_input=self._is_folder_input,
+            glob_skip=lambda key: _value(self.key_filter.glob_reason(key)),
+        )
+        self.inputs.complete(batch, plan.folder_inputs)
+        index = {info.key: info for info in batch.objects}
+        for draft in plan.drafts:
+            self._evaluate(draft, index)
+        self._uid_dicom(plan.uid_dicom)
+        self._side_rows(plan)
+        self.inputs.release(batch.folder)
+
+    def _is_folder_input(self, key: str) -> bool:
+        return self.conventions.sidecar_role(key) in (SidecarRole.FOLDER_DEFAULTS, SidecarRole.FOLDER_TABLE)
+
+    def _side_rows(self, plan: FolderPlan) -> None:
+        for info in plan.folder_inputs:
+            self._sidecar_row(info, self.inputs.parse_error(info.key))
+        for info in plan.paired:
+            self.claimed_outside.discard(info.key)
+            self._sidecar_row(info, self.parse_errors.pop(info.key, None))
+        for info, reason in plan.unused:
+            self._skip(info, "unused_sidecar", reason)
+        for info in plan.orphans:
+            if info.key in self.claimed_outside:
+                self.claimed_outside.discard(info.key)
+                self._sidecar_row(info, self.parse_errors.pop(info.key, None))
+            else:
+                error = ItemError.of(
+                    ErrorCode.ORPHAN_SIDECAR, info.key, detail="no data file of that name here"
+                )
+                self._skip(info, ErrorCode.ORPHAN_SIDECAR.value, error.message)
+        for info, reason in plan.not_data:
+            self._skip(info, reason)
+
+    def _uid_dicom(self, files: Sequence[ObjectInfo]) -> None:
+        grouping = self.ctx.config.grouping
+        for info in files:
+            header = read_dicom_header(
+                self.ctx.source.read_bytes,
+                info,
+                first_bytes=grouping.dicom_header_bytes,
+                max_bytes=grouping.dicom_max_header_bytes,
+            )
+            if isinstance(header, ItemError):
+                self._fail_members(
+                    [info], [self.ctx.source.object_url(info.key)], header, "dicom_series", info.key
+                )
+            else:
+                self.series.add(info, header)
+
+    # -- items ----------------------------------------------------------------------------------------
+
+    def _chain(self, metadata_key: str) -> list[str]:
+        root = self.ctx.config.metadata_root
+        if not metadata_key.startswith(root):
+            return []
+        return self.conventions.folder_chain(metadata_key, root)
+
+    def _inputs(self, draft: Draft, index: Mapping[str, ObjectInfo]) -> dict[str, ObjectInfo]:
+        """Every sidecar that may feed ``draft``: per-file ones, chain folder files, own folder files."""
+        found: dict[str, ObjectInfo] = {}
+        for key in draft.sidecars:
+            info = index.get(key)
+            if info is not None:
+                found[key] = info
+        for folder in self._chain(draft.metadata_key):
+            found.update(self.inputs.of(folder))
+        if draft.own_folder is not None:
+            found.update(self.inputs.of(draft.own_folder))
+        return found
+
+    def _group_sidecars(self, draft: Draft) -> dict[str, ObjectInfo]:
+        """Per-file sidecars of a group or folder series: in the parent folder, listed already
+        (``a/seq.json`` sorts before ``a/seq/...``), which is still open."""
+        parent = self.walker.open_batch(folder_of(draft.metadata_key))
+        if parent is None:
+            return {}
+        found = {
+            key: info
+            for key in self.conventions.per_file_sidecar_keys(draft.metadata_key)
+            if (info := find_object(parent.objects, key)) is not None
+        }
+        draft.sidecars = list(reversed(found))
+        self.claimed_outside.update(found)
+        return found
+
+    def _evaluate(self, draft: Draft, index: Mapping[str, ObjectInfo]) -> None:
+        """Plan one item: diff, read and type its metadata when needed, queue its outputs, rows."""
+        if draft.own_folder is not None:
+            index = self._group_sidecars(draft)
+        if draft.order_column is not None:
+            ordered = self._ordered(draft)
+            if isinstance(ordered, ItemError):
+                self._fail(draft, ordered)
+                return
+            draft.members = ordered
+        urls = [self.ctx.source.object_url(member.key) for member in draft.members]
+        for member, url in zip(draft.members, urls, strict=True):
+            bad_url = check_object_url(url, member.key)
+            if bad_url is not None:
+                self._fail(draft, bad_url, urls)
+                return
+        inputs = self._inputs(draft, index)
+        versions = {key: info.version for key, info in inputs.items()}
+        input_fp = _fingerprint(
+            self.config_fp, draft.kind, draft.title, draft.create_video, sorted(versions.items())
+        )
+        states = [ObjectState(url, m.version, m.size) for url, m in zip(urls, draft.members, strict=True)]
+        outcome, row = diff_item(states, urls[0], input_fp, self.ledger, full_rescan=self.ctx.full_rescan)
+        base = {"sidecars": sidecar_versions_json(versions), "input_fingerprint": input_fp}
+        if outcome is Outcome.UNCHANGED and row is not None:
+            self._member_rows(draft, urls, outcome, base | {"metadata_hash": row.metadata_hash}, row)
+            return
+        metadata = self._metadata(draft, inputs)
+        if metadata.error is not None:
+            self._fail(draft, metadata.error, urls)
+            return
+        if self.ctx.config.provenance_key:
+            metadata.values[self.ctx.config.provenance_key] = self._provenance(draft, urls[0], versions)
+        metadata_hash = metadata_fingerprint(metadata.values)
+        if outcome is None:
+            assert row is not None
+            outcome = metadata_outcome(row, metadata_hash)
+        warning = "; ".join(w.message for w in metadata.warnings) or None
+        if outcome is Outcome.DATA_CHANGED:
+            warning = "; ".join(filter(None, [DATA_CHANGED_WARNING, warning]))
+        if outcome is Outcome.NEW:
+            if self.ctx.new_item_limit is not None and self.new_items >= self.ctx.new_item_limit:
+                self._over_limit(draft, urls)
+                return
+            error = self._register(draft, urls, metadata.values)
+            if error is not None:
+                self._fail(draft, error, urls)
+                return
+            self.new_items += 1
+        if self._needs_sync(outcome, row, metadata_hash):
+            uuid = row.item_uuid if row is not None else None
+            self.changes.add(
+                MetadataChange(
+                    object_url=urls[0], item_uuid=uuid, metadata=metadata.values, source_files=metadata.files
+                )
+            )
+        fields = base | {"metadata_hash": metadata_hash, "warning": warning}
+        self._member_rows(draft, urls, outcome, fields, row)
+
+    def _over_limit(self, draft: Draft, urls: Sequence[str]) -> None:
+        """A new item past the run's ``limit``: skipped now (no ledger row), planned again next run."""
+        message = (
+            f"not registered: the run's limit on new items was reached ({self.ctx.new_item_limit} for this "
+            "shard); a later run registers it"
+        )
+        for member, url in zip(draft.members, urls, strict=True):
+            self._row(
+                member,
+                Outcome.SKIPPED,
+                url,
+                item_url=urls[0],
+                kind=draft.kind,
+                title=draft.title,
+                code=OVER_LIMIT,
+                message=message,
+            )
+
+    def _needs_sync(self, outcome: Outcome, row: LedgerRow | None, metadata_hash: str) -> bool:
+        if outcome is Outcome.NEW:
+            return self.ctx.config.sync_new_items
+        if outcome in (Outcome.DATA_CHANGED, Outcome.METADATA_CHANGED):
+            return row is None or row.metadata_hash != metadata_hash
+        return False
+
+    def _ordered(self, draft: Draft) -> list[ObjectInfo] | ItemError:
+        """Frames in the order of the group folder's table column."""
+        assert draft.own_folder is not None
+        tables = [
+            k for k in self.conventions.table_keys(draft.own_folder) if k in self.inputs.of(draft.own_folder)
+        ]
+        column = draft.order_column
+        if not tables:
+            return ItemError.of(
+                ErrorCode.INVALID_ORDER,
+                draft.title,
+                key=column,
+                expected="a folder table with the order column",
+            )
+        parsed = self.inputs.parsed(tables[0])
+        if isinstance(parsed, ItemError):
+            return parsed
+        assert isinstance(parsed, ParsedTable)
+        order = {name: row.get(column or "") for name, row in parsed.rows.items()}
+        return order_frames(draft.members, order, table_file=parsed.file, column=column)
+
+    def _metadata(self, draft: Draft, inputs: Mapping[str, ObjectInfo]) -> ItemMetadata:
+        parsed: dict[str, Parsed] = {}
+        for key in inputs:
+            if self._is_folder_input(key):
+                parsed[key] = self.inputs.parsed(key)
+            else:
+                document = read_and_parse(self.ctx.source, self.conventions, key)
+                if isinstance(document, ItemError):
+                    self.parse_errors[key] = document
+                parsed[key] = document
+        own = {}
+        if draft.own_folder is not None:
+            own_keys = self.conventions.defaults_keys(draft.own_folder)
+            own = {key: parsed.pop(key) for key in own_keys if key in parsed}
+            for key in self.conventions.table_keys(draft.own_folder):
+                parsed.pop(key, None)
+        layers = collect_layers(
+            draft.metadata_key, parsed, conventions=self.conventions, root=self.ctx.config.metadata_root
+        )
+        if isinstance(layers, ItemError):
+            return ItemMetadata(error=layers)
+        own_layers = own_defaults(own, self.conventions.defaults_keys(draft.own_folder or ""))
+        if isinstance(own_layers, ItemError):
+            return ItemMetadata(error=own_layers)
+        if own_layers:
+            cut = max(
+                (i + 1 for i, layer in enumerate(layers) if layer.role == SidecarRole.FOLDER_DEFAULTS),
+                default=0,
+            )
+            layers = [*layers[:cut], *own_layers, *layers[cut:]]
+        return build_metadata(
+            layers,
+            draft.kind,
+            item_file=draft.title,
+            config=self.ctx.config,
+            schema=self.ctx.schema,
+            static=self.static,
+        )
+
+    def _provenance(self, draft: Draft, item_url: str, versions: Mapping[str, str]) -> dict[str, Any]:
+        members = draft.members
+        version = members[0].version if len(members) == 1 else _fingerprint([m.version for m in members])
+        return {"source": item_url, "version": version, "sidecars": dict(sorted(versions.items()))}
+
+    def _register(self, draft: Draft, urls: list[str], metadata: dict[str, Any]) -> ItemError | None:
+        item = build_item(draft, urls, metadata, self.ctx.source, self.ctx.config.probe)
+        if isinstance(item, ItemError):
+            return item
+        return self.manifests.add(item)
+
+    def _member_rows(
+        self,
+        draft: Draft,
+        urls: Sequence[str],
+        outcome: Outcome,
+        fields: dict[str, Any],
+        row: LedgerRow | None,
+    ) -> None:
+        self.item_counts[outcome.value] += 1
+        uuid = row.item_uuid if row is not None else None
+        for info, url in zip(draft.members, urls, strict=True):
+            self._row(
+                info,
+                outcome,
+                url,
+                item_url=urls[0],
+                kind=draft.kind,
+                title=draft.title,
+                item_uuid=uuid,
+                **fields,
+            )
+
+    def _fail(self, draft: Draft, error: ItemError, urls: Sequence[str] | None = None) -> None:
+        urls = list(urls) if urls is not None else [self.ctx.source.object_url(m.key) for m in draft.members]
+        self._fail_members(draft.members, urls, error, draft.kind, draft.title)
+
+    def _fail_members(
+        self, members: Sequence[ObjectInfo], urls: Sequence[str], error: ItemError, kind: str, title: str
+    ) -> None:
+        self.item_counts[Outcome.FAILED.value] += 1
+        for info, url in zip(members, urls, strict=True):
+            self._row(
+                info,
+                Outcome.FAILED,
+                url,
+                item_url=urls[0],
+                kind=kind,
+                title=title,
+                code=error.code.value,
+                message=error.message,
+            )
+
+    # -- end ------------------------------------------------------------------------------------------
+
+    def _gone(self) -> None:
+        for url in sorted(self.unseen):
+            row = self.ledger.rows[url]
+            self.counts[Outcome.GONE.value] += 1
+            fields = {
+                "key": row.key,
+                "url": url,
+                "item_url": row.item_url,
+                "kind": row.kind,
+                "outcome": Outcome.GONE.value,
+                "version": row.version,
+                "size": row.size,
+                "item_uuid": row.item_uuid,
+            }
+            self.outcomes.add(tuple(fields.get(name) for name in OUTCOME_COLUMNS))
+
+    def _finish(self) -> ShardSummary:
+        self.manifests.flush()
+        self.changes.flush()
+        self.outcomes.flush()
+        for writer in (self.manifests.writer, self.changes.writer, self.outcomes.writer):
+            writer.remove_leftovers()
+        summary = self.summary
+        summary.counts = dict(sorted(self.counts.items()))
+        summary.items = dict(sorted(self.item_counts.items()))
+        summary.errors = dict(sorted(self.error_counts.items()))
+        summary.manifest_items = self.manifests.total_items
+        summary.manifest_urls = self.manifests.total_urls
+        summary.metadata_changes = self.changes.total
+        summary.manifest_uris = self.manifests.writer.uris
+        summary.metadata_uris = self.changes.writer.uris
+        summary.outcome_uris = self.outcomes.writer.uris
+        key = f"summaries/shard-{self.ctx.shard.index:04d}.json"
+        summary.summary_uri = self.ctx.run_store.uri(key)
+        self.ctx.run_store.write_bytes(key, summary.model_dump_json(indent=1).encode("utf-8"))
+        if not summary.accounted:
+            raise RuntimeError(
+                f"shard {self.ctx.shard.index}: {summary.objects} objects but outcomes {summary.counts}"
+            )
+        return summary
+
+
+def _value(reason: Any) -> str | None:
+    return None if reason is None else str(reason.value)
+
+
+def _source_uri(source: Source) -> str:
+    uri = getattr(source, "uri", None)
+    return str(uri()) if callable(uri) else f"{source.scheme}://{source.bucket}"
+
+
+def scan_shard(context: ScanContext) -> dict[str, Any]:
+    """Plan one shard into the run folder (see :class:`ScanContext`); returns the summary as JSON data."""
+    ledger, shard = context.ledger, context.shard
+    full = context.full_rescan
+    snapshot = ledger.snapshot(shard.parts) if ledger is not None and not full else LedgerSnapshot()
+    summary = ShardScanner(context, snapshot).run()
+    log.info(
+        "shard %s/%s: %s objects, outcomes %s, %s items to register, %s metadata changes",
+        shard.index + 1,
+        shard.count,
+        summary.objects,
+        summary.counts,
+        summary.manifest_items,
+        summary.metadata_changes,
+    )
+    return summary.model_dump(mode="json")

@@ -1,0 +1,91 @@
+"""Chunk writers of a shard scan: numbered blobs, manifest chunks under Encord's limits, row chunks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from encord_ingest.errors import ItemError
+from encord_ingest.manifest import Item, Manifest, check_item_limits
+from encord_ingest.manifest.model import compact_json_bytes
+
+
+class BlobWriter:
+    """Writes numbered chunk files ``<folder>/<stem>-<n><suffix>`` and remembers their URIs."""
+
+    def __init__(self, store: Any, folder: str, stem: str, suffix: str):
+        self.store, self.folder, self.stem, self.suffix = store, folder, stem, suffix
+        self.uris: list[str] = []
+
+    def write(self, data: bytes) -> None:
+        key = f"{self.folder}/{self.stem}-{len(self.uris):05d}{self.suffix}"
+        self.uris.append(self.store.write_bytes(key, data))
+
+    def remove_leftovers(self) -> None:
+        """Delete chunks of an earlier attempt numbered past the ones written now."""
+        mine = {uri.rsplit("/", 1)[-1] for uri in self.uris}
+        for key in list(self.store.list(f"{self.folder}/{self.stem}-")):
+            if key.rsplit("/", 1)[-1] not in mine and key.endswith(self.suffix):
+                self.store.delete(key)
+
+
+class ManifestWriter:
+    """Streams items into manifest chunks under Encord's item, URL and byte limits."""
+
+    def __init__(self, writer: BlobWriter, *, max_items: int, max_urls: int, max_bytes: int):
+        self.writer = writer
+        self.max_items, self.max_urls, self.max_bytes = max_items, max_urls, max_bytes
+        self.envelope = len(Manifest([]).to_bytes())
+        self.items: list[Item] = []
+        self.kinds: set[str] = set()
+        self.urls = 0
+        self.size = self.envelope
+        self.total_items = 0
+        self.total_urls = 0
+
+    def add(self, item: Item) -> ItemError | None:
+        """Queue ``item``; an item that fits in no chunk is returned as its error instead."""
+        urls = len(item.object_urls())
+        entry = len(compact_json_bytes(item.to_docs()))
+        section = len(compact_json_bytes(item.DOCS_KEY)) + 4
+        if urls > self.max_urls or self.envelope + section + entry > self.max_bytes:
+            return check_item_limits(item, max_urls=self.max_urls, max_bytes=self.max_bytes)
+        added = entry + (1 if item.DOCS_KEY in self.kinds else section)
+        if self.items and (
+            len(self.items) >= self.max_items
+            or self.urls + urls > self.max_urls
+            or self.size + added > self.max_bytes
+        ):
+            self.flush()
+            added = entry + section
+        self.items.append(item)
+        self.kinds.add(item.DOCS_KEY)
+        self.urls += urls
+        self.size += added
+        self.total_items += 1
+        self.total_urls += urls
+        return None
+
+    def flush(self) -> None:
+        if self.items:
+            self.writer.write(Manifest(self.items).to_bytes())
+        self.items, self.kinds, self.urls, self.size = [], set(), 0, self.envelope
+
+
+class RowsWriter:
+    """Buffers rows and writes them ``rows`` at a time with ``encode``."""
+
+    def __init__(self, writer: BlobWriter, rows: int, encode: Any):
+        self.writer, self.limit, self.encode = writer, rows, encode
+        self.rows: list[Any] = []
+        self.total = 0
+
+    def add(self, row: Any) -> None:
+        self.rows.append(row)
+        self.total += 1
+        if len(self.rows) >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.writer.write(self.encode(self.rows))
+        self.rows = []
