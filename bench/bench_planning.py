@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from encord_ingest.ledger import Ledger, commit_run
+from encord_ingest.run_folder import RunFolder
 from encord_ingest.scan.config import PlanningConfig
-from encord_ingest.scan.outcomes import load_outcomes
 from encord_ingest.scan.scanner import ScanContext, scan_shard
 from encord_ingest.schema import parse_schema
 from encord_ingest.sources.local import LocalSource
@@ -116,7 +116,9 @@ def plan_run(
     schema = parse_schema(SCHEMA, file="bench-schema")
     run_store = store.child(f"runs/{run_id}")
     return [
-        scan_shard(ScanContext(source, shard, config, run_store, run_id, schema=schema, ledger=ledger))
+        scan_shard(
+            ScanContext(source, shard, config, RunFolder(run_store), run_id, schema=schema, ledger=ledger)
+        )
         for shard in plan_shards(source, ["day/"], shards)
     ]
 
@@ -158,7 +160,7 @@ def main() -> None:
         )
         report("plan 1", first, seconds, base)
         run_store = store.child("runs/r1")
-        timed("commit ledger", lambda: commit_run(ledger, "r1", load_outcomes(run_store, first)))
+        timed("commit ledger", lambda: commit_run(ledger, "r1", RunFolder(run_store).outcomes(first)))
 
         second, seconds = timed(
             "plan 2 (unchanged)",

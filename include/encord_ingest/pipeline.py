@@ -3,23 +3,17 @@
 The DAG's tasks are thin wrappers around these functions (see ``encord_provider.dag_builder``):
 
     resolve_run -> plan_run_shards -> scan (per shard) -> [register, sync: the Encord operators]
-        -> commit_ledger -> build_report
+        -> commit_ledger -> report_markdown
 
 Where things live (``state_uri`` of the source)::
 
     <state_uri>/ledger/CURRENT.json, versions/...      the ledger (see :mod:`.ledger`)
-    <state_uri>/runs/<run key>/manifests|metadata|outcomes|summaries|results/...
-    <state_uri>/runs/<run key>/report.md               the human-readable run report
-
-The run key is derived from the Airflow ``run_id`` only, so a retried task or a re-run of the
-same DAG run writes to the same place, and a manual run (no logical date) is keyed like any
-other.
+    <state_uri>/runs/<run key>/...                     one run's folder (see :mod:`.run_folder`)
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,7 +26,7 @@ from encord_ingest.config import SourceConfig
 from encord_ingest.errors import ConfigError
 from encord_ingest.ledger import LEDGER_COLUMNS, Ledger, Outcome, commit_run
 from encord_ingest.metadata import metadata_fingerprint
-from encord_ingest.scan.outcomes import load_outcomes
+from encord_ingest.run_folder import RegistrationResults, RunFolder
 from encord_ingest.scan.scanner import ScanContext, scan_shard
 from encord_ingest.schema import MetadataSchema
 from encord_ingest.sources.base import Source
@@ -41,24 +35,9 @@ from encord_ingest.sources.sharding import Shard, plan_shards
 from encord_ingest.storage import BlobStore
 
 LEDGER_FOLDER = "ledger"
-RUNS_FOLDER = "runs"
 GROUP_KINDS = ("image_group", "dicom_series")
-REPORT_NAME = "report.md"
 REPORT_ROWS = 200
 """Rows per section of the report; the outcome tables in the run folder hold every object."""
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def run_key(run_id: str) -> str:
-    """A folder name for a run: the run id with anything unsafe in a key replaced by ``_``."""
-    key = _UNSAFE.sub("_", run_id).strip("._")
-    if not key:
-        raise ValueError(f"run id {run_id!r} gives an empty run key")
-    return key
-
-
-def run_folder(state: BlobStore, run_id: str) -> BlobStore:
-    return state.child(f"{RUNS_FOLDER}/{run_key(run_id)}")
 
 
 def ledger_of(state: BlobStore) -> Ledger:
@@ -147,7 +126,7 @@ def scan(
         source=source,
         shard=parsed,
         config=config.planning(),
-        run_store=run_folder(state, options.run_id),
+        run=RunFolder.of(state, options.run_id),
         run_id=options.run_id,
         schema=schema if schema is not None else config.load_schema(),
         ledger=ledger if ledger.pointer() is not None else None,
@@ -177,16 +156,6 @@ def chunk_uris(summaries: Iterable[Mapping[str, Any]], kind: str) -> list[str]:
     return [uri for summary in summaries for uri in summary.get(f"{kind}_uris", [])]
 
 
-@dataclass
-class RegistrationResults:
-    """What the register step learnt, read back from its result files."""
-
-    item_uuids: dict[str, str] = field(default_factory=dict)
-    failed_urls: dict[str, str] = field(default_factory=dict)
-    job_uuids: list[str] = field(default_factory=list)
-    missing_chunks: list[str] = field(default_factory=list)
-
-
 def commit_ledger(
     state: BlobStore,
     options: RunOptions,
@@ -195,8 +164,7 @@ def commit_ledger(
     failed_sync_urls: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Merge the run's outcome tables into the ledger (atomically); failed items stay unrecorded."""
-    run_store = run_folder(state, options.run_id)
-    frames = list(load_outcomes(run_store, summaries))
+    frames = list(RunFolder.of(state, options.run_id).outcomes(summaries))
     failed = set(registration.failed_urls) | set(failed_sync_urls)
     pointer = commit_run(
         ledger_of(state),
@@ -211,7 +179,7 @@ def commit_ledger(
 def outcome_table(
     state: BlobStore, options: RunOptions, summaries: Sequence[Mapping[str, Any]]
 ) -> pd.DataFrame:
-    frames = list(load_outcomes(run_folder(state, options.run_id), summaries, columns=None))
+    frames = list(RunFolder.of(state, options.run_id).outcomes(summaries, columns=None))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["key", "outcome"])
 
 

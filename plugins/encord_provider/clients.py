@@ -23,11 +23,13 @@ def s3_client(conn_id: str | None) -> Any:
     return S3Hook(aws_conn_id=conn_id).get_conn()
 
 
-def gcs_client(conn_id: str | None) -> Any:
+def gcs_client(conn_id: str | None, project: str | None = None) -> Any:
+    """A storage client from connection ``conn_id``; without one, Application Default Credentials
+    (and ``project``)."""
     from google.cloud import storage
 
     if not conn_id:
-        return storage.Client()
+        return storage.Client(project=project)
     from airflow.sdk import BaseHook
 
     extra = BaseHook.get_connection(conn_id).extra_dejson
@@ -46,11 +48,12 @@ def gcs_client(conn_id: str | None) -> Any:
     return storage.Client(project=project)
 
 
-def storage_clients(uri: str, conn_id: str | None) -> dict[str, Any]:
-    """Keyword arguments (``s3_client=`` / ``gcs_client=``) for ``open_source``/``BlobStore``."""
+def storage_clients(uri: str, conn_id: str | None, *, gcs_project: str | None = None) -> dict[str, Any]:
+    """Keyword arguments (``s3_client=`` / ``gcs_client=``) for ``open_source``/``BlobStore``: the one
+    factory of bucket clients."""
     scheme = split_uri(uri)[0]
     if scheme == "s3":
         return {"s3_client": s3_client(conn_id)}
     if scheme == "gs":
-        return {"gcs_client": gcs_client(conn_id)}
+        return {"gcs_client": gcs_client(conn_id, gcs_project)}
     return {}

@@ -26,8 +26,6 @@ from airflow.sdk.exceptions import AirflowException
 
 from encord_ingest.config import SourceConfig
 from encord_ingest.pipeline import (
-    REPORT_NAME,
-    RegistrationResults,
     RunOptions,
     batches,
     chunk_uris,
@@ -39,13 +37,12 @@ from encord_ingest.pipeline import (
     plan_run_shards,
     report_markdown,
     resolve_run,
-    run_folder,
     scan,
     summary_table,
 )
+from encord_ingest.run_folder import RunFolder
 from encord_ingest.sources.factory import open_source
 from encord_ingest.storage import BlobStore
-from encord_ingest.sync import SyncReport, read_changes
 from encord_provider.clients import storage_clients
 from encord_provider.operators.encord import (
     EncordLinkDatasetOperator,
@@ -53,8 +50,6 @@ from encord_provider.operators.encord import (
     EncordRegisterDataOperator,
     EncordSyncMetadataOperator,
 )
-from encord_provider.registration import RegisterReport
-from encord_provider.run_io import REGISTER_SUFFIX, SYNC_SUFFIX, RunFolderIO, result_uri
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +89,7 @@ def _source(config: SourceConfig) -> Any:
 
 
 def _state_conns(config: SourceConfig) -> dict[str, str | None]:
-    """Connection arguments of the run-folder readers (operators, :class:`RunFolderIO`) for ``state_uri``."""
+    """Connection arguments of the operators' run-folder readers for ``state_uri``."""
     if config.state_uri.startswith("gs://"):
         return {"aws_conn_id": None, "gcs_conn_id": config.state_connection}
     return {"aws_conn_id": config.state_connection}
@@ -151,58 +146,6 @@ def _doc(config: SourceConfig, kind: str) -> str:
     )
 
 
-def _read_registration(io: RunFolderIO, manifest_uris: list[str]) -> RegistrationResults:
-    """The register result of each of this run's manifest chunks (a chunk without one failed)."""
-    results = RegistrationResults()
-    for chunk in manifest_uris:
-        try:
-            report = RegisterReport.from_bytes(io.read(result_uri(chunk, REGISTER_SUFFIX)))
-        except FileNotFoundError:
-            results.missing_chunks.append(chunk)
-            continue
-        results.job_uuids.append(report.job_uuid)
-        for url, outcome in report.results.items():
-            if outcome.item_uuid:
-                results.item_uuids[url] = outcome.item_uuid
-            elif outcome.error is not None:
-                results.failed_urls[url] = outcome.error.message
-    return results
-
-
-def _read_sync(
-    io: RunFolderIO, change_uris: list[str], dry_run: bool
-) -> tuple[dict[str, str], dict[str, int]]:
-    """Failed URLs and summed counts of the sync results; a chunk without a result failed whole."""
-    failed: dict[str, str] = {}
-    totals: dict[str, int] = {}
-    if dry_run:
-        return failed, totals
-    for chunk in change_uris:
-        try:
-            report = SyncReport.from_bytes(io.read(result_uri(chunk, SYNC_SUFFIX)))
-        except FileNotFoundError:
-            for change in read_changes(io.read(chunk), source=chunk):
-                failed[change.object_url] = f"metadata sync did not complete for chunk {chunk}"
-            continue
-        for name, value in report.counts.model_dump().items():
-            totals[name] = totals.get(name, 0) + int(value)
-        for url, item in report.items.items():
-            if item.error is not None:
-                failed[url] = item.error.message
-    return failed, totals
-
-
-def _missing_chunk_failures(io: RunFolderIO, missing_chunks: list[str]) -> dict[str, str]:
-    """Items of chunks that have no register result (the task crashed): failed, retried next run."""
-    from encord_ingest.manifest import Manifest
-
-    failed: dict[str, str] = {}
-    for uri in missing_chunks:
-        for item in Manifest.from_bytes(io.read(uri), source=uri).items:
-            failed[item.key_url] = f"registration did not complete for chunk {uri}"
-    return failed
-
-
 def _plan_and_scan(config: SourceConfig, *, resync: bool) -> tuple[Any, Any]:
     """``resolve -> plan_shards -> scan_shard`` (mapped over shards) in the DAG being built.
 
@@ -221,7 +164,7 @@ def _plan_and_scan(config: SourceConfig, *, resync: bool) -> tuple[Any, Any]:
             params=params,
         )
         log.info("Run %s lists %s", options.run_id, options.prefixes)
-        return {**options.to_json(), "run_uri": run_folder(_state(config), options.run_id).uri()}
+        return {**options.to_json(), "run_uri": RunFolder.of(_state(config), options.run_id).uri()}
 
     @task
     def plan_shards(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -338,11 +281,11 @@ def _commit_and_report(
     error budget. Items a failed task did not confirm stay out of the ledger, so the next run
     plans them again."""
     state = _state(config)
-    io = RunFolderIO(**_state_conns(config))
+    folder = RunFolder.of(state, options.run_id)
     manifests = [] if options.dry_run else chunk_uris(summaries, "manifest")
-    registration = _read_registration(io, manifests)
-    registration.failed_urls.update(_missing_chunk_failures(io, registration.missing_chunks))
-    failed_sync, sync_counts = _read_sync(io, chunk_uris(summaries, "metadata"), options.dry_run)
+    registration = folder.registration_results(manifests)
+    sync = folder.sync_results(chunk_uris(summaries, "metadata"), dry_run=options.dry_run)
+    failed_sync, sync_counts = sync.failed_urls, sync.counts
     ledger = None
     if not options.dry_run:
         ledger = commit_ledger(state, options, summaries, registration, failed_sync)
@@ -361,7 +304,7 @@ def _commit_and_report(
         ledger=ledger,
         failed_tasks=failed_tasks,
     )
-    report_uri = run_folder(state, options.run_id).write_bytes(REPORT_NAME, markdown.encode("utf-8"))
+    report_uri = folder.write_report(markdown)
     log.info("Run report: %s\n%s", report_uri, summary_table({**counts, "objects seen": objects_seen(table)}))
     failed = counts.get("failed", 0)
     items = max(objects_seen(table) - counts.get("skipped", 0) - counts.get("sidecar", 0), 0)
@@ -435,12 +378,11 @@ def build_resync_dag(config: SourceConfig) -> DAG:
             if run is None:
                 raise _unplanned(failed_tasks)
             options = _options(run)
-            io = RunFolderIO(**_state_conns(config))
+            folder = RunFolder.of(_state(config), options.run_id)
             summaries = list(summaries or [])
-            failed, totals = _read_sync(io, chunk_uris(summaries, "metadata"), options.dry_run)
-            state = _state(config)
-            text = _resync_markdown(config, options, totals, failed)
-            report_uri = run_folder(state, options.run_id).write_bytes(REPORT_NAME, text.encode("utf-8"))
+            sync = folder.sync_results(chunk_uris(summaries, "metadata"), dry_run=options.dry_run)
+            failed, totals = sync.failed_urls, sync.counts
+            report_uri = folder.write_report(_resync_markdown(config, options, totals, failed))
             log.info("Resync report: %s\n%s", report_uri, summary_table(totals))
             _raise_for_failed_tasks(failed_tasks, report_uri)
             if config.error_budget.exceeded(len(failed), totals.get("examined", 0)):
@@ -513,7 +455,7 @@ def build_reconcile_dag(config: SourceConfig) -> DAG:
             state = _state(config)
             drift = reconcile_ledger(state, context["run_id"], items)
             text = drift_markdown(config, context["run_id"], drift)
-            report_uri = run_folder(state, context["run_id"]).write_bytes(REPORT_NAME, text.encode("utf-8"))
+            report_uri = RunFolder.of(state, context["run_id"]).write_report(text)
             log.info("Reconcile report: %s\n%s", report_uri, summary_table(drift.to_json()))
             return {"report_uri": report_uri, "drift": drift.to_json()}
 

@@ -9,17 +9,16 @@ the result as ``results/<name>.register.json`` next to the chunk.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from encord_ingest.errors import ErrorCode, ItemError
 from encord_ingest.manifest.model import Manifest
+from encord_ingest.results import JobStatus, RegisterCounts, RegisterReport, UrlResult
 
-JobStatus = Literal["PENDING", "DONE", "ERROR", "CANCELLED"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"DONE", "ERROR", "CANCELLED"})
 #: Manifest kinds whose Encord item has no URL of its own (found by title in a listing).
 GROUP_KINDS: frozenset[str] = frozenset({"image_group", "dicom_series"})
@@ -74,43 +73,6 @@ class JobOutcome(BaseModel):
                 for error in state.unit_errors
             ],
         )
-
-
-class UrlResult(BaseModel):
-    """The outcome for one object URL: an item UUID, or an error."""
-
-    model_config = ConfigDict(frozen=True)
-
-    item_uuid: str | None = None
-    error: ItemError | None = None
-
-
-class RegisterCounts(BaseModel):
-    """Counts for XCom and reports; ``items`` are manifest items, ``urls`` their object URLs."""
-
-    items: int = 0
-    urls: int = 0
-    registered_items: int = 0
-    failed_items: int = 0
-
-
-class RegisterReport(BaseModel):
-    """``results/<name>.register.json``: one job's outcome for one manifest chunk."""
-
-    chunk_uri: str
-    job_uuid: str
-    status: JobStatus
-    counts: RegisterCounts
-    job_errors: list[str] = Field(default_factory=list)
-    results: dict[str, UrlResult]
-    """object URL -> item UUID or error (every URL of every item of the chunk)."""
-
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json(indent=1, exclude_none=True).encode("utf-8")
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> RegisterReport:
-        return cls.model_validate(json.loads(data))
 
 
 def _names_by_title(manifest: Manifest) -> Counter[str]:

@@ -68,7 +68,7 @@ class Runner:
         }
 
     def report(self, dag_run: Any, source: str = "demo_media") -> str:
-        from encord_ingest.pipeline import REPORT_NAME, run_key
+        from encord_ingest.run_folder import REPORT_NAME, run_key
 
         key = f"{source}/runs/{run_key(dag_run.run_id)}/{REPORT_NAME}"
         return self.stack.s3.get_object(Bucket=DEMO_STATE_BUCKET, Key=key)["Body"].read().decode()

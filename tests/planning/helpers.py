@@ -12,6 +12,7 @@ import pandas as pd
 
 from encord_ingest.ledger import Ledger, commit_run
 from encord_ingest.manifest import Manifest
+from encord_ingest.run_folder import RunFolder
 from encord_ingest.scan.config import PlanningConfig
 from encord_ingest.scan.outcomes import read_outcomes
 from encord_ingest.scan.scanner import ScanContext, scan_shard
@@ -170,7 +171,7 @@ class Harness:
                     source=self.source,
                     shard=shard,
                     config=config or self.config,
-                    run_store=run_store,
+                    run=RunFolder(run_store),
                     run_id=run_id,
                     schema=self.schema,
                     ledger=self.ledger,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from encord_ingest.pipeline import batches, run_key, shard_share
+from encord_ingest.pipeline import batches, shard_share
+from encord_ingest.run_folder import run_key
 
 
 def test_run_keys_are_safe_folder_names_derived_from_the_run_id_only() -> None:

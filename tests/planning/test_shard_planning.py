@@ -64,7 +64,8 @@ def test_flat_folders_are_cut_only_where_no_group_or_series_can_live(
 def test_a_rescan_in_the_same_run_folder_forgets_the_shards_earlier_results(flat_bucket: Path) -> None:
     """A cleared DAG run reuses its run folder and chunk names: results of the earlier attempt
     describe other chunk contents, so the scan of a shard deletes that shard's results first."""
-    from encord_ingest.pipeline import RunOptions, run_folder, scan
+    from encord_ingest.pipeline import RunOptions, scan
+    from encord_ingest.run_folder import RunFolder
     from encord_ingest.storage import BlobStore
 
     config = _config(flat_bucket, {"dicom_series_folders": []})
@@ -72,7 +73,7 @@ def test_a_rescan_in_the_same_run_folder_forgets_the_shards_earlier_results(flat
     state = BlobStore.from_uri(config.state_uri)
     options = RunOptions(run_id="manual__same", prefixes=["cams/"])
     shards = plan_run_shards(config, source, options.prefixes)
-    folder = run_folder(state, options.run_id)
+    folder = RunFolder.of(state, options.run_id).store
     folder.write_bytes("results/shard-0000-00000.register.json", b"{}")
     folder.write_bytes("results/shard-0000-00000.sync.json", b"{}")
     folder.write_bytes("results/shard-0001-00000.register.json", b"{}")

@@ -33,9 +33,7 @@ def test_gcs_client_from_a_connection_lists_and_writes_through_the_emulator(
         # The operators' run-folder reader takes the same connection for a gs:// state_uri.
         io = RunFolderIO(aws_conn_id=None, gcs_conn_id="gcs_test")
         io.write("gs://gcs-raw/state/runs/r1/results/c0.register.json", b"{}")
-        assert io.list("gs://gcs-raw/state/runs/r1/results", ".register.json") == [
-            "gs://gcs-raw/state/runs/r1/results/c0.register.json"
-        ]
+        assert list(io.store("gs://gcs-raw/state/runs/r1").list("results/")) == ["results/c0.register.json"]
 
 
 def test_s3_client_comes_from_an_aws_connection_with_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,8 @@ import pytest
 from standins.gcs import gcs_emulator
 from standins.s3 import create_bucket, moto_s3_server
 
-from encord_provider.run_io import REGISTER_SUFFIX, SYNC_SUFFIX, RunFolderIO, result_uri
+from encord_ingest.run_folder import REGISTER_SUFFIX, SYNC_SUFFIX, result_uri
+from encord_provider.run_io import RunFolderIO
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -52,14 +52,3 @@ def outcome_table_bytes(rows: list[tuple[Any, ...]]) -> bytes:
 def read_outcomes(data: bytes, columns: Sequence[str] | None = None) -> Any:
     """An outcome chunk as a pandas DataFrame (all columns, or ``columns``)."""
     return pq.read_table(pa.BufferReader(data), columns=list(columns) if columns else None).to_pandas()
-
-
-def load_outcomes(
-    run_store: Any, summaries: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = COMMIT_COLUMNS
-) -> Iterator[Any]:
-    """The outcome tables of the given shard summaries (``run_store``: the run's folder), one
-    DataFrame per chunk; by default only the columns :func:`~.ledger.commit_run` needs."""
-    for summary in summaries:
-        for uri in summary.get("outcome_uris", []):
-            name = uri.split("/outcomes/", 1)[1]
-            yield read_outcomes(run_store.read_bytes(f"outcomes/{name}"), columns)

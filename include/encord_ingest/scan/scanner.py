@@ -35,24 +35,22 @@ from encord_ingest.ledger import (
 from encord_ingest.manifest import check_object_url
 from encord_ingest.manifest.model import compact_json_bytes
 from encord_ingest.metadata import metadata_fingerprint
+from encord_ingest.run_folder import MANIFESTS, METADATA, OUTCOMES, RunFolder
 from encord_ingest.scan.config import PlanningConfig, ShardSummary, config_fingerprint
 from encord_ingest.scan.inputs import FolderInputs, Parsed, find_object, read_and_parse
 from encord_ingest.scan.item_metadata import STATIC_FILE, ItemMetadata, build_metadata, own_defaults
 from encord_ingest.scan.items import build_item
 from encord_ingest.scan.outcomes import OUTCOME_COLUMNS, outcome_table_bytes
-from encord_ingest.scan.writers import BlobWriter, ManifestWriter, RowsWriter
+from encord_ingest.scan.writers import ManifestWriter, RowsWriter
 from encord_ingest.schema import MetadataSchema
 from encord_ingest.sidecars import ParsedTable, SidecarRole, collect_layers
 from encord_ingest.sources.base import ObjectInfo, Source, folder_of
 from encord_ingest.sources.filters import KeyFilter
 from encord_ingest.sources.sharding import Shard, iter_shard
-from encord_ingest.storage import BlobStore
 from encord_ingest.sync import MetadataChange, write_changes
 
 log = logging.getLogger(__name__)
 
-RESULTS_FOLDER = "results"
-"""Where the Encord operators write per-chunk results in the run folder (``encord_provider.run_io``)."""
 OVER_LIMIT = OVER_LIMIT_CODE
 DATA_CHANGED_WARNING = (
     "the object changed under the same URL; Encord keeps the registered media "
@@ -71,8 +69,7 @@ class ScanContext:
     source: Source
     shard: Shard
     config: PlanningConfig
-    run_store: BlobStore
-    """The run's folder."""
+    run: RunFolder
     run_id: str
     schema: MetadataSchema = field(default_factory=lambda: MetadataSchema(keys={}))
     ledger: Ledger | None = None
@@ -91,23 +88,22 @@ class ShardScanner:
     def __init__(self, context: ScanContext, ledger: LedgerSnapshot):
         self.ctx, self.ledger, self.new_items = context, ledger, 0
         source, shard, config, schema = context.source, context.shard, context.config, context.schema
-        run_store = context.run_store
+        run = context.run
         self.conventions = config.sidecars
         self.classifier = Classifier(config.classify, is_sidecar=self.conventions.is_sidecar)
         self.key_filter = KeyFilter(config.filters, roots=[part.prefix for part in shard.parts])
         self.config_fp = config_fingerprint(config, schema)
-        stem = f"shard-{shard.index:04d}"
         self.manifests = ManifestWriter(
-            BlobWriter(run_store, "manifests", stem, ".json"),
+            run.chunk_writer(MANIFESTS, shard.index),
             max_items=config.manifest_max_items,
             max_urls=config.manifest_max_urls,
             max_bytes=config.manifest_max_bytes,
         )
         self.changes = RowsWriter(
-            BlobWriter(run_store, "metadata", stem, ".jsonl"), config.metadata_chunk_rows, write_changes
+            run.chunk_writer(METADATA, shard.index), config.metadata_chunk_rows, write_changes
         )
         self.outcomes = RowsWriter(
-            BlobWriter(run_store, "outcomes", stem, ".parquet"),
+            run.chunk_writer(OUTCOMES, shard.index),
             config.outcome_chunk_rows,
             outcome_table_bytes,
         )
@@ -193,19 +189,13 @@ class ShardScanner:
     # -- folders ------------------------------------------------------------------------------------
 
     def run(self) -> ShardSummary:
-        self._forget_results()
+        self.ctx.run.clear_results(self.ctx.shard.index)
         for batch in self.walker:
             self._folder(batch)
         for draft in self.series.drafts():
             self._evaluate(draft, {})
         self._gone()
         return self._finish()
-
-    def _forget_results(self) -> None:
-        """Delete register/sync results of an earlier attempt of this run (a cleared or re-run DAG
-        run reuses the run folder and the chunk names): they describe other chunk contents."""
-        for key in list(self.ctx.run_store.list(f"{RESULTS_FOLDER}/shard-{self.ctx.shard.index:04d}-")):
-            self.ctx.run_store.delete(key)
 
     def _folder(self, batch: FolderBatch) -> None:
         verdicts = {info.key: self._classify(info) for info in batch.objects}
@@ -531,9 +521,8 @@ class ShardScanner:
         summary.manifest_uris = self.manifests.writer.uris
         summary.metadata_uris = self.changes.writer.uris
         summary.outcome_uris = self.outcomes.writer.uris
-        key = f"summaries/shard-{self.ctx.shard.index:04d}.json"
-        summary.summary_uri = self.ctx.run_store.uri(key)
-        self.ctx.run_store.write_bytes(key, summary.model_dump_json(indent=1).encode("utf-8"))
+        summary.summary_uri = self.ctx.run.summary_uri(self.ctx.shard.index)
+        self.ctx.run.write_summary(self.ctx.shard.index, summary.model_dump_json(indent=1).encode("utf-8"))
         if not summary.accounted:
             raise RuntimeError(
                 f"shard {self.ctx.shard.index}: {summary.objects} objects but outcomes {summary.counts}"

@@ -19,24 +19,18 @@ from encord.exceptions import EncordException
 
 from encord_ingest.budget import ErrorBudget
 from encord_ingest.manifest.model import Manifest
+from encord_ingest.results import RegisterCounts, RegisterReport
+from encord_ingest.run_folder import DRY_RUN_SYNC_SUFFIX, REGISTER_SUFFIX, SYNC_SUFFIX, result_uri
 from encord_ingest.schema import load_schema
 from encord_ingest.sync import ReservedKeysPolicy, SyncCounts, SyncMode, SyncReport, SyncStatus, read_changes
 from encord_provider.hooks.encord import EncordFolderNotFound, EncordHook
-from encord_provider.registration import (
-    FolderIndex,
-    JobOutcome,
-    RegisterCounts,
-    RegisterReport,
-    build_report,
-    urls_needing_listing,
-)
-from encord_provider.run_io import REGISTER_SUFFIX, SYNC_SUFFIX, RunFolderIO, result_uri
+from encord_provider.registration import FolderIndex, JobOutcome, build_report, urls_needing_listing
+from encord_provider.run_io import RunFolderIO
 from encord_provider.triggers.encord import EncordUploadJobTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-DRY_RUN_SYNC_SUFFIX = ".sync.dry-run.json"
 #: Errors quoted in a task failure message (the full list is in the result files).
 QUOTED_ERRORS = 5
 #: Diffs logged by a dry run (all of them are in the result file).
@@ -84,16 +78,15 @@ class EncordBaseOperator(BaseOperator):
 
     def register_reports(self, uris: str | Sequence[str]) -> list[RegisterReport]:
         """Register results: the given result files, or every one under a run folder's ``results/``."""
-        files = [
-            found
+        return [
+            report
             for uri in _as_list(uris)
-            for found in (
-                [uri]
+            for report in (
+                [RegisterReport.from_bytes(self.run_io.read(uri))]
                 if uri.endswith(REGISTER_SUFFIX)
-                else self.run_io.list(f"{uri.rstrip('/')}/results", REGISTER_SUFFIX)
+                else self.run_io.run_folder(uri).register_reports()
             )
         ]
-        return [RegisterReport.from_bytes(self.run_io.read(uri)) for uri in files]
 
 
 class EncordMetadataSchemaOperator(EncordBaseOperator):

@@ -34,11 +34,11 @@ from encord_ingest.metadata_ops import (
     resolve_for_all,
     resolve_table,
 )
+from encord_ingest.run_folder import parent_and_name
 from encord_ingest.schema import MetadataSchema
 from encord_ingest.sync import MAX_BUNDLE_SIZE, present
 from encord_provider.hooks.encord_scopes import EncordMetadataHook
 from encord_provider.operators.encord import EncordBaseOperator
-from encord_provider.run_io import split_uri
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -51,7 +51,7 @@ _SCOPE_FIELDS = ("scope", "target_ids", "recursive", "folder")
 
 def default_report_uri(table_uri: str, dry_run: bool) -> str:
     """``<table folder>/reports/<table stem>.report.json`` (``.dry-run.report.json`` for a dry run)."""
-    folder, name = split_uri(table_uri)
+    folder, name = parent_and_name(table_uri)
     stem = name.rsplit(".", 1)[0] if "." in name else name
     return f"{folder}/reports/{stem}.{'dry-run.' if dry_run else ''}report.json"
 

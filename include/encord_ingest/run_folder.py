@@ -1,0 +1,191 @@
+"""One run's folder in the source's state store: its layout, its writers and its readers.
+
+::
+
+    <state_uri>/runs/<run key>/manifests/shard-<i>-<n>.json     items to register (written by the scan)
+                               metadata/shard-<i>-<n>.jsonl     metadata changes (scan)
+                               outcomes/shard-<i>-<n>.parquet   one row per object (scan)
+                               summaries/shard-<i>.json         the shard's summary (scan, last)
+                               results/shard-<i>-<n>.register.json | .sync.json | .sync.dry-run.json
+                                                                what Encord answered (operators)
+                               report.md                        the human-readable run report
+
+The run key is derived from the Airflow ``run_id`` only, so a retried task or a re-run of the
+same DAG run writes to the same place. Chunk URIs travel through XCom; a result lives in
+``results/`` beside its chunk's folder (:func:`result_uri`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from encord_ingest.manifest import Manifest
+from encord_ingest.results import RegisterReport
+from encord_ingest.scan.outcomes import COMMIT_COLUMNS, read_outcomes
+from encord_ingest.scan.writers import BlobWriter
+from encord_ingest.storage import BlobStore
+from encord_ingest.sync import SyncReport, read_changes
+
+RUNS_FOLDER = "runs"
+MANIFESTS = "manifests"
+METADATA = "metadata"
+OUTCOMES = "outcomes"
+SUMMARIES = "summaries"
+RESULTS = "results"
+CHUNK_SUFFIXES = {MANIFESTS: ".json", METADATA: ".jsonl", OUTCOMES: ".parquet"}
+REGISTER_SUFFIX = ".register.json"
+SYNC_SUFFIX = ".sync.json"
+DRY_RUN_SYNC_SUFFIX = ".sync.dry-run.json"
+REPORT_NAME = "report.md"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def run_key(run_id: str) -> str:
+    """A folder name for a run: the run id with anything unsafe in a key replaced by ``_``."""
+    key = _UNSAFE.sub("_", run_id).strip("._")
+    if not key:
+        raise ValueError(f"run id {run_id!r} gives an empty run key")
+    return key
+
+
+def parent_and_name(uri: str) -> tuple[str, str]:
+    """``scheme://a/b/c.json`` -> (``scheme://a/b``, ``c.json``)."""
+    head, sep, name = uri.rstrip("/").rpartition("/")
+    if not sep or not name or head.endswith(":/") or head.endswith(":"):
+        raise ValueError(f"{uri!r}: expected the URI of a file inside a folder")
+    return head, name
+
+
+def result_uri(chunk_uri: str, suffix: str) -> str:
+    """Where the result of a chunk goes: ``results/`` beside the chunk's folder."""
+    folder, name = parent_and_name(chunk_uri)
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return f"{parent_and_name(folder)[0]}/{RESULTS}/{stem}{suffix}"
+
+
+def shard_stem(shard: int) -> str:
+    return f"shard-{shard:04d}"
+
+
+@dataclass
+class RegistrationResults:
+    """What the register step learnt, read back from its result files."""
+
+    item_uuids: dict[str, str] = field(default_factory=dict)
+    failed_urls: dict[str, str] = field(default_factory=dict)
+    job_uuids: list[str] = field(default_factory=list)
+    missing_chunks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SyncResults:
+    """What the metadata sync step did, read back from its result files."""
+
+    failed_urls: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class RunFolder:
+    """The files of one run under ``store`` (a :class:`BlobStore` rooted at the run's folder)."""
+
+    def __init__(self, store: BlobStore):
+        self.store = store
+
+    @classmethod
+    def of(cls, state: BlobStore, run_id: str) -> RunFolder:
+        """The folder of run ``run_id`` in a source's state store."""
+        return cls(state.child(f"{RUNS_FOLDER}/{run_key(run_id)}"))
+
+    def uri(self, key: str = "") -> str:
+        return self.store.uri(key)
+
+    def key(self, uri: str) -> str:
+        """The key in this folder of a URI this folder gave out (a chunk or result URI)."""
+        base = self.store.uri().rstrip("/") + "/"
+        if not uri.startswith(base):
+            raise ValueError(f"{uri!r} is not inside the run folder {base!r}")
+        return uri[len(base) :]
+
+    def read(self, uri: str) -> bytes:
+        return self.store.read_bytes(self.key(uri))
+
+    # --- the scan's writers ----------------------------------------------------------------------
+
+    def chunk_writer(self, kind: str, shard: int) -> BlobWriter:
+        """Numbered chunks of ``kind`` (manifests, metadata, outcomes) of one shard."""
+        return BlobWriter(self.store, kind, shard_stem(shard), CHUNK_SUFFIXES[kind])
+
+    def write_summary(self, shard: int, data: bytes) -> str:
+        return self.store.write_bytes(f"{SUMMARIES}/{shard_stem(shard)}.json", data)
+
+    def summary_uri(self, shard: int) -> str:
+        return self.store.uri(f"{SUMMARIES}/{shard_stem(shard)}.json")
+
+    def clear_results(self, shard: int) -> None:
+        """Delete register/sync results of an earlier attempt of this run (a cleared or re-run DAG
+        run reuses the run folder and the chunk names): they describe other chunk contents."""
+        for key in list(self.store.list(f"{RESULTS}/{shard_stem(shard)}-")):
+            self.store.delete(key)
+
+    # --- readers ---------------------------------------------------------------------------------
+
+    def outcomes(
+        self, summaries: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = COMMIT_COLUMNS
+    ) -> Iterator[Any]:
+        """The outcome tables of the given shard summaries, one DataFrame per chunk; by default
+        only the columns :func:`~.ledger.commit_run` needs."""
+        for summary in summaries:
+            for uri in summary.get("outcome_uris", []):
+                yield read_outcomes(self.read(uri), columns)
+
+    def register_reports(self) -> list[RegisterReport]:
+        """Every register result of the run (``results/*.register.json``)."""
+        keys = [key for key in self.store.list(f"{RESULTS}/") if key.endswith(REGISTER_SUFFIX)]
+        return [RegisterReport.from_bytes(self.store.read_bytes(key)) for key in keys]
+
+    def registration_results(self, manifest_uris: Sequence[str]) -> RegistrationResults:
+        """The register result of each manifest chunk; the items of a chunk without one (its task
+        crashed) are failed, so they stay out of the ledger and are planned again next run."""
+        results = RegistrationResults()
+        for chunk in manifest_uris:
+            try:
+                report = RegisterReport.from_bytes(self.read(result_uri(chunk, REGISTER_SUFFIX)))
+            except FileNotFoundError:
+                results.missing_chunks.append(chunk)
+                for item in Manifest.from_bytes(self.read(chunk), source=chunk).items:
+                    results.failed_urls[item.key_url] = f"registration did not complete for chunk {chunk}"
+                continue
+            results.job_uuids.append(report.job_uuid)
+            for url, outcome in report.results.items():
+                if outcome.item_uuid:
+                    results.item_uuids[url] = outcome.item_uuid
+                elif outcome.error is not None:
+                    results.failed_urls[url] = outcome.error.message
+        return results
+
+    def sync_results(self, change_uris: Sequence[str], *, dry_run: bool) -> SyncResults:
+        """Failed URLs and summed counts of the sync results; a chunk without a result failed whole."""
+        results = SyncResults()
+        if dry_run:
+            return results
+        for chunk in change_uris:
+            try:
+                report = SyncReport.from_bytes(self.read(result_uri(chunk, SYNC_SUFFIX)))
+            except FileNotFoundError:
+                reason = f"metadata sync did not complete for chunk {chunk}"
+                for change in read_changes(self.read(chunk), source=chunk):
+                    results.failed_urls[change.object_url] = reason
+                continue
+            for name, value in report.counts.model_dump().items():
+                results.counts[name] = results.counts.get(name, 0) + int(value)
+            for url, item in report.items.items():
+                if item.error is not None:
+                    results.failed_urls[url] = item.error.message
+        return results
+
+    def write_report(self, markdown: str) -> str:
+        """Write ``report.md``; returns its URI."""
+        return self.store.write_bytes(REPORT_NAME, markdown.encode("utf-8"))

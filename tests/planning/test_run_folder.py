@@ -1,0 +1,86 @@
+"""The run folder reads back what the Encord steps recorded; a chunk without a result failed whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from encord_ingest.errors import ErrorCode, ItemError
+from encord_ingest.manifest import ImageItem, Manifest
+from encord_ingest.results import RegisterCounts, RegisterReport, UrlResult
+from encord_ingest.run_folder import REGISTER_SUFFIX, SYNC_SUFFIX, RunFolder, result_uri
+from encord_ingest.storage import BlobStore
+from encord_ingest.sync import MetadataChange, SyncCounts, SyncItemResult, SyncMode, SyncReport, write_changes
+
+B = "s3://raw"
+
+
+def _manifest(folder: RunFolder, name: str, keys: list[str]) -> str:
+    items = [ImageItem(object_url=f"{B}/{key}", title=key) for key in keys]
+    return folder.store.write_bytes(f"manifests/{name}.json", Manifest(items).to_bytes())
+
+
+def test_registration_results_fail_the_items_of_a_chunk_without_a_result(tmp_path: Path) -> None:
+    folder = RunFolder.of(BlobStore.from_uri(str(tmp_path)), "manual__2026-12-01T00:00:00+00:00")
+    done = _manifest(folder, "shard-0000-00000", ["a.jpg", "b.jpg"])
+    crashed = _manifest(folder, "shard-0000-00001", ["c.jpg"])
+    error = ItemError.of(ErrorCode.READ_FAILED, "b.jpg", detail="unreachable")
+    report = RegisterReport(
+        chunk_uri=done,
+        job_uuid="job-1",
+        status="DONE",
+        counts=RegisterCounts(items=2, urls=2, registered_items=1, failed_items=1),
+        results={f"{B}/a.jpg": UrlResult(item_uuid="u-a"), f"{B}/b.jpg": UrlResult(error=error)},
+    )
+    folder.store.write_bytes(folder.key(result_uri(done, REGISTER_SUFFIX)), report.to_bytes())
+
+    results = folder.registration_results([done, crashed])
+
+    assert results.item_uuids == {f"{B}/a.jpg": "u-a"}
+    assert results.failed_urls[f"{B}/b.jpg"] == error.message
+    assert results.failed_urls[f"{B}/c.jpg"] == f"registration did not complete for chunk {crashed}"
+    assert results.job_uuids == ["job-1"]
+    assert results.missing_chunks == [crashed]
+    assert [r.job_uuid for r in folder.register_reports()] == ["job-1"]
+
+
+def test_sync_results_sum_counts_and_fail_the_rows_of_a_chunk_without_a_result(tmp_path: Path) -> None:
+    folder = RunFolder.of(BlobStore.from_uri(str(tmp_path)), "r1")
+    rows = [MetadataChange(object_url=f"{B}/{k}", metadata={"k": 1}) for k in ("a.jpg", "b.jpg")]
+    synced = folder.store.write_bytes("metadata/shard-0000-00000.jsonl", write_changes(rows[:1]))
+    crashed = folder.store.write_bytes("metadata/shard-0000-00001.jsonl", write_changes(rows[1:]))
+    report = SyncReport(
+        chunk_uri=synced,
+        mode=SyncMode.MERGE,
+        dry_run=False,
+        counts=SyncCounts(examined=1, changed=1, written=1, patch_calls=1),
+        items={f"{B}/a.jpg": SyncItemResult.model_validate({"status": "updated", "item_uuid": "u-a"})},
+    )
+    folder.store.write_bytes(folder.key(result_uri(synced, SYNC_SUFFIX)), report.to_bytes())
+
+    results = folder.sync_results([synced, crashed], dry_run=False)
+
+    assert results.counts["written"] == 1
+    assert results.counts["patch_calls"] == 1
+    assert results.failed_urls == {f"{B}/b.jpg": f"metadata sync did not complete for chunk {crashed}"}
+    assert folder.sync_results([synced, crashed], dry_run=True).failed_urls == {}
+
+
+def test_a_uri_outside_the_run_folder_is_refused(tmp_path: Path) -> None:
+    state = BlobStore.from_uri(str(tmp_path))
+    other = RunFolder.of(state, "r2").uri("manifests/c0.json")
+    with pytest.raises(ValueError, match="is not inside the run folder"):
+        RunFolder.of(state, "r1").read(other)
+
+
+def test_clear_results_forgets_one_shards_results_only(tmp_path: Path) -> None:
+    folder = RunFolder.of(BlobStore.from_uri(str(tmp_path)), "r1")
+    for name in (
+        "shard-0000-00000.register.json",
+        "shard-0000-00000.sync.json",
+        "shard-0001-00000.sync.json",
+    ):
+        folder.store.write_bytes(f"results/{name}", b"{}")
+    folder.clear_results(0)
+    assert list(folder.store.list("results/")) == ["results/shard-0001-00000.sync.json"]
