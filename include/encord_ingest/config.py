@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from encord_ingest.budget import ErrorBudget
 from encord_ingest.classify import ClassifyConfig
 from encord_ingest.errors import ConfigError
+from encord_ingest.events import EventsConfig
 from encord_ingest.grouping import GroupingConfig
 from encord_ingest.metadata import MetadataMapping, UnknownKeyPolicy
 from encord_ingest.probe import ProbeConfig
@@ -117,6 +118,8 @@ class SourceConfig(_Strict):
     owner: str = "data-platform"
     tags: list[str] = Field(default_factory=list)
     schedule: str | None = "@daily"
+    events: EventsConfig | None = None
+    """Event-driven runs from S3 notifications on SQS (``encord_events__<name>``), beside the schedule."""
     start_date: date = date(2026, 1, 1)
     bucket: BucketConfig
     state_uri: str

@@ -182,3 +182,32 @@ def resolve_prefixes(
         )
     end = data_interval_end if data_interval_end is not None else data_interval_start
     return expand_prefixes(template, data_interval_start, end, timezone=timezone)
+
+
+_DIRECTIVE_PATTERN = {
+    **dict.fromkeys("Y", r"\d{4}"),
+    **dict.fromkeys("mdHMSyIjUW", r"\d{1,3}"),
+}
+_DIRECTIVE = re.compile(r"%(.)")
+
+
+def _format_pattern(fmt: str) -> str:
+    """A regex for what ``strftime(fmt)`` can produce (digits for numeric directives)."""
+    out, last = [], 0
+    for match in _DIRECTIVE.finditer(fmt):
+        out.append(re.escape(fmt[last : match.start()]))
+        out.append(_DIRECTIVE_PATTERN.get(match[1], "%" if match[1] == "%" else r"[^/]+?"))
+        last = match.end()
+    out.append(re.escape(fmt[last:]))
+    return "".join(out)
+
+
+def template_pattern(template: str) -> re.Pattern[str]:
+    """A regex that matches (from the start) every key under any rendering of ``template``."""
+    out, last = [], 0
+    for match in _PLACEHOLDER.finditer(template):
+        out.append(re.escape(template[last : match.start()]))
+        out.append(_format_pattern((match["format"] or "").strip() or DEFAULT_FORMAT))
+        last = match.end()
+    out.append(re.escape(template[last:]))
+    return re.compile("".join(out))

@@ -377,3 +377,8 @@ def find_folder_files(source: Source, folders: Iterable[str], names: Iterable[st
         info for folder in folders for name in wanted if (info := source.head(folder + name)) is not None
     ]
     return sorted(found, key=lambda info: info.key)
+
+
+def shard_of_parts(index: int, count: int, parts: Sequence[ShardPart]) -> Shard:
+    """A shard of explicit, sorted, disjoint ``parts`` (event runs), with its context folders."""
+    return Shard(index=index, count=count, parts=list(parts), context_folders=_context_folders(parts))
