@@ -3,7 +3,7 @@
 A batch of SQS messages (each an S3 event notification in the documented format, optionally
 wrapped in an SNS envelope) becomes an :class:`EventPlan`: which messages are malformed (each
 fails alone, with its reason), which events are skipped by a rule, and the key ranges to scan.
-The ranges are scanned like any shard (:func:`~encord_ingest.plan.scan_shard`): the same listing,
+The ranges are scanned like any shard (:func:`~encord_ingest.scan.scan_shard`): the same listing,
 typing, grouping, diff against the ledger and ``gone`` rows, so an event run and a scheduled run
 of the same objects give the same ledger and the same Encord state.
 
@@ -231,8 +231,10 @@ def parse_message(message: Mapping[str, Any]) -> Message:
 
 @dataclass(frozen=True, slots=True)
 class Unit:
-    """A key range ``[low, high)`` to re-plan and why (``high`` ``None``: all keys from ``low``
-    that start with ``prefix``)."""
+    """The keys ``[low, high)`` under ``prefix`` to re-plan, and why (``high`` ``None``: up to the
+    end of ``prefix``). ``prefix`` is the run prefix the keys belong to (the source's prefix
+    template rendered for them), so rules and globs see the same relative paths as in a
+    scheduled run of that prefix."""
 
     prefix: str
     low: str
@@ -257,18 +259,18 @@ def successor(prefix: str) -> str | None:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else None
 
 
-def stem_unit(folder: str, name: str, reason: str) -> Unit:
+def stem_unit(root: str, folder: str, name: str, reason: str) -> Unit:
     """Keys of ``folder`` whose entry has the stem of ``name`` (up to its first ``.``)."""
-    prefix = folder + name.rstrip("/").split(".", 1)[0]
-    return Unit(prefix, prefix, prefix + "0", reason)
+    low = folder + name.rstrip("/").split(".", 1)[0]
+    return Unit(root, low, low + "0", reason)
 
 
-def _folder_unit(folder: str, scope: str, reason: str) -> Unit:
-    """The whole subtree of ``folder``, cut to the source's static prefix ``scope``."""
-    if scope.startswith(folder):
-        return Unit(scope, scope, None, reason)
+def _folder_unit(root: str, folder: str, reason: str) -> Unit:
+    """The whole subtree of ``folder``, cut to the run prefix ``root``."""
+    if root.startswith(folder):
+        return Unit(root, root, None, reason)
     parent = folder_of(folder[:-1])
-    return stem_unit(parent, folder[len(parent) :], reason)
+    return stem_unit(root, parent, folder[len(parent) :], reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,9 +293,14 @@ class EventPlanner:
         self.grouping = config.grouping
         self.scope = static_prefix(config.bucket.prefix)
         self.pattern = template_pattern(config.bucket.prefix)
-        self.filter = KeyFilter(config.filters, roots=[self.scope])
         self.classifier = Classifier(config.classify, is_sidecar=self.conventions.is_sidecar)
         self.root = config.metadata.root
+        self._filters: dict[str, KeyFilter] = {}
+
+    def _filter(self, root: str) -> KeyFilter:
+        if root not in self._filters:
+            self._filters[root] = KeyFilter(self.config.filters, roots=[root])
+        return self._filters[root]
 
     def unit(self, event: S3Event) -> Unit | Skip:
         """The unit ``event`` re-plans, or the rule that skips it."""
@@ -303,34 +310,41 @@ class EventPlanner:
         role = self.conventions.sidecar_role(key)
         folder = folder_of(key)
         folder_input = role in (SidecarRole.FOLDER_DEFAULTS, SidecarRole.FOLDER_TABLE)
-        if not self.pattern.match(key) and not (folder_input and self.scope.startswith(folder)):
+        match = self.pattern.match(key)
+        if match is not None:
+            root = match.group(0)
+        elif folder_input and self.scope.startswith(folder):
+            root = self.scope
+        else:
             return Skip(key, event.action, "outside_prefix", f"not under {self.config.bucket.prefix!r}")
+        key_filter = self._filter(root)
         info = ObjectInfo(key=key, size=event.size if event.size is not None else 1, version=event.etag or "")
-        reason = self.filter.rule_reason(info)
+        reason = key_filter.rule_reason(info)
         if reason is not None:
             return Skip(key, event.action, str(reason.value))
         if folder_input:
             if not folder.startswith(self.root):
                 return Skip(key, event.action, "outside_metadata_root", f"above metadata.root {self.root!r}")
-            return _folder_unit(folder, self.scope, "folder_input")
+            return _folder_unit(root, folder, "folder_input")
         if role is None:
-            glob = self.filter.glob_reason(key)
+            glob = key_filter.glob_reason(key)
             if glob is not None:
                 return Skip(key, event.action, str(glob.value))
             verdict = self.classifier.classify(key)
             if verdict.not_data is NotData.UNKNOWN_KIND and not self.classifier.needs_content(verdict):
                 return Skip(key, event.action, NotData.UNKNOWN_KIND.value)
-        group = self._group_folder(key)
+        group = self._group_folder(key, root)
         if group is not None:
-            return _folder_unit(group, self.scope, "group")
-        name = key[len(folder) :]
-        return stem_unit(folder, name, "sidecar" if role is SidecarRole.PER_FILE else "object")
+            return _folder_unit(root, group, "group")
+        return stem_unit(
+            root, folder, key[len(folder) :], "sidecar" if role is SidecarRole.PER_FILE else "object"
+        )
 
-    def _group_folder(self, key: str) -> str | None:
-        """The outermost folder below the scope whose subtree is one item with ``key`` in it."""
+    def _group_folder(self, key: str, root: str) -> str | None:
+        """The outermost folder below ``root`` whose subtree is one item with ``key`` in it."""
         folder = folder_of(key)
         chain = []
-        while len(folder) > len(self.scope) and folder.startswith(self.scope):
+        while len(folder) > len(root) and folder.startswith(root):
             chain.append(folder)
             folder = folder_of(folder[:-1])
         for candidate in reversed(chain):
@@ -357,7 +371,7 @@ def merge_units(units: Iterable[Unit]) -> list[Unit]:
             last = merged[-1]
             if unit.upper > last.upper:
                 high = unit.high or successor(unit.prefix)
-                prefix = _common_prefix(last.low, high) if high else ""
+                prefix = _common_prefix(last.prefix, unit.prefix)
                 merged[-1] = Unit(prefix, last.low, high, _join(last.reason, unit.reason))
             else:
                 merged[-1] = Unit(last.prefix, last.low, last.high, _join(last.reason, unit.reason))

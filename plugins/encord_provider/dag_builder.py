@@ -172,24 +172,24 @@ def _plan_and_scan(config: SourceConfig, *, resync: bool) -> tuple[Any, Any]:
         log.info("Planned %d shard(s)", len(shards))
         return shards
 
+    # TaskFlow calls return XComArgs, resolved at run time (typed Any for mypy).
+    run: Any = resolve()
+    return run, scan_shards(config, run, plan_shards(run))
+
+
+def scan_shards(config: SourceConfig, run: Any, shards: Any) -> Any:
+    """``scan_shard`` mapped over the shard descriptors ``shards`` (an XComArg); its summaries."""
+
     @task
     def scan_shard(shard: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         return scan(config, _source(config), _state(config), shard, _options(run))
 
-    # TaskFlow calls return XComArgs, resolved at run time (typed Any for mypy).
-    run: Any = resolve()
-    summaries: Any = scan_shard.partial(run=run).expand(shard=plan_shards(run))
-    return run, summaries
+    return scan_shard.partial(run=run).expand(shard=shards)
 
 
 def build_ingest_dag(config: SourceConfig) -> DAG:
     """The scheduled ingestion DAG of one source."""
     encord = config.encord
-    operator_args: dict[str, Any] = {
-        "encord_conn_id": encord.conn_id,
-        "pool": encord.pool,
-        **_state_conns(config),
-    }
     with DAG(
         dag_id=config.dag_id,
         description=f"Ingest {config.bucket.uri} into Encord folder {encord.folder}",
@@ -204,73 +204,86 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
         tags=["encord", "ingest", f"source:{config.name}", *config.tags],
         doc_md=_doc(config, "Ingestion"),
     ) as dag:
-
-        @task
-        def manifest_chunks(summaries: list[dict[str, Any]], run: dict[str, Any]) -> list[list[str]]:
-            uris = [] if run["dry_run"] else chunk_uris(list(summaries), "manifest")
-            return batches(uris, config.max_mapped_tasks)
-
-        @task
-        def change_chunks(summaries: list[dict[str, Any]]) -> list[list[str]]:
-            return batches(chunk_uris(list(summaries), "metadata"), config.max_mapped_tasks)
-
-        @task(trigger_rule="all_done", outlets=[source_asset(config)])
-        def commit_and_report(
-            summaries: list[dict[str, Any]] | None, run: dict[str, Any] | None, **context: Any
-        ) -> dict[str, Any]:
-            failed_tasks = _failed_tasks(context)
-            if run is None:
-                raise _unplanned(failed_tasks)
-            return _commit_and_report(config, list(summaries or []), _options(run), failed_tasks)
-
         run, summaries = _plan_and_scan(config, resync=False)
-        manifests: Any = manifest_chunks(summaries, run)
-        changes: Any = change_chunks(summaries)
-        run_uri = "{{ ti.xcom_pull(task_ids='resolve')['run_uri'] }}"
-        register = EncordRegisterDataOperator.partial(
-            task_id="register",
-            folder=encord.folder,
-            integration=encord.integration,
-            ignore_errors=encord.ignore_errors,
-            deferrable=encord.deferrable,
-            max_failed_items=None,
-            max_failed_fraction=1.0,
-            **operator_args,
-        ).expand(manifest_uris=manifests)
-        sync = EncordSyncMetadataOperator.partial(
-            task_id="sync_metadata",
-            folder=encord.folder,
-            mode="{{ params.sync_mode }}",
-            dry_run="{{ params.dry_run }}",
-            register_results_uri=run_uri,
-            max_failed_items=None,
-            max_failed_fraction=1.0,
+        register_sync_commit(config, run, summaries)
+    return dag
+
+
+def register_sync_commit(config: SourceConfig, run: Any, summaries: Any) -> Any:
+    """register -> sync metadata -> link dataset -> commit and report, after the scans ``summaries``
+    of the run ``run`` (XComArgs; the run's first task is ``resolve``). Returns the commit task."""
+    encord = config.encord
+    operator_args: dict[str, Any] = {
+        "encord_conn_id": encord.conn_id,
+        "pool": encord.pool,
+        **_state_conns(config),
+    }
+
+    @task
+    def manifest_chunks(summaries: list[dict[str, Any]], run: dict[str, Any]) -> list[list[str]]:
+        uris = [] if run["dry_run"] else chunk_uris(list(summaries), "manifest")
+        return batches(uris, config.max_mapped_tasks)
+
+    @task
+    def change_chunks(summaries: list[dict[str, Any]]) -> list[list[str]]:
+        return batches(chunk_uris(list(summaries), "metadata"), config.max_mapped_tasks)
+
+    @task(trigger_rule="all_done", outlets=[source_asset(config)])
+    def commit_and_report(
+        summaries: list[dict[str, Any]] | None, run: dict[str, Any] | None, **context: Any
+    ) -> dict[str, Any]:
+        failed_tasks = _failed_tasks(context)
+        if run is None:
+            raise _unplanned(failed_tasks)
+        return _commit_and_report(config, list(summaries or []), _options(run), failed_tasks)
+
+    manifests: Any = manifest_chunks(summaries, run)
+    changes: Any = change_chunks(summaries)
+    run_uri = "{{ ti.xcom_pull(task_ids='resolve')['run_uri'] }}"
+    register = EncordRegisterDataOperator.partial(
+        task_id="register",
+        folder=encord.folder,
+        integration=encord.integration,
+        ignore_errors=encord.ignore_errors,
+        deferrable=encord.deferrable,
+        max_failed_items=None,
+        max_failed_fraction=1.0,
+        **operator_args,
+    ).expand(manifest_uris=manifests)
+    sync = EncordSyncMetadataOperator.partial(
+        task_id="sync_metadata",
+        folder=encord.folder,
+        mode="{{ params.sync_mode }}",
+        dry_run="{{ params.dry_run }}",
+        register_results_uri=run_uri,
+        max_failed_items=None,
+        max_failed_fraction=1.0,
+        trigger_rule="none_failed",
+        **operator_args,
+    ).expand(changes_uris=changes)
+    register >> sync
+    tail: Any = sync
+    if encord.dataset:
+        link = EncordLinkDatasetOperator(
+            task_id="link_dataset",
+            result_uris=run_uri,
+            dataset_hash=encord.dataset,
             trigger_rule="none_failed",
             **operator_args,
-        ).expand(changes_uris=changes)
-        register >> sync
-        tail: Any = sync
-        if encord.dataset:
-            link = EncordLinkDatasetOperator(
-                task_id="link_dataset",
-                result_uris=run_uri,
-                dataset_hash=encord.dataset,
-                trigger_rule="none_failed",
-                **operator_args,
-            )
-            sync >> link
-            tail = link
-        done = commit_and_report(summaries, run)
-        tail >> done
-        if encord.apply_schema and config.schema_path is not None:
-            schema = EncordMetadataSchemaOperator(
-                task_id="apply_schema",
-                schema_path=str(config.schema_path),
-                dry_run="{{ params.dry_run }}",
-                **operator_args,
-            )
-            schema >> run
-    return dag
+        )
+        sync >> link
+        tail = link
+    done = commit_and_report(summaries, run)
+    tail >> done
+    if encord.apply_schema and config.schema_path is not None:
+        schema = EncordMetadataSchemaOperator(
+            task_id="apply_schema",
+            schema_path=str(config.schema_path),
+            dry_run="{{ params.dry_run }}",
+            **operator_args,
+        )
+        schema >> run
+    return done
 
 
 def _commit_and_report(
@@ -464,5 +477,10 @@ def build_reconcile_dag(config: SourceConfig) -> DAG:
 
 
 def build_source_dags(config: SourceConfig) -> list[DAG]:
-    """The ingestion, resync and reconcile DAGs of one source."""
-    return [build_ingest_dag(config), build_resync_dag(config), build_reconcile_dag(config)]
+    """The ingestion, resync and reconcile DAGs of one source, and its events DAG (``events:``)."""
+    dags = [build_ingest_dag(config), build_resync_dag(config), build_reconcile_dag(config)]
+    if config.events is not None:
+        from encord_provider.events_dag import build_events_dag
+
+        dags.append(build_events_dag(config))
+    return dags

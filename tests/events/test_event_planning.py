@@ -116,7 +116,7 @@ def test_a_malformed_message_fails_alone_with_its_reason(body: str, expected: st
     plan = plan_events(config(), [bad, s3_message("raw/2026/11/01/a.jpg")], run_id="r")
     assert [m["id"] for m in plan.malformed] == ["bad"] and expected in plan.malformed[0]["reason"]
     assert plan.malformed[0]["body"] == body
-    assert ranges(plan) == [("raw/2026/11/01/a", None, "raw/2026/11/01/a0")]
+    assert ranges(plan) == [("raw/2026/11/01/", "raw/2026/11/01/a", "raw/2026/11/01/a0")]
     assert {r["Id"] for r in plan.receipts} == {"bad", "m-raw/2026/11/01/a.jpg-ObjectCreated:Put-e1"}
 
 
@@ -132,12 +132,12 @@ def test_each_kind_of_event_re_plans_its_unit() -> None:
     ]
     plan = plan_events(config(), messages, run_id="r")
     assert ranges(plan) == [
-        (day + "cam1/clip", None, day + "cam1/clip0"),
-        (day + "cam2/clip", None, day + "cam2/clip0"),
-        (day + "cam3", None, day + "cam30"),
-        (day + "dicom/study1", None, day + "dicom/study10"),
-        (day + "groups/g1", None, day + "groups/g10"),
-        (day + "sequences/s1", None, day + "sequences/s10"),
+        (day, day + "cam1/clip", day + "cam1/clip0"),
+        (day, day + "cam2/clip", day + "cam2/clip0"),
+        (day, day + "cam3", day + "cam30"),
+        (day, day + "dicom/study1", day + "dicom/study10"),
+        (day, day + "groups/g1", day + "groups/g10"),
+        (day, day + "sequences/s1", day + "sequences/s10"),
     ]
     assert [u["reason"] for u in plan.units] == [
         "object",
@@ -184,6 +184,16 @@ def test_events_outside_the_source_are_skipped_with_a_rule(
     assert [s["rule"] for s in plan.skipped] == [rule] and not plan.units and not plan.shards
 
 
+def test_globs_see_paths_relative_to_the_rendered_prefix_as_in_a_scheduled_run() -> None:
+    source = config(filters={"include": ["images/*.jpg"]})
+    day = "raw/2026/11/01/"
+    plan = plan_events(
+        source, [s3_message(day + "images/a.jpg"), s3_message(day + "other/a.jpg")], run_id="r"
+    )
+    assert ranges(plan) == [(day, day + "images/a", day + "images/a0")]
+    assert [(s["key"], s["rule"]) for s in plan.skipped] == [(day + "other/a.jpg", "not_included")]
+
+
 def test_another_bucket_is_skipped() -> None:
     plan = plan_events(config(), [s3_message("raw/2026/11/01/a.jpg", bucket="elsewhere")], run_id="r")
     assert plan.skipped[0]["rule"] == "other_bucket"
@@ -202,7 +212,7 @@ def test_duplicates_and_overlaps_collapse_into_one_range_each() -> None:
     ]
     plan = plan_events(config(), messages, run_id="r")
     assert plan.messages == 5  # the same MessageId twice counts once
-    assert ranges(plan) == [("raw/2026/11/01", None, "raw/2026/11/010")]
+    assert ranges(plan) == [(day, None, None)]
     assert plan.units[0]["keys"] == sorted(
         {day + "a.jpg", day + "a.json", day + "_defaults.yaml", day + "sub/b.jpg"}
     )
@@ -244,7 +254,7 @@ def test_events_already_in_the_ledger_are_not_planned_again() -> None:
     ]
     versions[day + "d.jpg"] = "e9"  # removed, the ledger still holds it: re-plan (-> gone)
     plan = plan_events(config(), messages, run_id="r", ledger_versions=ledger)
-    assert ranges(plan) == [(day + "b", None, day + "b0"), (day + "d", None, day + "d0")]
+    assert ranges(plan) == [(day, day + "b", day + "b0"), (day, day + "d", day + "d0")]
     assert sorted(a["key"] for a in plan.already_applied) == [day + "a.jpg", day + "a.json", day + "c.jpg"]
     assert len(asked) == 1
 

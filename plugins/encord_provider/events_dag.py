@@ -1,0 +1,197 @@
+"""``encord_events__<name>``: ingestion driven by S3 event notifications on SQS.
+
+The DAG is scheduled on an :class:`~airflow.sdk.Asset` watched by an ``AssetWatcher`` on
+common-messaging's ``MessageQueueTrigger`` (``scheme="sqs"``: the amazon provider's
+``SqsSensorTrigger``), which the triggerer runs. Each batch of messages the trigger receives
+becomes an asset event; the scheduler starts a run with the events that queued up since the last
+one (``max_active_runs=1``, so a busy run makes the next batch larger, never a second writer of
+the ledger).
+
+Delete only after commit. The SQS trigger deletes messages on receipt by default; here it is
+configured with ``delete_message_on_reception=False`` and a ``visibility_timeout``: received
+messages stay in the queue, hidden, and their receipt handles travel in the asset event. The
+run plans exactly the affected key ranges (:mod:`encord_ingest.events`), scans, registers, syncs
+and commits the ledger like a scheduled run, and only then ``acknowledge`` deletes the messages.
+A crash anywhere before that leaves them in the queue: they become visible again after the
+visibility timeout, the watcher fires again, and the new run converges (0 writes for what the
+first run finished). A message received again while its first run is still busy (a run longer
+than the timeout) gives a second run with 0 writes.
+
+Manual runs replay messages: ``conf={"messages": [<SQS message or {"Body": ...}>...]}`` (for
+example from a dead-letter queue); they are planned the same way and deleted if they carry a
+receipt handle of the queue.
+
+Building the DAG reads nothing: the trigger's import (boto3) happens only for sources that have
+``events:``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import DAG, Asset, AssetWatcher, Param, task
+
+from encord_ingest.config import SourceConfig
+from encord_provider.dag_builder import (
+    _default_args,
+    _options,
+    _state,
+    register_sync_commit,
+    scan_shards,
+)
+
+log = logging.getLogger(__name__)
+PLAN_NAME = "events/plan.json"
+EVENTS_REPORT_NAME = "events/report.md"
+SQS_DELETE_BATCH = 10
+
+
+def events_dag_id(config: SourceConfig) -> str:
+    return f"encord_events__{config.name}"
+
+
+def events_asset(config: SourceConfig) -> Asset:
+    """The Asset the SQS watcher updates for each batch of messages."""
+    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+
+    assert config.events is not None
+    trigger = MessageQueueTrigger(scheme="sqs", **config.events.trigger_kwargs(config.bucket.conn_id))
+    return Asset(
+        name=f"encord_events.{config.name}",
+        uri=f"sqs://{config.events.queue_url.split('://', 1)[1]}",
+        watchers=[AssetWatcher(name=f"encord_events_{config.name}", trigger=trigger)],
+    )
+
+
+def collect_messages(context: Any) -> list[dict[str, Any]]:
+    """The SQS messages of this run: from the asset events that triggered it (the watcher's
+    ``payload.message_batch``) and from a manual run's ``conf["messages"]``."""
+    messages: list[dict[str, Any]] = []
+    events = context.get("triggering_asset_events") or {}
+    for asset_events in events.values():
+        for event in asset_events:
+            payload = (event.extra or {}).get("payload") or {}
+            messages.extend(payload.get("message_batch") or [])
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    for index, message in enumerate(conf.get("messages") or []):
+        messages.append(
+            message if isinstance(message, dict) else {"MessageId": f"conf-{index}", "Body": message}
+        )
+    return messages
+
+
+def _plan_run(config: SourceConfig, context: Any) -> dict[str, Any]:
+    from encord_ingest.events import events_markdown, ledger_versions_of, plan_events
+    from encord_ingest.pipeline import RunOptions, ledger_of, run_folder
+
+    state = _state(config)
+    ledger = ledger_of(state)
+
+    def versions(parts: Any) -> dict[str, str]:
+        if ledger.pointer() is None:
+            return {}
+        return ledger_versions_of(ledger.snapshot(parts).rows.values())
+
+    run_id = context["run_id"]
+    params = context["params"]
+    plan = plan_events(config, collect_messages(context), run_id=run_id, ledger_versions=versions)
+    folder = run_folder(state, run_id)
+    folder.write_bytes(PLAN_NAME, plan.model_dump_json(indent=1).encode("utf-8"))
+    folder.write_bytes(EVENTS_REPORT_NAME, events_markdown(plan).encode("utf-8"))
+    log.info("Event batch: %s", plan.counts())
+    for bad in plan.malformed:
+        log.error("Malformed message %s: %s", bad["id"], bad["reason"])
+    options = RunOptions(
+        run_id=run_id,
+        prefixes=plan.prefixes,
+        dry_run=bool(params.get("dry_run", False)),
+        sync_mode=str(params.get("sync_mode") or config.encord.sync_mode),
+    )
+    return {**options.to_json(), "run_uri": folder.uri()}
+
+
+def _read_plan(config: SourceConfig, run: dict[str, Any]) -> Any:
+    from encord_ingest.events import EventPlan
+    from encord_ingest.pipeline import run_folder
+
+    data = run_folder(_state(config), _options(run).run_id).read_bytes(PLAN_NAME)
+    return EventPlan.model_validate_json(data)
+
+
+def delete_messages(config: SourceConfig, receipts: list[dict[str, str]]) -> dict[str, int]:
+    """Delete the batch's messages from the queue (10 per call); returns deleted/failed counts.
+
+    A failed delete (a receipt handle that expired because the message was received again) is
+    harmless: the message comes back and its run writes nothing."""
+    from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+
+    assert config.events is not None
+    events = config.events
+    client = SqsHook(
+        aws_conn_id=events.conn_id or config.bucket.conn_id, region_name=events.region
+    ).get_conn()
+    deleted = failed = 0
+    for start in range(0, len(receipts), SQS_DELETE_BATCH):
+        entries = [
+            {"Id": str(i), "ReceiptHandle": r["ReceiptHandle"]}
+            for i, r in enumerate(receipts[start : start + SQS_DELETE_BATCH])
+        ]
+        answer = client.delete_message_batch(QueueUrl=events.queue_url, Entries=entries)
+        deleted += len(answer.get("Successful", []))
+        for failure in answer.get("Failed", []):
+            failed += 1
+            log.warning("Could not delete message %s: %s", failure.get("Id"), failure.get("Message"))
+    return {"deleted": deleted, "failed": failed}
+
+
+def build_events_dag(config: SourceConfig) -> DAG:
+    """The event-driven ingestion DAG of a source with ``events:``."""
+    with DAG(
+        dag_id=events_dag_id(config),
+        description=f"Ingest {config.bucket.uri} into Encord from S3 event notifications on SQS",
+        schedule=[events_asset(config)],
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
+        catchup=False,
+        max_active_runs=1,
+        params={
+            "dry_run": Param(
+                False, type="boolean", title="Dry run", description="Plan and report; write nothing."
+            ),
+            "sync_mode": Param(
+                config.encord.sync_mode, enum=["merge", "replace"], title="Metadata sync mode"
+            ),
+        },
+        default_args=_default_args(config),
+        tags=["encord", "events", f"source:{config.name}", *config.tags],
+        doc_md=(
+            f"### Event-driven ingestion: `{config.name}`\n\nEach run takes a batch of S3 event "
+            "notifications from the SQS queue, re-plans exactly the affected objects, folders and "
+            "groups, and deletes the messages after the ledger commit. Manual runs replay "
+            'messages given as `{"messages": [...]}` in the run configuration.\n'
+        ),
+    ) as dag:
+
+        @task
+        def resolve(**context: Any) -> dict[str, Any]:
+            return _plan_run(config, context)
+
+        @task
+        def plan_shards(run: dict[str, Any]) -> list[dict[str, Any]]:
+            return list(_read_plan(config, run).shards)
+
+        @task
+        def acknowledge(run: dict[str, Any]) -> dict[str, int]:
+            """Delete the batch's messages: the run has committed its ledger."""
+            plan = _read_plan(config, run)
+            if run["dry_run"]:
+                log.info("Dry run: the %d message(s) stay in the queue", len(plan.receipts))
+                return {"deleted": 0, "failed": 0}
+            return delete_messages(config, plan.receipts)
+
+        run: Any = resolve()
+        summaries = scan_shards(config, run, plan_shards(run))
+        done = register_sync_commit(config, run, summaries)
+        done >> acknowledge(run)
+    return dag
