@@ -9,6 +9,8 @@
                                results/shard-<i>-<n>.register.json | .sync.json | .sync.dry-run.json
                                                                 what Encord answered (operators)
                                report.md                        the human-readable run report
+                               events/plan.json | report.md     an event run's batch: messages,
+                                                                rules, key ranges, receipts
 
 The run key is derived from the Airflow ``run_id`` only, so a retried task or a re-run of the
 same DAG run writes to the same place. Chunk URIs travel through XCom; a result lives in
@@ -40,6 +42,8 @@ REGISTER_SUFFIX = ".register.json"
 SYNC_SUFFIX = ".sync.json"
 DRY_RUN_SYNC_SUFFIX = ".sync.dry-run.json"
 REPORT_NAME = "report.md"
+EVENT_PLAN = "events/plan.json"
+EVENT_REPORT = "events/report.md"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -185,6 +189,14 @@ class RunFolder:
                 if item.error is not None:
                     results.failed_urls[url] = item.error.message
         return results
+
+    def write_event_plan(self, plan_json: bytes, markdown: str) -> str:
+        """Write an event run's plan (JSON) and its events report; returns the plan's URI."""
+        self.store.write_bytes(EVENT_REPORT, markdown.encode("utf-8"))
+        return self.store.write_bytes(EVENT_PLAN, plan_json)
+
+    def read_event_plan(self) -> bytes:
+        return self.store.read_bytes(EVENT_PLAN)
 
     def write_report(self, markdown: str) -> str:
         """Write ``report.md``; returns its URI."""

@@ -43,8 +43,6 @@ from encord_provider.dag_builder import (
 )
 
 log = logging.getLogger(__name__)
-PLAN_NAME = "events/plan.json"
-EVENTS_REPORT_NAME = "events/report.md"
 SQS_DELETE_BATCH = 10
 
 
@@ -84,7 +82,8 @@ def collect_messages(context: Any) -> list[dict[str, Any]]:
 
 def _plan_run(config: SourceConfig, context: Any) -> dict[str, Any]:
     from encord_ingest.events import events_markdown, ledger_versions_of, plan_events
-    from encord_ingest.pipeline import RunOptions, ledger_of, run_folder
+    from encord_ingest.pipeline import RunOptions, ledger_of
+    from encord_ingest.run_folder import RunFolder
 
     state = _state(config)
     ledger = ledger_of(state)
@@ -97,9 +96,8 @@ def _plan_run(config: SourceConfig, context: Any) -> dict[str, Any]:
     run_id = context["run_id"]
     params = context["params"]
     plan = plan_events(config, collect_messages(context), run_id=run_id, ledger_versions=versions)
-    folder = run_folder(state, run_id)
-    folder.write_bytes(PLAN_NAME, plan.model_dump_json(indent=1).encode("utf-8"))
-    folder.write_bytes(EVENTS_REPORT_NAME, events_markdown(plan).encode("utf-8"))
+    folder = RunFolder.of(state, run_id)
+    folder.write_event_plan(plan.model_dump_json(indent=1).encode("utf-8"), events_markdown(plan))
     log.info("Event batch: %s", plan.counts())
     for bad in plan.malformed:
         log.error("Malformed message %s: %s", bad["id"], bad["reason"])
@@ -114,10 +112,9 @@ def _plan_run(config: SourceConfig, context: Any) -> dict[str, Any]:
 
 def _read_plan(config: SourceConfig, run: dict[str, Any]) -> Any:
     from encord_ingest.events import EventPlan
-    from encord_ingest.pipeline import run_folder
+    from encord_ingest.run_folder import RunFolder
 
-    data = run_folder(_state(config), _options(run).run_id).read_bytes(PLAN_NAME)
-    return EventPlan.model_validate_json(data)
+    return EventPlan.model_validate_json(RunFolder.of(_state(config), _options(run).run_id).read_event_plan())
 
 
 def delete_messages(config: SourceConfig, receipts: list[dict[str, str]]) -> dict[str, int]:

@@ -84,9 +84,9 @@ class Events:
         )
 
     def plan(self, dag_run: Any) -> dict[str, Any]:
-        from encord_ingest.pipeline import run_key
+        from encord_ingest.run_folder import EVENT_PLAN, run_key
 
-        key = f"demo_media/runs/{run_key(dag_run.run_id)}/events/plan.json"
+        key = f"demo_media/runs/{run_key(dag_run.run_id)}/{EVENT_PLAN}"
         return json.loads(self.stack.s3.get_object(Bucket=DEMO_STATE_BUCKET, Key=key)["Body"].read())
 
     def ledger(self) -> Any:
