@@ -96,7 +96,9 @@ class EncordTarget(_Strict):
     integration: str
     """Cloud integration title or UUID (titles must be unique in the organisation)."""
     folder: str
-    """Storage folder path, created if missing (``team/project/raw``)."""
+    """Storage folder path, created if missing (``team/project/raw``), or a folder UUID. Each
+    level is matched by exact name; the UUID a path resolves to is remembered under
+    ``<state_uri>/encord/folders.json``."""
     dataset: str | None = None
     """Optional dataset hash: registered items are linked to it."""
     sync_mode: Literal["merge", "replace"] = "merge"

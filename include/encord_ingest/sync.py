@@ -29,6 +29,10 @@ from encord_ingest.errors import ItemError
 #: One ``patch-bulk`` request carries at most this many item patches (the SDK bundle limit).
 MAX_BUNDLE_SIZE = 1000
 
+#: Default cap on the JSON body of one ``patch-bulk`` request. Encord publishes no limit; 1 MiB is
+#: the smallest common proxy default (nginx). Measure yours with the contract check.
+MAX_BUNDLE_BYTES = 1024 * 1024
+
 #: Keys Encord itself interprets (video keyframes and sampling config), handled by
 #: :class:`ReservedKeysPolicy` rather than like ordinary metadata.
 RESERVED_KEYS: tuple[str, ...] = ("keyframes", "config")
@@ -260,3 +264,28 @@ class SyncReport(BaseModel):
     @classmethod
     def from_bytes(cls, data: bytes) -> SyncReport:
         return cls.model_validate(json.loads(data))
+
+
+def patch_body_bytes(item_uuid: str, metadata: Mapping[str, Any]) -> int:
+    """Bytes one item adds to a ``patch-bulk`` body: ``"<uuid>":{"clientMetadata":{...}},``."""
+    entry = {item_uuid: {"clientMetadata": metadata}}
+    return len(json.dumps(entry, separators=(",", ":")).encode("utf-8"))
+
+
+def split_by_size(sizes: Sequence[int], *, max_count: int, max_bytes: int) -> list[range]:
+    """Consecutive index ranges of at most ``max_count`` entries and ``max_bytes`` in total.
+
+    An entry larger than ``max_bytes`` on its own gets a range of its own (the server decides).
+    """
+    if max_count < 1 or max_bytes < 1:
+        raise ValueError(f"max_count and max_bytes must be positive, got {max_count} and {max_bytes}")
+    ranges: list[range] = []
+    start, total = 0, 0
+    for index, size in enumerate(sizes):
+        if index > start and (index - start >= max_count or total + size > max_bytes):
+            ranges.append(range(start, index))
+            start, total = index, 0
+        total += size
+    if start < len(sizes):
+        ranges.append(range(start, len(sizes)))
+    return ranges

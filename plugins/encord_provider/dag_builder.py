@@ -216,6 +216,7 @@ def register_sync_commit(config: SourceConfig, run: Any, summaries: Any) -> Any:
     operator_args: dict[str, Any] = {
         "encord_conn_id": encord.conn_id,
         "pool": encord.pool,
+        "folder_state_uri": config.state_uri,
         **_state_conns(config),
     }
 
@@ -413,6 +414,7 @@ def build_resync_dag(config: SourceConfig) -> DAG:
             max_failed_fraction=1.0,
             encord_conn_id=encord.conn_id,
             pool=encord.pool,
+            folder_state_uri=config.state_uri,
             **_state_conns(config),
         ).expand(changes_uris=uris)
         sync >> report(summaries, uris, run)
@@ -458,9 +460,11 @@ def build_reconcile_dag(config: SourceConfig) -> DAG:
         def reconcile(**context: Any) -> dict[str, Any]:
             from encord_ingest.pipeline import drift_markdown, reconcile_ledger
             from encord_provider.hooks.encord import EncordHook
+            from encord_provider.run_io import FolderMemory
 
             hook = EncordHook(config.encord.conn_id)
-            folder = hook.get_folder(config.encord.folder, create=False)
+            memory = FolderMemory(RunFolderIO(**_state_conns(config)), config.state_uri)
+            folder = hook.get_folder(config.encord.folder, create=False, memory=memory)
             items = (
                 (str(item.uuid), item.url, item.client_metadata or {})
                 for item in hook.iter_folder_items(folder)

@@ -8,11 +8,15 @@ nothing for ``file://``. The layout of a run folder is :mod:`encord_ingest.run_f
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 from encord_ingest.run_folder import RunFolder, parent_and_name
 from encord_ingest.storage import BlobStore
 from encord_provider.clients import storage_clients
+
+log = logging.getLogger(__name__)
 
 
 class RunFolderIO:
@@ -49,3 +53,39 @@ class RunFolderIO:
     def write(self, uri: str, data: bytes) -> None:
         folder, name = parent_and_name(uri)
         self.store(folder).write_bytes(name, data)
+
+
+class FolderMemory:
+    """The Encord folder UUIDs a source's folder paths resolved to: ``<state_uri>/encord/folders.json``.
+
+    Read once, written when a path resolves to a different UUID. A lost or unreadable file only
+    means the path is resolved again by listing.
+    """
+
+    NAME = "encord/folders.json"
+
+    def __init__(self, io: RunFolderIO, state_uri: str) -> None:
+        self.io = io
+        self.uri = f"{state_uri.rstrip('/')}/{self.NAME}"
+        self._known: dict[str, str] | None = None
+
+    def _load(self) -> dict[str, str]:
+        if self._known is None:
+            try:
+                data = json.loads(self.io.read(self.uri))
+            except FileNotFoundError:
+                data = {}
+            except ValueError:
+                log.warning("%s is not JSON: folder paths are resolved again", self.uri)
+                data = {}
+            folders = data.get("folders") if isinstance(data, dict) else None
+            self._known = {str(k): str(v) for k, v in (folders or {}).items()}
+        return self._known
+
+    def get(self, path: str) -> str | None:
+        return self._load().get(path)
+
+    def put(self, path: str, folder_uuid: str) -> None:
+        known = self._load()
+        known[path] = folder_uuid
+        self.io.write(self.uri, json.dumps({"folders": known}, indent=1, sort_keys=True).encode("utf-8"))

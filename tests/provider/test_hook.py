@@ -4,7 +4,7 @@ bulk metadata patches under faults, job start retries."""
 from __future__ import annotations
 
 import pytest
-from encord.exceptions import AuthorisationError
+from encord.exceptions import ResourceExistsError
 from encord.user_client import EncordUserClient
 
 from encord_emulator.testing import EmulatorServer
@@ -173,9 +173,9 @@ def test_patches_are_bundled_by_1000_and_other_4xx_are_not_retried(
     result = hook.patch_metadata([(item, {"n": -1}) for item in items])
     assert result.calls == 2
     assert emulator.admin.counts()["items.patch_bulk"] == 2
-    emulator.admin.inject("items.patch_bulk", 403, times=1)
+    emulator.admin.inject("items.patch_bulk", 409, times=1)
     emulator.admin.reset_counts()
-    with pytest.raises(AuthorisationError):
+    with pytest.raises(ResourceExistsError):
         hook.patch_metadata([(items[0], {"n": -2})])
     assert emulator.admin.counts()["items.patch_bulk"] == 1
 

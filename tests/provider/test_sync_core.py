@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from encord_ingest.sync import (
@@ -116,3 +118,23 @@ def test_change_rows_round_trip_and_bad_lines_are_named() -> None:
     bad = data + b'{"object_url": "s3://b/c.jpg"}\n'
     with pytest.raises(ValueError, match=r"runs/r1/metadata/c0\.jsonl: line 3: metadata: Field required"):
         read_changes(bad, source="runs/r1/metadata/c0.jsonl")
+
+
+def test_patch_bodies_are_split_by_count_and_bytes() -> None:
+    from encord_ingest.sync import patch_body_bytes, split_by_size
+
+    assert split_by_size([10, 10, 10, 10, 10], max_count=2, max_bytes=100) == [
+        range(0, 2),
+        range(2, 4),
+        range(4, 5),
+    ]
+    assert split_by_size([40, 40, 40], max_count=10, max_bytes=100) == [range(0, 2), range(2, 3)]
+    # An entry over the cap on its own is sent alone; the server decides.
+    assert split_by_size([10, 500, 10], max_count=10, max_bytes=100) == [
+        range(0, 1),
+        range(1, 2),
+        range(2, 3),
+    ]
+    assert split_by_size([], max_count=1, max_bytes=1) == []
+    body = {"u": {"clientMetadata": {"k": "é"}}}
+    assert patch_body_bytes("u", {"k": "é"}) == len(json.dumps(body, separators=(",", ":")).encode())

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from encord_emulator.auth import parse_public_key, parse_public_keys_text
+from encord_emulator.behaviour import behaviour_options
 from encord_emulator.testing import EmulatorServer, generate_ssh_keypair
 
 DEFAULT_DEV_KEY = Path(".encord-emulator/dev_ed25519")
@@ -45,6 +46,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--discard-good-units-on-error", action="store_true")
     parser.add_argument("--list-group-frames", action="store_true")
     parser.add_argument("--schema-enforcement", choices=["off", "reject"], default="off")
+    parser.add_argument(
+        "--folder-search",
+        choices=["substring", "prefix", "exact", "unindexed"],
+        default="substring",
+        help="how folder search matches names (unindexed: finds nothing)",
+    )
+    parser.add_argument("--max-body-bytes", type=int, default=None, help="413 for larger request bodies")
+    parser.add_argument(
+        "--max-listing-bytes", type=int, default=None, help="504 for item listing pages larger than this"
+    )
+    parser.add_argument(
+        "--drop-first-job-start-response",
+        action="store_true",
+        help="the first upload-job start creates its job but answers 504",
+    )
+    parser.add_argument(
+        "--rate-limit-header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="a header added to every signed response",
+    )
+    parser.add_argument(
+        "--behaviour-file",
+        type=Path,
+        help="JSON written by `python -m encord_provider.contract`; options given on the command line win",
+    )
     parser.add_argument(
         "--integration",
         action="append",
@@ -87,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
+    options = {
         "patch_semantics": args.patch_semantics,
         "job_duration_s": args.job_duration,
         "persist_path": args.persist,
@@ -98,7 +126,24 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "error_job_keeps_good_units": not args.discard_good_units_on_error,
         "list_group_frames": args.list_group_frames,
         "schema_enforcement": args.schema_enforcement,
+        "folder_search": args.folder_search,
+        "max_body_bytes": args.max_body_bytes,
+        "max_listing_bytes": args.max_listing_bytes,
+        "drop_job_start_responses": 1 if args.drop_first_job_start_response else 0,
+        "rate_limit_headers": dict(h.split(":", 1) for h in args.rate_limit_header),
     }
+    return _with_behaviour(options, args.behaviour_file)
+
+
+def _with_behaviour(options: dict[str, Any], behaviour_file: Path | None) -> dict[str, Any]:
+    """The measured behaviour where the command line left an option at its default."""
+    if behaviour_file is None:
+        return options
+    defaults = _options(build_parser().parse_args([]))
+    measured = behaviour_options(behaviour_file)
+    chosen = {k: v for k, v in measured.items() if k not in options or options[k] == defaults.get(k)}
+    print(f"Encord emulator behaviour from {behaviour_file}: {chosen}", flush=True)
+    return {**options, **chosen}
 
 
 def _seed(server: EmulatorServer, args: argparse.Namespace) -> None:

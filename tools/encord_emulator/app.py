@@ -87,6 +87,7 @@ class Emulator:
     async def guard(self, request: Request, route: str) -> bytes:
         """Authenticate a v2 request, count it, apply any injected fault; return its body."""
         body = await request.body()
+        self.check_body_size(route, body)
         try:
             self.verifier.verify_v2(request.method, request_target(request), request.headers, body)
         except AuthError as exc:
@@ -94,6 +95,13 @@ class Emulator:
             raise ApiError(401, f"authentication failed: {exc}") from exc
         await self.apply_fault(route)
         return body
+
+    def check_body_size(self, route: str, body: bytes) -> None:
+        """413 for a body over ``max_body_bytes`` (counted under its route, before authentication)."""
+        limit = self.config.max_body_bytes
+        if limit is not None and len(body) > limit:
+            self.faults.count(route)
+            raise ApiError(413, f"request body of {len(body)} bytes is larger than {limit} bytes")
 
     async def apply_fault(self, route: str) -> None:
         self.faults.count(route)
@@ -120,6 +128,14 @@ def create_app(emulator: Emulator) -> FastAPI:
     app = FastAPI(title="Encord emulator", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.emulator = emulator
     app.add_exception_handler(ApiError, _api_error_response)  # type: ignore[arg-type]
+
+    @app.middleware("http")
+    async def rate_limit_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        response: Response = await call_next(request)
+        if request.url.path.startswith((V2, "/public")):
+            response.headers.update(emulator.config.rate_limit_headers)
+        return response
+
     app.include_router(admin_router(emulator))
     _add_schema_routes(app, emulator)
     _add_folder_routes(app, emulator)
@@ -271,6 +287,12 @@ def _add_folder_routes(app: FastAPI, emu: Emulator) -> None:
         await emu.guard(request, "folders.get")
         return render(emu.state.folder(folder))
 
+    @app.delete(f"{V2}/storage/folders/{{folder}}")
+    async def delete_folder(request: Request, folder: str) -> Any:
+        await emu.guard(request, "folders.delete")
+        emu.state.delete_folder(folder)
+        return None
+
     @app.get(f"{V2}/storage/folders/{{folder}}/folders")
     async def list_subfolders(request: Request, folder: str) -> Any:
         await emu.guard(request, "folders.list_subfolders")
@@ -293,6 +315,8 @@ def _add_job_routes(app: FastAPI, emu: Emulator) -> None:
             ignore_errors=bool(body.get("ignoreErrors", False)),
             file_name=body.get("fileName"),
         )
+        if emu.state.take_dropped_job_start():
+            raise ApiError(504, "upstream request timeout (the emulator dropped this response)")
         return job.uuid
 
     @app.get(f"{jobs}/{{job}}")
@@ -344,7 +368,11 @@ def _add_item_routes(app: FastAPI, emu: Emulator) -> None:
                 metadata_url=url,
             )
 
-        return paged(items, offset, size, render_listed)
+        page = paged(items, offset, size, render_listed)
+        limit = emu.config.max_listing_bytes
+        if limit is not None and len(json.dumps(page)) > limit:
+            raise ApiError(504, f"listing page over {limit} bytes: upstream request timeout")
+        return page
 
     @app.get(f"{V2}/storage/items/{{item}}")
     async def get_item(request: Request, item: str) -> Any:
@@ -371,6 +399,14 @@ def _add_item_routes(app: FastAPI, emu: Emulator) -> None:
         if not isinstance(patches, dict):
             raise ApiError(400, "itemPatches must be an object keyed by item UUID")
         return page_json([render(i) for i in emu.state.patch_items(patches)])
+
+    @app.post(f"{V2}/storage/folders/{{folder}}/items/delete")
+    async def delete_items(request: Request, folder: str) -> Any:
+        body = json_object(await emu.guard(request, "items.delete"))
+        uuids = body.get("childUuids")
+        if not isinstance(uuids, list):
+            raise ApiError(400, "childUuids must be a list")
+        return {"deletedCount": emu.state.delete_items(folder, uuids)}
 
     @app.get(f"{V2}/storage/folders/{{folder}}/items/{{item}}/child-items")
     async def child_items(request: Request, folder: str, item: str) -> Any:

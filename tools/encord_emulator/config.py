@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 PatchSemantics = Literal["merge", "replace"]
+FolderSearch = Literal["substring", "prefix", "exact", "unindexed"]
 
 
 class EmulatorConfig(BaseModel):
@@ -48,3 +49,22 @@ class EmulatorConfig(BaseModel):
 
     owner: str = "emulator@example.com"
     """The ``owner`` reported on folders and items."""
+
+    # --- request size, folder search, job start, rate limits (all unknown on the real service)
+    folder_search: FolderSearch = "substring"
+    """How ``search`` matches folder names: case-insensitive ``substring``, ``prefix`` or ``exact``
+    (case-sensitive), or ``unindexed``: search finds nothing (a lagging search index)."""
+
+    max_body_bytes: int | None = Field(default=None, ge=1)
+    """Refuse signed requests whose body is larger, with 413; ``None`` = no limit."""
+
+    max_listing_bytes: int | None = Field(default=None, ge=1)
+    """An item listing page whose body would be larger answers 504 (a server timing out on large
+    client metadata); ``None`` = no limit. Metadata served as signed URLs does not count."""
+
+    drop_job_start_responses: int = Field(default=0, ge=0)
+    """The next this many upload-job starts create their job but answer 504, as when a response
+    is lost on the way back (counts down)."""
+
+    rate_limit_headers: dict[str, str] = Field(default_factory=dict)
+    """Headers added to every signed response (e.g. ``{"X-RateLimit-Limit": "600"}``)."""

@@ -61,6 +61,12 @@ class SqliteStore:
         with self._lock, self._conn:
             self._conn.executemany(sql, rows)
 
+    def remove(self, table: str, uuids: Iterable[str]) -> None:
+        if table not in TABLE_COLUMNS:
+            raise ValueError(f"unknown table {table!r}")
+        with self._lock, self._conn:
+            self._conn.executemany(f"DELETE FROM {table} WHERE uuid = ?", [(u,) for u in uuids])
+
     def put_kv(self, key: str, value: Any) -> None:
         with self._lock, self._conn:
             self._conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, json.dumps(value)))

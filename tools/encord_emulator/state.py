@@ -186,15 +186,27 @@ class EmulatorState:
                 if everywhere
                 else self._child_folders(parent, recursive)
             )
-            needle = (search or "").lower()
             chosen = [
                 f
                 for f in self.folders.values()
                 if f.uuid in scope
-                and needle in f.name.lower()
+                and self._folder_matches(f.name, search)
                 and (dataset_synced is None or (f.synced_dataset is not None) == dataset_synced)
             ]
             return _sorted(chosen, order, desc)
+
+    def _folder_matches(self, name: str, search: str | None) -> bool:
+        """Whether folder ``search`` finds ``name`` under the configured ``folder_search``."""
+        if not search:
+            return True
+        mode = self.config.folder_search
+        if mode == "unindexed":
+            return False
+        if mode == "exact":
+            return name == search
+        if mode == "prefix":
+            return name.lower().startswith(search.lower())
+        return search.lower() in name.lower()
 
     def resolve_folder(self, path_or_uuid: str) -> Folder:
         """A folder by UUID or by ``name/name/...`` from the top level (for the admin interface)."""
@@ -250,6 +262,14 @@ class EmulatorState:
             self._pending.append(job.uuid)
             self._save("jobs", [job])
             return job
+
+    def take_dropped_job_start(self) -> bool:
+        """Whether this job start's response is to be dropped (``drop_job_start_responses``)."""
+        with self._lock:
+            if self.config.drop_job_start_responses <= 0:
+                return False
+            self.config.drop_job_start_responses -= 1
+            return True
 
     def job(self, folder_uuid: str, job_uuid: str) -> Job:
         with self._lock:
@@ -364,6 +384,33 @@ class EmulatorState:
                 item.last_edited_at = utc_now()
             self._save("items", [item for item, _ in planned])
             return [item for item, _ in planned]
+
+    def delete_items(self, folder_uuid: str, item_uuids: list[str]) -> int:
+        """Delete items of the folder (groups take their frames along); all are checked first."""
+        with self._lock:
+            self._advance()
+            targets = [self._item_in_folder(folder_uuid, u) for u in item_uuids]
+            doomed = {i.uuid for i in targets} | {c for i in targets for c in i.children}
+            for item_uuid in doomed:
+                item = self.items.pop(item_uuid, None)
+                if item is None:
+                    continue
+                self._folder_items[item.folder].remove(item.uuid)
+                if item.identity is not None:
+                    self._by_identity[(item.folder, item.identity)].remove(item.uuid)
+            if self._store is not None:
+                self._store.remove("items", doomed)
+            return len(targets)
+
+    def delete_folder(self, folder_uuid: str) -> None:
+        """Delete an empty folder (items and subfolders must go first: the emulator's choice)."""
+        with self._lock:
+            folder = self.folder(folder_uuid)
+            if self._folder_items.get(folder.uuid) or self._child_folders(folder.uuid, False):
+                raise ApiError(400, f"folder {folder.uuid} is not empty")
+            del self.folders[folder.uuid]
+            if self._store is not None:
+                self._store.remove("folders", [folder.uuid])
 
     def add_items(self, folder_uuid: str, specs: list[dict[str, Any]]) -> list[Item]:
         """Create items directly, without a job (admin seeding)."""
@@ -705,6 +752,7 @@ class EmulatorState:
             url=url,
             identity=url,
             client_metadata=metadata,
+            storage_location=spec.get("storage_location") or "s3",
             media=spec.get("media") or ({"mimeType": guess_mime_type(url)} if url else {}),
         )
 

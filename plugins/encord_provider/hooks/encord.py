@@ -11,11 +11,12 @@ The SSH private key never appears in a log line, an exception message or a retur
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
@@ -24,6 +25,7 @@ from encord.exceptions import (
     AuthorisationError,
     EncordException,
     InvalidArgumentsError,
+    PayloadTooLargeError,
     ResourceNotFoundError,
     SshKeyNotFound,
 )
@@ -31,10 +33,12 @@ from encord.http.bundle import Bundle
 from encord.http.constants import RequestsSettings
 from encord.orm.dataset import DataLinkDuplicatesBehavior
 from encord.user_client import EncordUserClient
+from pydantic import ValidationError
 
 from encord_ingest.errors import ErrorCode, ItemError
 from encord_ingest.schema import MetadataSchema
 from encord_ingest.sync import (
+    MAX_BUNDLE_BYTES,
     MAX_BUNDLE_SIZE,
     ItemPlan,
     MetadataChange,
@@ -43,9 +47,12 @@ from encord_ingest.sync import (
     SyncItemResult,
     SyncMode,
     SyncStatus,
+    patch_body_bytes,
     plan_bundles,
     plan_item,
+    split_by_size,
 )
+from encord_provider.listing import iter_items
 from encord_provider.registration import FolderIndex, JobOutcome, folder_index
 from encord_provider.retries import RetryPolicy, call_with_retries, is_transient
 from encord_provider.schema_merge import SchemaPlan, apply_plan, plan_schema, read_existing
@@ -62,6 +69,21 @@ LIST_PAGE_SIZE = 1000
 GET_BULK_SIZE = 1000
 LINK_BATCH_SIZE = 1000
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+#: A bundle refused with one of these is split in halves until the refused items stand alone.
+_PER_ITEM_REFUSALS: tuple[type[EncordException], ...] = (
+    InvalidArgumentsError,
+    ResourceNotFoundError,
+    AuthorisationError,
+    PayloadTooLargeError,
+)
+
+
+class FolderMemory(Protocol):
+    """Where a source remembers the UUIDs its folder paths resolved to (see ``run_io``)."""
+
+    def get(self, path: str) -> str | None: ...
+
+    def put(self, path: str, folder_uuid: str) -> None: ...
 
 
 class EncordHookError(Exception):
@@ -115,6 +137,10 @@ class EncordHook(BaseHook):
     :param sdk_max_retries: the SDK's own retries of GET/POST on 413/429/5xx (default 3).
     :param sdk_backoff_factor: the SDK's backoff factor for those retries (default 1.5 s).
     :param connection: an already fetched connection (triggers fetch it asynchronously).
+    :param max_bundle_bytes: cap on one metadata PATCH body (as well as 1000 items).
+    :param list_page_size: items per listing page (halved automatically when a page fails).
+    :param list_metadata_as_urls: listings fetch client metadata through signed URLs (the SDK's
+        ``resolve_client_metadata_locally``), for folders whose metadata is large.
     """
 
     conn_name_attr = "encord_conn_id"
@@ -131,6 +157,9 @@ class EncordHook(BaseHook):
         sdk_backoff_factor: float | None = None,
         connection: Connection | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_bundle_bytes: int = MAX_BUNDLE_BYTES,
+        list_page_size: int = LIST_PAGE_SIZE,
+        list_metadata_as_urls: bool = False,
     ) -> None:
         super().__init__()
         self.encord_conn_id = encord_conn_id
@@ -144,6 +173,9 @@ class EncordHook(BaseHook):
         self._sleep = sleep
         self._folders: dict[str, StorageFolder] = {}
         self.domain = DEFAULT_DOMAIN
+        self.max_bundle_bytes = max_bundle_bytes
+        self.list_page_size = list_page_size
+        self.list_metadata_as_urls = list_metadata_as_urls
 
     # --- client and auth ---------------------------------------------------------------------
 
@@ -229,17 +261,48 @@ class EncordHook(BaseHook):
         uuids = sorted(str(integration.id) for integration in matches)
         raise EncordHookError(f"{len(matches)} cloud integrations are titled {ref!r}; use its UUID: {uuids}")
 
-    def get_folder(self, path: str, *, create: bool = True) -> StorageFolder:
-        """The storage folder at ``a/b/c`` (created level by level when missing), or by UUID."""
+    def get_folder(
+        self, path: str, *, create: bool = True, memory: FolderMemory | None = None
+    ) -> StorageFolder:
+        """The storage folder at ``a/b/c`` (created level by level when missing), or by UUID.
+
+        Each level is found by its exact name in a full listing of its parent's subfolders
+        (never by ``search``, whose matching is not documented). With ``memory``, the UUID a
+        path resolved to is remembered and used first next time, as long as that folder still
+        exists under the same name.
+        """
         if path in self._folders:
             return self._folders[path]
         with self._auth_errors():
             if is_uuid(path):
                 folder = self.client.get_storage_folder(path)
             else:
-                folder = self._walk_folders(path, create)
+                folder = self._remembered(path, memory) or self._walk_folders(path, create)
+                if memory is not None and memory.get(path) != str(folder.uuid):
+                    memory.put(path, str(folder.uuid))
         self._folders[path] = folder
         self._folders[str(folder.uuid)] = folder
+        return folder
+
+    def _remembered(self, path: str, memory: FolderMemory | None) -> StorageFolder | None:
+        remembered = memory.get(path) if memory is not None else None
+        if remembered is None:
+            return None
+        try:
+            folder = self.client.get_storage_folder(remembered)
+        except (AuthorisationError, ResourceNotFoundError):
+            self.log.warning(
+                "Remembered folder %s for %r is gone: resolving the path again", remembered, path
+            )
+            return None
+        if folder.name != path.strip("/").split("/")[-1]:
+            self.log.warning(
+                "Remembered folder %s for %r is now named %r: resolving the path again",
+                remembered,
+                path,
+                folder.name,
+            )
+            return None
         return folder
 
     def _walk_folders(self, path: str, create: bool) -> StorageFolder:
@@ -261,11 +324,12 @@ class EncordHook(BaseHook):
         return parent
 
     def _find_child(self, parent: StorageFolder | None, name: str, where: str) -> StorageFolder | None:
+        # A full listing, compared exactly: how Encord's ``search`` matches is not documented.
         if parent is None:
-            candidates = self.client.list_storage_folders(search=name, page_size=LIST_PAGE_SIZE)
+            candidates = self.client.list_storage_folders(page_size=LIST_PAGE_SIZE)
             matches = [f for f in candidates if f.name == name and f.parent_uuid is None]
         else:
-            candidates = parent.list_subfolders(search=name, page_size=LIST_PAGE_SIZE)
+            candidates = parent.list_subfolders(page_size=LIST_PAGE_SIZE)
             matches = [f for f in candidates if f.name == name and f.parent_uuid == parent.uuid]
         if len(matches) > 1:
             uuids = sorted(str(f.uuid) for f in matches)
@@ -372,9 +436,12 @@ class EncordHook(BaseHook):
     # --- items -------------------------------------------------------------------------------
 
     def iter_folder_items(self, folder: StorageFolder) -> Iterator[StorageItem]:
-        """Every item of the folder with its client metadata, 1000 per page."""
+        """Every item of the folder with its client metadata (items of types the SDK does not
+        know are skipped with a warning; see :mod:`encord_provider.listing`)."""
         with self._auth_errors():
-            yield from folder.list_items(include_client_metadata=True, page_size=LIST_PAGE_SIZE)
+            yield from iter_items(
+                folder, page_size=self.list_page_size, metadata_as_urls=self.list_metadata_as_urls
+            )
 
     def folder_index(self, folder: StorageFolder) -> FolderIndex:
         """Item UUIDs of the folder by object URL and by name (one listing)."""
@@ -401,12 +468,14 @@ class EncordHook(BaseHook):
     ) -> PatchResult:
         """Write whole ``clientMetadata`` dicts in bundles (one PATCH each), with retries.
 
-        A bundle that Encord refuses with 400 or 404 is split in halves until the bad items are
-        isolated, so one bad item fails alone. Other bundles go on after a failed one.
+        Bundles hold at most ``bundle_size`` items and ``max_bundle_bytes`` of JSON. A bundle
+        that Encord refuses with 400, 403, 404 or 413 is split in halves until the refused items
+        stand alone, so one bad item fails alone. Other bundles go on after a failed one.
         """
         result = PatchResult()
-        for start in range(0, len(updates), bundle_size):
-            self._patch_bundle(list(updates[start : start + bundle_size]), result)
+        sizes = [patch_body_bytes(str(item.uuid), metadata) for item, metadata in updates]
+        for part in split_by_size(sizes, max_count=bundle_size, max_bytes=self.max_bundle_bytes):
+            self._patch_bundle([updates[index] for index in part], result)
         return result
 
     def _patch_bundle(self, bundle: list[tuple[StorageItem, dict[str, Any]]], result: PatchResult) -> None:
@@ -421,14 +490,20 @@ class EncordHook(BaseHook):
                 call_with_retries(
                     send, policy=self.retry, what=f"patch {len(bundle)} items", sleep=self._sleep
                 )
-        except (InvalidArgumentsError, ResourceNotFoundError) as exc:
+        except _PER_ITEM_REFUSALS as exc:
             if len(bundle) > 1:
                 middle = len(bundle) // 2
                 self._patch_bundle(bundle[:middle], result)
                 self._patch_bundle(bundle[middle:], result)
                 return
-            result.failed[str(bundle[0][0].uuid)] = f"Encord refused the metadata: {exc.message}"
+            item, metadata = bundle[0]
+            result.failed[str(item.uuid)] = _refusal(exc, patch_body_bytes(str(item.uuid), metadata))
         except EncordException as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                # Encord answered 200 (the write is done) with items the pinned SDK cannot parse.
+                self.log.warning("Patched %d items; the SDK could not read the answer: %s", len(bundle), exc)
+                result.written.extend(str(item.uuid) for item, _ in bundle)
+                return
             if not is_transient(exc):
                 raise
             for item, _ in bundle:
@@ -437,12 +512,27 @@ class EncordHook(BaseHook):
             result.written.extend(str(item.uuid) for item, _ in bundle)
 
     def link_items_to_dataset(self, dataset_hash: str, item_uuids: Sequence[str]) -> int:
-        """Link storage items to a dataset (duplicates skipped); returns how many were sent."""
+        """Link storage items to a dataset (duplicates skipped); returns how many were sent.
+
+        Linking with ``SKIP`` is idempotent, so 429 and 5xx are retried within the hook's policy.
+        """
         with self._auth_errors():
-            dataset = self.client.get_dataset(dataset_hash, include_data_rows=False)
+            dataset = call_with_retries(
+                lambda: self.client.get_dataset(dataset_hash, include_data_rows=False),
+                policy=self.retry,
+                what=f"read dataset {dataset_hash}",
+                sleep=self._sleep,
+            )
             for start in range(0, len(item_uuids), LINK_BATCH_SIZE):
                 batch = [uuid.UUID(value) for value in item_uuids[start : start + LINK_BATCH_SIZE]]
-                dataset.link_items(batch, duplicates_behavior=DataLinkDuplicatesBehavior.SKIP)
+                call_with_retries(
+                    functools.partial(
+                        dataset.link_items, batch, duplicates_behavior=DataLinkDuplicatesBehavior.SKIP
+                    ),
+                    policy=self.retry,
+                    what=f"link {len(batch)} items to dataset {dataset_hash}",
+                    sleep=self._sleep,
+                )
         return len(item_uuids)
 
     # --- metadata sync -----------------------------------------------------------------------
@@ -513,6 +603,15 @@ class PatchResult:
         self.written: list[str] = []
         self.failed: dict[str, str] = {}
         self.calls = 0
+
+
+def _refusal(exc: EncordException, body_bytes: int) -> str:
+    """Why one item's PATCH was refused, for its result line."""
+    if isinstance(exc, PayloadTooLargeError):
+        return f"Encord refused the metadata as too large ({body_bytes} bytes of JSON): {exc.message}"
+    if isinstance(exc, AuthorisationError):
+        return f"Encord refused access to the item (403): {exc.message}"
+    return f"Encord refused the metadata: {exc.message}"
 
 
 def _record_patch(

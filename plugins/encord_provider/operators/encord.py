@@ -25,11 +25,12 @@ from encord_ingest.schema import load_schema
 from encord_ingest.sync import ReservedKeysPolicy, SyncCounts, SyncMode, SyncReport, SyncStatus, read_changes
 from encord_provider.hooks.encord import EncordFolderNotFound, EncordHook
 from encord_provider.registration import FolderIndex, JobOutcome, build_report, urls_needing_listing
-from encord_provider.run_io import RunFolderIO
+from encord_provider.run_io import FolderMemory, RunFolderIO
 from encord_provider.triggers.encord import EncordUploadJobTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from encord.storage import StorageFolder
 
 #: Errors quoted in a task failure message (the full list is in the result files).
 QUOTED_ERRORS = 5
@@ -52,9 +53,11 @@ class EncordBaseOperator(BaseOperator):
         gcs_project: str | None = None,
         gcs_conn_id: str | None = None,
         hook_params: dict[str, Any] | None = None,
+        folder_state_uri: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.folder_state_uri = folder_state_uri
         self.encord_conn_id = encord_conn_id
         self.aws_conn_id = aws_conn_id
         self.gcs_project = gcs_project
@@ -75,6 +78,12 @@ class EncordBaseOperator(BaseOperator):
         return RunFolderIO(
             aws_conn_id=self.aws_conn_id, gcs_project=self.gcs_project, gcs_conn_id=self.gcs_conn_id
         )
+
+    def encord_folder(self, path: str, *, create: bool = True) -> StorageFolder:
+        """The storage folder at ``path`` (or UUID); with ``folder_state_uri`` the resolved UUID is
+        remembered in the source's state and tried first next time."""
+        memory = FolderMemory(self.run_io, self.folder_state_uri) if self.folder_state_uri else None
+        return self.hook.get_folder(path, create=create, memory=memory)
 
     def register_reports(self, uris: str | Sequence[str]) -> list[RegisterReport]:
         """Register results: the given result files, or every one under a run folder's ``results/``."""
@@ -175,7 +184,7 @@ class EncordRegisterDataOperator(EncordBaseOperator):
         self._running: tuple[str, list[dict[str, str]]] | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        folder_uuid = str(self.hook.get_folder(self.folder).uuid)
+        folder_uuid = str(self.encord_folder(self.folder).uuid)
         jobs = self._start_jobs(context, folder_uuid)
         if self.deferrable and jobs:
             self._defer(folder_uuid, jobs)
@@ -382,7 +391,7 @@ class EncordSyncMetadataOperator(EncordBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
-            folder = self.hook.get_folder(self.folder, create=False)
+            folder = self.encord_folder(self.folder, create=False)
         except EncordFolderNotFound:
             if not self.is_dry_run:
                 raise
