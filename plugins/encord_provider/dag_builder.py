@@ -460,7 +460,7 @@ def build_reconcile_dag(config: SourceConfig) -> DAG:
         def reconcile(**context: Any) -> dict[str, Any]:
             from encord_ingest.pipeline import drift_markdown, reconcile_ledger
             from encord_provider.hooks.encord import EncordHook
-            from encord_provider.run_io import FolderMemory
+            from encord_provider.run_io import FolderMemory, RunFolderIO
 
             hook = EncordHook(config.encord.conn_id)
             memory = FolderMemory(RunFolderIO(**_state_conns(config)), config.state_uri)
