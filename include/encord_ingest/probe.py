@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import mimetypes
 import shutil
 import subprocess
 import tempfile
@@ -33,7 +34,7 @@ from typing import Any, BinaryIO, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from encord_ingest.errors import ErrorCode, ItemError
-from encord_ingest.manifest import ImageMetadata, VideoMetadata
+from encord_ingest.manifest import ImageMetadata, TextMetadata, VideoMetadata
 
 ReadBytes = Callable[[str, int | None], bytes]
 """``read(key, max_bytes)``: a source's ranged read (``Source.read_bytes``)."""
@@ -69,10 +70,45 @@ class ProbeConfig(BaseModel):
     ffprobe: str = "ffprobe"
     ffprobe_timeout_s: float = Field(default=60.0, gt=0)
     video_max_bytes: int = Field(default=512 * 1024**2, ge=1)
+    client_only: bool = False
+    """The integration is "strict client-only": Encord never opens the files, so every item must
+    carry media metadata. Images and videos are then probed whatever ``images``/``videos`` say,
+    text gets its size and MIME type, and items of kinds the pipeline cannot describe (audio,
+    PDF, NIfTI, DICOM) fail at planning with ``probe_failed`` instead of failing in Encord."""
+
+    @property
+    def probe_images(self) -> bool:
+        return self.images or self.client_only
+
+    @property
+    def probe_videos(self) -> bool:
+        return self.videos or self.client_only
 
 
 def _probe_error(file: str, expected: str, detail: str) -> ItemError:
     return ItemError.of(ErrorCode.PROBE_FAILED, file, expected=expected, detail=detail)
+
+
+#: Kinds whose media metadata this pipeline cannot compute (Encord's audio and PDF metadata need
+#: a decoder; NIfTI and DICOM have no client-side metadata form at all).
+NOT_DESCRIBABLE = {"audio": "audioMetadata", "pdf": "pdfMetadata", "nifti": None, "dicom_series": None}
+
+
+def client_only_error(kind: str, key: str) -> ItemError:
+    """Why an item of ``kind`` cannot go through a strict client-only integration."""
+    needed = NOT_DESCRIBABLE.get(kind)
+    detail = (
+        f"a strict client-only integration needs {needed}, which the pipeline cannot compute for {kind} files"
+        if needed
+        else f"a strict client-only integration cannot take {kind} items: Encord has no client-side "
+        "metadata for them"
+    )
+    return _probe_error(key, "images, image groups, videos or text (probe.client_only)", detail)
+
+
+def text_metadata(key: str, size: int) -> TextMetadata:
+    """``textMetadata`` from the listing alone: the size, and the MIME type by extension."""
+    return TextMetadata(file_size=size, mime_type=mimetypes.guess_type(key)[0] or "text/plain")
 
 
 def image_size_from_header(head: bytes) -> tuple[int, int, str]:

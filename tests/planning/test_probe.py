@@ -22,7 +22,7 @@ from encord_ingest.probe import (
     video_metadata_from_ffprobe,
 )
 from encord_ingest.sources.local import LocalSource
-from tests.planning.helpers import write_tree
+from tests.planning.helpers import png, write_tree
 
 
 def jpeg_with_big_exif(width: int, height: int, exif_bytes: int) -> bytes:
@@ -205,3 +205,48 @@ def test_video_probe_with_ffprobe(tmp_path: Path) -> None:
         assert isinstance(media, VideoMetadata)
         assert (media.width, media.height, media.fps, media.mime_type) == (64, 48, 25.0, "video/mp4")
         assert media.duration == pytest.approx(2.0, abs=1 / 25)
+
+
+def test_strict_client_only_probes_everything_it_can_and_fails_the_rest_at_planning(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from encord_ingest.grouping import Draft
+    from encord_ingest.manifest import ImageItem, TextItem
+    from encord_ingest.scan.items import build_item
+    from encord_ingest.sources.base import ObjectInfo
+
+    write_tree(tmp_path, {"a.png": png(5, 7), "notes.txt": "hello", "tone.wav": b"RIFF", "s/1.dcm": b"x"})
+    source = LocalSource(tmp_path)
+
+    def draft(kind: str, *keys: str) -> Draft:
+        members = [
+            ObjectInfo(
+                key=k, size=(tmp_path / k).stat().st_size, version="v", last_modified=datetime.now(UTC)
+            )
+            for k in keys
+        ]
+        return Draft(kind=kind, title=keys[0], members=members, metadata_key=keys[0])
+
+    strict = ProbeConfig(client_only=True)  # images/videos flags left off: client_only implies them
+    image = build_item(draft("image", "a.png"), ["https://b.s3.amazonaws.com/a.png"], {}, source, strict)
+    assert isinstance(image, ImageItem) and image.image_metadata is not None
+    assert (image.image_metadata.width, image.image_metadata.height) == (5, 7)
+    text = build_item(
+        draft("text", "notes.txt"), ["https://b.s3.amazonaws.com/notes.txt"], {}, source, strict
+    )
+    assert isinstance(text, TextItem) and text.text_metadata is not None
+    assert (text.text_metadata.file_size, text.text_metadata.mime_type) == (5, "text/plain")
+    audio = build_item(
+        draft("audio", "tone.wav"), ["https://b.s3.amazonaws.com/tone.wav"], {}, source, strict
+    )
+    assert isinstance(audio, ItemError) and audio.code is ErrorCode.PROBE_FAILED
+    assert "needs audioMetadata" in audio.message and "tone.wav" in audio.message
+    series = build_item(
+        draft("dicom_series", "s/1.dcm"), ["https://b.s3.amazonaws.com/s/1.dcm"], {}, source, strict
+    )
+    assert isinstance(series, ItemError) and "cannot take dicom_series items" in series.message
+    # Without the option nothing is probed and nothing fails.
+    plain = build_item(
+        draft("audio", "tone.wav"), ["https://b.s3.amazonaws.com/tone.wav"], {}, source, ProbeConfig()
+    )
+    assert not isinstance(plain, ItemError)

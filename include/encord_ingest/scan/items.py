@@ -18,7 +18,14 @@ from encord_ingest.manifest import (
     TextItem,
     VideoItem,
 )
-from encord_ingest.probe import ProbeConfig, probe_image, probe_video
+from encord_ingest.probe import (
+    NOT_DESCRIBABLE,
+    ProbeConfig,
+    client_only_error,
+    probe_image,
+    probe_video,
+    text_metadata,
+)
 from encord_ingest.sources.base import Source
 
 
@@ -28,10 +35,12 @@ def build_item(
     """The manifest item of ``draft`` (media probed when ``probe`` says so), or why there is none."""
     common: dict[str, Any] = {"title": draft.title, "client_metadata": metadata}
     member = draft.members[0]
+    if probe.client_only and draft.kind in NOT_DESCRIBABLE:
+        return client_only_error(draft.kind, member.key)
     if draft.kind == "image_group":
         frames = []
         for info, url in zip(draft.members, urls, strict=True):
-            media = probe_image(source.read_bytes, info.key, info.size, probe) if probe.images else None
+            media = probe_image(source.read_bytes, info.key, info.size, probe) if probe.probe_images else None
             if isinstance(media, ItemError):
                 return media
             frames.append(GroupFrame(url=url, image_metadata=media))
@@ -39,13 +48,13 @@ def build_item(
     if draft.kind == "dicom_series":
         return DicomSeriesItem(files=urls, **common)
     if draft.kind == "image":
-        media = probe_image(source.read_bytes, member.key, member.size, probe) if probe.images else None
+        media = probe_image(source.read_bytes, member.key, member.size, probe) if probe.probe_images else None
         if isinstance(media, ItemError):
             return media
         return ImageItem(object_url=urls[0], image_metadata=media, **common)
     if draft.kind == "video":
         video = None
-        if probe.videos:
+        if probe.probe_videos:
             local = getattr(source, "path", None)
             video = probe_video(
                 source.read_bytes,
@@ -57,5 +66,7 @@ def build_item(
             if isinstance(video, ItemError):
                 return video
         return VideoItem(object_url=urls[0], video_metadata=video, **common)
+    if draft.kind == "text" and probe.client_only:
+        return TextItem(object_url=urls[0], text_metadata=text_metadata(member.key, member.size), **common)
     single = {"audio": AudioItem, "text": TextItem, "pdf": PdfItem, "nifti": NiftiItem}[draft.kind]
     return single(object_url=urls[0], **common)
