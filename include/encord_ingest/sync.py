@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from encord_ingest.errors import ItemError
+from encord_ingest.sidecars.merge import merge_layers
 
 #: One ``patch-bulk`` request carries at most this many item patches (the SDK bundle limit).
 MAX_BUNDLE_SIZE = 1000
@@ -97,9 +98,14 @@ def final_metadata(
     mode: SyncMode,
     reserved: ReservedKeysPolicy = ReservedKeysPolicy.PRESERVE,
 ) -> dict[str, Any]:
-    """The whole dict the item should carry after the sync (no ``null`` values)."""
+    """The whole dict the item should carry after the sync (no ``null`` values at any depth).
+
+    ``merge`` combines ``desired`` over ``current`` by the sidecar layers' rule
+    (:func:`~encord_ingest.sidecars.merge.merge_layers`): object over object recursively, lists
+    and scalars replace whole, so nested keys someone else set in Encord are kept.
+    """
     current = present(current)
-    final = {**current, **desired} if mode is SyncMode.MERGE else dict(desired)
+    final = merge_layers([current, desired]) if mode is SyncMode.MERGE else present(desired)
     for key in RESERVED_KEYS:
         keep_encord = reserved is ReservedKeysPolicy.ENCORD or (
             reserved is ReservedKeysPolicy.PRESERVE and key not in desired
@@ -114,8 +120,9 @@ def final_metadata(
 
 
 def present(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """The keys that carry a value (``null`` counts as absent)."""
-    return {key: value for key, value in metadata.items() if value is not None}
+    """A copy without ``null`` object members, at any depth (``null`` counts as absent; a
+    ``null`` inside a list is a value and stays)."""
+    return merge_layers([metadata])
 
 
 def _canonical(value: Any) -> Any:

@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from encord_emulator.testing import EmulatorServer
 from encord_ingest.errors import ErrorCode
+from encord_ingest.metadata import MetadataMapping
 from encord_ingest.sync import MetadataChange, present
 from encord_provider.hooks.encord import EncordHook
 from tests.provider.helpers import BUCKET_URL, read_result, sync_operator, write_change_rows
@@ -177,3 +178,26 @@ def test_a_stale_item_uuid_falls_back_to_the_folder_listing(
     xcom = sync_operator(encord_conn, [uri]).execute({})
     assert xcom["counts"]["written"] == 1
     assert stored(emulator)[f"{B}/m/a.jpg"]["site"] == "fixed"
+
+
+@pytest.mark.parametrize("server", ["merge", "replace"])
+@pytest.mark.parametrize("flat", [False, True], ids=["nested", "flatten"])
+def test_merge_mode_keeps_nested_keys_someone_else_set(
+    flat: bool, server: str, hook: EncordHook, emulator: EmulatorServer, encord_conn: str, run_folder: Path
+) -> None:
+    """Issue 9.1: a sidecar that changes one nested key keeps the sibling a person set in Encord."""
+    emulator.admin.configure(patch_semantics=server)
+    mapping = MetadataMapping(flatten=flat)
+    held, _ = mapping.apply({"camera": {"model": "a", "qa_note": "x"}, "tags": [1, 2]}, file="held")
+    desired, _ = mapping.apply({"camera": {"model": "b"}, "tags": [3]}, file="a.jpg.json")
+    url = f"{B}/m/a.jpg"
+    folder = hook.get_folder("ingest/cams")
+    emulator.admin.add_items(str(folder.uuid), [{"url": url, "client_metadata": held}])
+    uri = write_change_rows(run_folder, "c0", [MetadataChange(object_url=url, metadata=desired)])
+    first = sync_operator(encord_conn, [uri], mode="merge").execute({})
+    assert first["counts"]["written"] == 1
+    expected, _ = mapping.apply({"camera": {"model": "b", "qa_note": "x"}, "tags": [3]}, file="expected")
+    assert stored(emulator) == {url: expected}
+    emulator.admin.reset_counts()
+    second = sync_operator(encord_conn, [uri], mode="merge").execute({})
+    assert second["counts"]["patch_calls"] == 0
