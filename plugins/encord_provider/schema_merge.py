@@ -1,18 +1,26 @@
 """Merge the schema declared in the repo into the organisation's metadata schema.
 
-Encord's schema belongs to the whole organisation and ``MetadataSchema.save()`` replaces it
-whole, so the only safe write is read, merge, write: add the keys that are missing, add missing
-enum values, and leave every other key (other teams' keys included) exactly as it was. Changing
-the type of an existing key or deleting a key happens only when the caller asks for it by name.
+Encord's schema belongs to the whole organisation and a save replaces it whole, so the only safe
+write is read, merge, write: add the keys that are missing, add missing enum values, and leave
+every other key (other teams' keys included) exactly as it was. Changing the type of an existing
+key or deleting a key happens only when the caller asks for it by name.
+
+The merge works on the schema DOCUMENT as Encord stores it (``{key: {"ty": ..., ...}}``), not on
+the SDK's ``MetadataSchema``: that class re-serialises every key through its models on
+``save()``, which drops fields it does not model (``description``, ...), rewrites
+``long_string`` as ``text`` and refuses types newer than the SDK. Here a key the plan does not
+change is written back byte for byte as read; a key that is added gets exactly the form the SDK
+itself would write (:func:`sdk_entry`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import copy
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from encord.metadata_schema import MetadataSchema as SdkSchema
-from encord.metadata_schema import MetadataSchemaError
 from pydantic import BaseModel, ConfigDict, Field
 
 from encord_ingest.errors import ConfigError
@@ -45,25 +53,38 @@ def describe_spec(spec: KeySpec) -> str:
     return spec.type
 
 
-def read_existing(schema: SdkSchema) -> dict[str, ExistingKey]:
-    """Every key of an SDK schema with its type, without changing anything."""
-    existing: dict[str, ExistingKey] = {}
-    for key in schema.keys():  # noqa: SIM118 - MetadataSchema is not a mapping
-        try:
-            if schema.is_key_deleted(key):
-                existing[key] = ExistingKey(type="deleted")
-                continue
-            key_type = schema.get_key_type(key)
-        except MetadataSchemaError:
-            existing[key] = ExistingKey(type="unsupported")
-            continue
-        if key_type == "enum":
-            existing[key] = ExistingKey(type="enum", values=tuple(schema.get_enum_options(key)))
-        elif key_type == "embedding":
-            existing[key] = ExistingKey(type="embedding", size=schema.get_embedding_size(key))
-        else:
-            existing[key] = ExistingKey(type=key_type or "unsupported")
-    return existing
+#: The scalar type names the SDK accepts as aliases (``MetadataSchemaScalarType._missing_``).
+_HINT_ALIASES = {"string": "varchar", "long_string": "text"}
+#: Most values an enum may hold (the SDK refuses 256 and more).
+MAX_ENUM_VALUES = 255
+
+
+def read_existing(document: Mapping[str, Any]) -> dict[str, ExistingKey]:
+    """Every key of a schema document with its type, without changing anything.
+
+    Types the pinned SDK does not model (a future type, ``user``, a malformed entry) read as
+    ``unsupported``: they are kept and never touched, and declaring such a key is refused.
+    """
+    return {key: existing_key(entry) for key, entry in document.items()}
+
+
+def existing_key(entry: Any) -> ExistingKey:
+    """The type of one stored schema entry (``{"ty": ...}``)."""
+    kind = entry.get("ty") if isinstance(entry, Mapping) else None
+    if kind == "tombstone":
+        return ExistingKey(type="deleted")
+    if kind == "variant":
+        hint = str(entry.get("hint", "text"))
+        kind = _HINT_ALIASES.get(hint, hint)
+    if kind in SCALAR_TYPES or kind == "geospatial":
+        return ExistingKey(type=str(kind))
+    values = entry.get("values") if kind == "enum" else None
+    if isinstance(values, list) and all(isinstance(value, str) for value in values):
+        return ExistingKey(type="enum", values=tuple(sorted(values)))
+    size = entry.get("size") if kind == "embedding" else None
+    if isinstance(size, int) and not isinstance(size, bool):
+        return ExistingKey(type="embedding", size=size)
+    return ExistingKey(type="unsupported")
 
 
 class KeyChange(BaseModel):
@@ -181,15 +202,44 @@ def plan_schema(
     return plan
 
 
-def apply_plan(schema: SdkSchema, plan: SchemaPlan, declared: MetadataSchema) -> None:
-    """Make the planned changes on the SDK schema object (in memory; the caller saves)."""
+def apply_plan(document: Mapping[str, Any], plan: SchemaPlan, declared: MetadataSchema) -> dict[str, Any]:
+    """The schema document after the planned changes; every key the plan does not name is a copy
+    of what was read, field for field (``document`` itself is not changed)."""
+    result = copy.deepcopy(dict(document))
     for change in plan.changes:
         if change.action == "delete":
-            schema.delete_key(change.key)
-            continue
-        if change.action == "add_enum_values":
-            schema.add_enum_options(change.key, values=list(change.enum_values))
-            continue
-        method, kwargs = sdk_call(declared.keys[change.key])
-        call: Any = getattr(schema, method)
-        call(change.key, **kwargs)
+            result[change.key] = {"ty": "tombstone", "deleted_ty": result[change.key]}
+        elif change.action == "add_enum_values":
+            result[change.key] = _with_enum_values(result[change.key], change, declared.file)
+        else:
+            result[change.key] = sdk_entry(declared.keys[change.key])
+    return result
+
+
+def _with_enum_values(entry: dict[str, Any], change: KeyChange, file: str) -> dict[str, Any]:
+    """The enum entry with the new values added (sorted, as the SDK writes them); its other
+    fields are kept."""
+    values = sorted([*entry.get("values", []), *change.enum_values])
+    if len(values) > MAX_ENUM_VALUES:
+        raise ConfigError(
+            f"{file}: key {change.key!r}: expected at most {MAX_ENUM_VALUES} enum values in the "
+            f"organisation schema, adding {list(change.enum_values)} makes {len(values)}"
+        )
+    return {**entry, "values": values}
+
+
+class _NoStoredSchema:
+    """Stands in for the SDK's API client when a scratch ``MetadataSchema`` is built: it reads an
+    empty schema and is never asked to write."""
+
+    def get(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+def sdk_entry(spec: KeySpec) -> dict[str, Any]:
+    """The stored form of a new key, exactly as the SDK's own ``add_*`` call would write it."""
+    scratch = SdkSchema(_NoStoredSchema())  # type: ignore[arg-type]
+    method, kwargs = sdk_call(spec)
+    getattr(scratch, method)("key", **kwargs)
+    entry: dict[str, Any] = json.loads(repr(scratch))["key"]
+    return entry

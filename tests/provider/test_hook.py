@@ -3,6 +3,8 @@ bulk metadata patches under faults, job start retries."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from encord.exceptions import ResourceExistsError
 from encord.user_client import EncordUserClient
@@ -12,6 +14,7 @@ from encord_ingest.errors import ConfigError
 from encord_ingest.manifest.model import Manifest
 from encord_ingest.schema import parse_schema
 from encord_provider.hooks.encord import EncordHook, EncordHookError
+from encord_provider.hooks.encord_scopes import EncordMetadataHook
 from tests.provider.helpers import BUCKET_URL, FAST_HOOK_PARAMS
 
 
@@ -131,6 +134,56 @@ def test_schema_refuses_retype_unless_allowed_and_dry_run_writes_nothing(
     assert saved.get_key_type("other.count") == "varchar"
     assert saved.is_key_deleted("other.clip")
     assert saved.get_enum_options("shared.weather") == ["fog", "rain"]
+
+
+#: Every field and type the SDK documents, fields it does not model, a soft and a hard
+#: tombstone, and a type from the future: what other teams (newer SDKs, the UI) may have saved.
+ORG_SCHEMA: dict[str, Any] = {
+    "t.number": {"ty": "number", "format": "F32"},
+    "t.boolean": {"ty": "boolean"},
+    "t.varchar": {"ty": "varchar", "max_length": 64, "description": "site code"},
+    "t.datetime": {"ty": "datetime", "timezone": "UTC"},
+    "t.text": {"ty": "text"},
+    "t.uuid": {"ty": "uuid"},
+    "t.long": {"ty": "variant", "hint": "long_string", "description": "free text"},
+    "t.string": {"ty": "variant", "hint": "string"},
+    "t.user": {"ty": "user"},
+    "t.geo": {"ty": "geospatial"},
+    "t.clip": {"ty": "embedding", "size": 8, "api": {"url": "https://embed.example", "client_only": True}},
+    "shared.weather": {"ty": "enum", "values": ["rain", "fog"], "description": "owned by b"},
+    "t.gone": {"ty": "tombstone", "deleted_ty": {"ty": "varchar", "max_length": 12, "description": "x"}},
+    "t.hard": {"ty": "tombstone", "deleted_ty": None},
+    "t.future": {"ty": "polygon_set", "dims": 3, "hint": {"nested": [1, 2]}, "description": "v2"},
+}
+
+
+@pytest.mark.parametrize("future", [True, False], ids=["with-future-type", "sdk-types-only"])
+def test_schema_save_writes_every_key_it_does_not_change_back_exactly_as_read(
+    future: bool, hook: EncordHook, emulator: EmulatorServer
+) -> None:
+    """Issue 9.2: fields and types the pinned SDK does not model survive a schema merge (the
+    SDK's own ``save()`` fails on the future type, and without it drops the descriptions)."""
+    org = ORG_SCHEMA if future else {k: v for k, v in ORG_SCHEMA.items() if k not in ("t.future", "t.user")}
+    emulator.admin.set_schema(org)
+    declared = {"keys": {"ours.site": "varchar", "shared.weather": {"type": "enum", "values": ["sunny"]}}}
+    plan = hook.apply_schema(parse_schema(declared, file="schemas/cams.yaml"))
+    assert [change.describe() for change in plan.changes] == [
+        "+ ours.site: varchar",
+        "~ shared.weather: add enum values ['sunny']",
+    ]
+    saved = emulator.admin.schema()
+    assert saved == {
+        **org,
+        "ours.site": {"ty": "variant", "hint": "varchar"},
+        "shared.weather": {"ty": "enum", "values": ["fog", "rain", "sunny"], "description": "owned by b"},
+    }
+    assert list(saved) == [*org, "ours.site"]
+    typed = EncordMetadataHook(hook.encord_conn_id).organisation_schema().keys
+    assert typed["t.long"].type == "text"
+    assert "t.future" not in typed
+    emulator.admin.reset_counts()
+    assert not hook.apply_schema(parse_schema(declared, file="schemas/cams.yaml")).has_changes
+    assert "schema.save" not in emulator.admin.counts()
 
 
 def _seed_items(emulator: EmulatorServer, hook: EncordHook, count: int) -> list:

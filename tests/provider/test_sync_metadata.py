@@ -183,7 +183,7 @@ def test_a_stale_item_uuid_falls_back_to_the_folder_listing(
 @pytest.mark.parametrize("server", ["merge", "replace"])
 @pytest.mark.parametrize("flat", [False, True], ids=["nested", "flatten"])
 def test_merge_mode_keeps_nested_keys_someone_else_set(
-    flat: bool, server: str, hook: EncordHook, emulator: EmulatorServer, encord_conn: str, run_folder: Path
+    flat: bool, server: str, emulator: EmulatorServer, encord_conn: str, run_folder: Path
 ) -> None:
     """Issue 9.1: a sidecar that changes one nested key keeps the sibling a person set in Encord."""
     emulator.admin.configure(patch_semantics=server)
@@ -191,7 +191,7 @@ def test_merge_mode_keeps_nested_keys_someone_else_set(
     held, _ = mapping.apply({"camera": {"model": "a", "qa_note": "x"}, "tags": [1, 2]}, file="held")
     desired, _ = mapping.apply({"camera": {"model": "b"}, "tags": [3]}, file="a.jpg.json")
     url = f"{B}/m/a.jpg"
-    folder = hook.get_folder("ingest/cams")
+    folder = EncordHook(encord_conn).get_folder("ingest/cams")
     emulator.admin.add_items(str(folder.uuid), [{"url": url, "client_metadata": held}])
     uri = write_change_rows(run_folder, "c0", [MetadataChange(object_url=url, metadata=desired)])
     first = sync_operator(encord_conn, [uri], mode="merge").execute({})

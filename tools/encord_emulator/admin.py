@@ -219,4 +219,9 @@ def admin_router(emu: Emulator) -> APIRouter:
     def schema() -> Any:
         return state.get_schema()
 
+    @router.put("/schema")
+    def seed_schema(body: dict[str, Any]) -> Any:
+        state.save_schema(body)
+        return state.get_schema()
+
     return router

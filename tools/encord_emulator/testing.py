@@ -174,6 +174,11 @@ class AdminClient:
         result = self._call("GET", "/schema")
         return None if result is None else dict(result)
 
+    def set_schema(self, document: dict[str, Any]) -> None:
+        """Store ``document`` as the organisation schema, as if another client (a newer SDK, the
+        UI) had saved it: fields and types the pinned SDK does not model are kept."""
+        self._call("PUT", "/schema", document)
+
     def config(self) -> dict[str, Any]:
         return dict(self._call("GET", "/config"))
 

@@ -33,7 +33,7 @@ from encord.http.bundle import Bundle
 from encord.http.constants import RequestsSettings
 from encord.orm.dataset import DataLinkDuplicatesBehavior
 from encord.user_client import EncordUserClient
-from pydantic import ValidationError
+from pydantic import RootModel, ValidationError
 
 from encord_ingest.errors import ErrorCode, ItemError
 from encord_ingest.schema import MetadataSchema
@@ -68,6 +68,8 @@ KNOWN_DOMAINS = ("https://api.encord.com", "https://api.us.encord.com")
 LIST_PAGE_SIZE = 1000
 GET_BULK_SIZE = 1000
 LINK_BATCH_SIZE = 1000
+#: Where the SDK reads and saves the organisation's metadata schema (``encord.metadata_schema``).
+SCHEMA_PATH = "organisation/client-metadata-schema-v2"
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 #: A bundle refused with one of these is split in halves until the refused items stand alone.
 _PER_ITEM_REFUSALS: tuple[type[EncordException], ...] = (
@@ -354,9 +356,34 @@ class EncordHook(BaseHook):
     # --- metadata schema ---------------------------------------------------------------------
 
     def metadata_schema(self) -> SdkSchema:
-        """The organisation's schema as the SDK reads it (one GET)."""
+        """The organisation's schema as the SDK reads it (one GET); it fails on types newer than
+        the SDK and its ``save()`` drops fields it does not model: read only, never saved."""
         with self._auth_errors():
             return self.client.metadata_schema()
+
+    def schema_document(self) -> dict[str, Any]:
+        """The organisation's schema as Encord stores it, every field of every key (one GET
+        through the SDK's own API client, so signing, retries and errors are the SDK's)."""
+        # a pydantic RootModel, as the SDK's own _ClientMetadataSchema (it ignores the same types)
+        with self._auth_errors():
+            stored = self.client._api_client.get(
+                SCHEMA_PATH,
+                params=None,
+                result_type=SchemaDocument,  # type: ignore[type-var]
+                allow_none=True,
+            )
+        return dict(stored.root) if stored is not None else {}
+
+    def save_schema_document(self, document: Mapping[str, Any]) -> None:
+        """Replace the organisation's schema with ``document`` (the POST ``MetadataSchema.save()``
+        makes, without re-serialising the keys through the SDK's models)."""
+        with self._auth_errors():
+            self.client._api_client.post(
+                SCHEMA_PATH,
+                params=None,
+                payload=SchemaDocument(dict(document)),  # type: ignore[arg-type]
+                result_type=None,
+            )
 
     def apply_schema(
         self,
@@ -366,16 +393,15 @@ class EncordHook(BaseHook):
         delete_keys: Iterable[str] = (),
         dry_run: bool = False,
     ) -> SchemaPlan:
-        """Read, merge, write: add missing keys and enum values, keep every other key."""
-        schema = self.metadata_schema()
+        """Read, merge, write: add missing keys and enum values, keep every other key as read."""
+        document = self.schema_document()
         plan = plan_schema(
-            read_existing(schema), declared, allow_retype=allow_retype, delete_keys=delete_keys
+            read_existing(document), declared, allow_retype=allow_retype, delete_keys=delete_keys
         )
         if dry_run or not plan.has_changes:
             return plan
-        apply_plan(schema, plan, declared)
-        with self._auth_errors():
-            schema.save()  # replaces the whole organisation schema: it holds every key read above
+        # replaces the whole organisation schema: it holds every key read above, unchanged
+        self.save_schema_document(apply_plan(document, plan, declared))
         return plan
 
     # --- upload jobs -------------------------------------------------------------------------
@@ -594,6 +620,10 @@ class EncordHook(BaseHook):
                 if item.url in missing:
                     by_url[item.url] = item
         return by_url
+
+
+class SchemaDocument(RootModel[dict[str, Any]]):
+    """The organisation's metadata schema as stored: key -> entry, every field kept."""
 
 
 class PatchResult:

@@ -242,7 +242,7 @@ class EncordMetadataHook(EncordHook):
         """The organisation's schema as typed keys (``varchar`` without a known length gets 8192;
         deleted, geospatial and unknown keys are left out, so they count as unknown keys)."""
         document: dict[str, Any] = {}
-        for key, existing in read_existing(self.metadata_schema()).items():
+        for key, existing in read_existing(self.schema_document()).items():
             if key in RESERVED_KEYS or not is_valid_key(key):
                 continue
             if existing.type in SCALAR_TYPES:
