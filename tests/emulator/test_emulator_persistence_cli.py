@@ -140,12 +140,14 @@ def test_command_line_serves_until_terminated(
 
 def test_command_line_without_keys_writes_a_dev_key(tmp_path: Path, make_client: ClientFactory) -> None:
     key_path = tmp_path / "dev" / "key"
-    process, lines = start_cli("--dev-key-out", str(key_path))
+    # The README's `--integration TITLE:PROVIDER` form (no UUID): the emulator makes the UUID.
+    process, lines = start_cli("--dev-key-out", str(key_path), "--integration", "demo-s3:AWS")
     try:
-        url = lines[-3].removeprefix("Encord emulator listening on ")
+        url = lines[1].removeprefix("Encord emulator listening on ")
         integrations = make_client(url, private_key=key_path.read_text()).get_cloud_integrations()
     finally:
         stop_cli(process)
     assert str(key_path) in lines[0]
-    assert integrations == []
+    assert [i.title for i in integrations] == ["demo-s3"]
+    assert "Encord emulator integration 'demo-s3' (AWS)" in lines[2]
     assert key_path.stat().st_mode & 0o777 == 0o600

@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--integration",
         action="append",
         default=[],
+        type=parse_integration,
         metavar="TITLE[:PROVIDER[:UUID]]",
         help="create a cloud integration at start-up",
     )
@@ -88,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="inject a fault at start-up, e.g. items.patch_bulk:503:2",
     )
     return parser
+
+
+def parse_integration(spec: str) -> tuple[str, str, str | None]:
+    """``TITLE[:PROVIDER[:UUID]]`` -> (title, provider, uuid or None); the provider defaults to AWS."""
+    title, provider, uuid = [*spec.split(":", 2), "", ""][:3]
+    if not title:
+        raise argparse.ArgumentTypeError(f"{spec!r}: expected TITLE[:PROVIDER[:UUID]], e.g. demo-s3:AWS")
+    return title, provider or "AWS", uuid or None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,10 +156,9 @@ def _with_behaviour(options: dict[str, Any], behaviour_file: Path | None) -> dic
 
 
 def _seed(server: EmulatorServer, args: argparse.Namespace) -> None:
-    for spec in args.integration:
-        title, provider, uuid = [*spec.split(":"), "AWS", ""][:3]
-        created = server.admin.add_integration(title, provider or "AWS", uuid or None)
-        print(f"Encord emulator integration {title!r} ({provider or 'AWS'}): {created}", flush=True)
+    for title, provider, uuid in args.integration:
+        created = server.admin.add_integration(title, provider, uuid)
+        print(f"Encord emulator integration {title!r} ({provider}): {created}", flush=True)
     for spec in args.fault:
         parts = spec.split(":")
         server.admin.inject(
