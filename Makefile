@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 UV_VERSION := 0.13.9
 LOCK_INPUTS := requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 
-.PHONY: venv test test-fast lint demo ui lock bench emulator clean
+.PHONY: venv test test-fast test-distributed lint demo ui lock bench emulator clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,15 @@ test: venv
 
 test-fast: venv
 	$(BIN)/python -m pytest tests -q -m "not e2e"
+
+# The demo on a real CeleryExecutor stack (tests/distributed): Debian's Redis and Postgres (installed
+# when missing), scheduler, dag-processor, triggerer, api-server and two Celery workers.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-distributed: venv
+	command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
+	  || { $(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server postgresql; }
+	$(BIN)/uv pip install --python $(BIN)/python -e ".[celery]" -c constraints.txt
+	ENCORD_INGEST_DISTRIBUTED=1 $(BIN)/python -m pytest tests/distributed -q -x --timeout 1800
 
 lint: venv
 	$(BIN)/ruff check dags plugins include tests bench tools
