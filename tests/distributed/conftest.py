@@ -71,10 +71,10 @@ class CeleryStack:
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         import psycopg2
 
-        with psycopg2.connect(self.db_url.replace("postgresql+psycopg2", "postgresql")) as conn:
-            with conn.cursor() as cursor:
-                cursor.execute(query, params)
-                return list(cursor.fetchall()) if cursor.description else []
+        dsn = self.db_url.replace("postgresql+psycopg2", "postgresql")
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
+            cursor.execute(query, params)
+            return list(cursor.fetchall()) if cursor.description else []
 
     def task_instances(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.sql(
@@ -122,7 +122,9 @@ def source_dir(root: Path) -> Path:
     return folder
 
 
-def airflow_env(root: Path, db_url: str, broker_url: str, api_port: int, standins: StandinStack) -> dict[str, str]:
+def airflow_env(
+    root: Path, db_url: str, broker_url: str, api_port: int, standins: StandinStack
+) -> dict[str, str]:
     bin_dir = str(Path(sys.executable).parent)
     return {
         **os.environ,
@@ -158,7 +160,9 @@ def airflow_env(root: Path, db_url: str, broker_url: str, api_port: int, standin
 
 def start_airflow(processes: Processes, env: dict[str, str], api_port: int) -> None:
     airflow = str(Path(sys.executable).parent / "airflow")
-    processes.start("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(api_port)], env)
+    processes.start(
+        "api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(api_port)], env
+    )
     processes.start("scheduler", [airflow, "scheduler", "--skip-serve-logs"], env)
     processes.start("dag-processor", [airflow, "dag-processor"], env)
     processes.start("triggerer", [airflow, "triggerer", "--skip-serve-logs"], env)

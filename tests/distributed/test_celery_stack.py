@@ -9,14 +9,15 @@ with a prefix) and observed through the metadata DB, S3 and the emulator.
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from demo_data import DAY_PREFIX, demo_objects
-from encord_ingest.pipeline import REPORT_NAME, run_key
 from standins.stack import DEMO_RAW_BUCKET, DEMO_STATE_BUCKET
 
+from encord_ingest.pipeline import REPORT_NAME, run_key
 from tests.dags.test_ingest_e2e import EXPECTED_KINDS
-from tests.distributed.conftest import SOURCE, WORKERS, CeleryStack
+from tests.distributed.conftest import DAG_ID, SOURCE, WORKERS, CeleryStack
 
 ENCORD_FOLDER = "demo/fleet/raw"
 WRITE_ROUTES = ("upload_jobs.start", "items.patch_bulk", "items.patch", "folders.create", "schema.save")
@@ -38,6 +39,15 @@ class Observer:
             self.seen[label(ti)].add((ti["state"], ti["hostname"]))
 
 
+def trigger_logs(stack: CeleryStack, run_id: str, ti: dict[str, Any]) -> list[Path]:
+    """The triggerer's log files of one task instance (written next to its task log)."""
+    folder = Path(stack.env["AIRFLOW_HOME"]) / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
+    folder /= f"task_id={ti['task_id']}"
+    if ti["map_index"] >= 0:
+        folder /= f"map_index={ti['map_index']}"
+    return sorted(folder.glob("attempt=*.log.trigger.*.log"))
+
+
 def report(stack: CeleryStack, run_id: str) -> str:
     key = f"{SOURCE}/runs/{run_key(run_id)}/{REPORT_NAME}"
     return stack.standins.s3.get_object(Bucket=DEMO_STATE_BUCKET, Key=key)["Body"].read().decode()
@@ -52,7 +62,9 @@ def writes(stack: CeleryStack) -> dict[str, int]:
     return {route: counts.get(route, 0) for route in WRITE_ROUTES}
 
 
-def run(stack: CeleryStack, run_id: str, prefix: str, observer: Observer | None = None) -> list[dict[str, Any]]:
+def run(
+    stack: CeleryStack, run_id: str, prefix: str, observer: Observer | None = None
+) -> list[dict[str, Any]]:
     """Trigger a run of the demo source over ``prefix``; its task instances once it succeeded."""
     stack.trigger(run_id, prefix)
     state = stack.wait_for_run(run_id, observer)
@@ -75,7 +87,8 @@ def test_tasks_spread_over_both_workers_register_resumes_after_the_triggerer_and
     assert registers and all(ti["hostname"] in WORKERS for ti in registers), registers
     for ti in registers:
         assert "deferred" in {state for state, _ in observer.seen[label(ti)]}, observer.seen[label(ti)]
-    assert "EncordUploadJobTrigger" in stack.processes.log("triggerer").read_text(errors="replace")
+        fired = "".join(path.read_text() for path in trigger_logs(stack, "first", ti))
+        assert "Trigger fired event" in fired and "'status': 'done'" in fired, fired
     text = report(stack, "first")
     assert "| registered | 17 |" in text and "| failed | 3 |" in text and "**32**" in text, text
     registered = items(stack)
@@ -114,8 +127,8 @@ def test_a_run_whose_worker_is_killed_converges_without_duplicates(celery_stack:
     text = report(stack, "killed")
     assert "| registered | 17 |" in text and "| failed | 3 |" in text, text
     everything = items(stack)
-    assert sorted(name for name in (i["name"] for i in everything) if name.startswith(KILLED_PREFIX)) == sorted(
-        name.replace(DAY_PREFIX, KILLED_PREFIX) for name in EXPECTED_KINDS
-    )
+    assert sorted(
+        name for name in (i["name"] for i in everything) if name.startswith(KILLED_PREFIX)
+    ) == sorted(name.replace(DAY_PREFIX, KILLED_PREFIX) for name in EXPECTED_KINDS)
     urls = [item["url"] for item in stack.standins.emulator.admin.all_items() if item.get("url")]
     assert len(urls) == len(set(urls)), "an object was registered twice"

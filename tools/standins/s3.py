@@ -16,9 +16,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import boto3
-from moto.core import DEFAULT_ACCOUNT_ID
-from moto.s3.models import s3_backends
-from moto.server import ThreadedMotoServer
 
 REGION = "us-east-1"
 ACCESS_KEY = "testing"
@@ -27,6 +24,8 @@ ACCESS_KEY = "testing"
 @contextmanager
 def moto_s3_server() -> Iterator[str]:
     """Run moto's S3 on a free port of 127.0.0.1; yields the endpoint URL, resets moto on exit."""
+    from moto.server import ThreadedMotoServer  # moto only where it runs: the compose image has none
+
     werkzeug_log = logging.getLogger("werkzeug")
     level = werkzeug_log.level
     werkzeug_log.setLevel(logging.WARNING)
@@ -56,6 +55,9 @@ def s3_client(endpoint_url: str, region: str = REGION) -> Any:
 
 
 def _backend() -> Any:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
     return s3_backends[DEFAULT_ACCOUNT_ID]["global"]
 
 

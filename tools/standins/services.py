@@ -95,10 +95,8 @@ class Processes:
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                pass
         # Children of the session that outlived their leader (task processes, pool workers).
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -122,7 +120,8 @@ class Processes:
 def postgres_bin_dir() -> Path:
     """Debian's newest ``/usr/lib/postgresql/<version>/bin``, else the directory of ``initdb`` on PATH."""
     versions = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
     )
     if versions:
         return versions[-1]
@@ -133,7 +132,7 @@ def postgres_bin_dir() -> Path:
 
 
 def start_postgres(processes: Processes, name: str = "postgres", database: str = "airflow") -> str:
-    """initdb + postgres on a free port of 127.0.0.1; returns ``postgresql+psycopg2://...`` of ``database``."""
+    """initdb + postgres on a free port of 127.0.0.1; returns the ``postgresql+psycopg2://`` URL."""
     bin_dir = postgres_bin_dir()
     data = processes.root / "pgdata"
     data.mkdir()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from encord_emulator.testing import EmulatorServer, generate_ssh_keypair
-from standins.s3 import REGION, moto_s3_server, s3_client
+from standins.s3 import ACCESS_KEY, REGION, moto_s3_server, s3_client
 
 DEMO_RAW_BUCKET = "encord-demo-raw"
 DEMO_STATE_BUCKET = "encord-demo-state"
@@ -41,20 +41,27 @@ class StandinStack:
     def airflow_env(
         self, aws_conn_id: str = "aws_demo", encord_conn_id: str = "encord_demo"
     ) -> dict[str, str]:
-        aws = {
-            "conn_type": "aws",
-            "login": "testing",
-            "password": "testing",
-            "extra": {"endpoint_url": self.s3_endpoint, "region_name": REGION},
-        }
-        encord = {
-            "conn_type": "encord",
-            "extra": {"ssh_private_key": self.private_key, "domain": self.emulator.url},
-        }
+        connections = demo_connections(self.s3_endpoint, self.emulator.url, self.private_key)
         return {
-            f"AIRFLOW_CONN_{aws_conn_id.upper()}": json.dumps(aws),
-            f"AIRFLOW_CONN_{encord_conn_id.upper()}": json.dumps(encord),
+            f"AIRFLOW_CONN_{aws_conn_id.upper()}": json.dumps(connections["aws_demo"]),
+            f"AIRFLOW_CONN_{encord_conn_id.upper()}": json.dumps(connections["encord_demo"]),
         }
+
+
+def demo_connections(s3_endpoint: str, emulator_url: str, private_key: str) -> dict[str, dict[str, Any]]:
+    """The demo source's connections (``aws_demo``, ``encord_demo``) as Airflow connection JSON."""
+    return {
+        "aws_demo": {
+            "conn_type": "aws",
+            "login": ACCESS_KEY,
+            "password": ACCESS_KEY,
+            "extra": {"endpoint_url": s3_endpoint, "region_name": REGION},
+        },
+        "encord_demo": {
+            "conn_type": "encord",
+            "extra": {"ssh_private_key": private_key, "domain": emulator_url},
+        },
+    }
 
 
 @contextmanager
