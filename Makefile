@@ -51,10 +51,10 @@ emulator: venv
 	PYTHONPATH=tools $(BIN)/python -m encord_emulator --port 8765
 
 # Re-resolve the lock after editing requirements*.txt or the extras in pyproject.toml (needs the
-# package registry). The `celery` extra is locked too, so workers and the image get the same versions.
+# package registry). The extras are locked too, so workers and the images get the same versions.
 lock:
 	$(BIN)/uv pip compile --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-	  requirements-dev.txt pyproject.toml --extra celery -o constraints.txt --no-header --annotation-style line
+	  requirements-dev.txt pyproject.toml --all-extras -o constraints.txt --no-header --annotation-style line
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache

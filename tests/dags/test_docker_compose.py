@@ -82,10 +82,24 @@ def locked_versions(repo_root: Path) -> dict[str, str]:
     return pins
 
 
-def dockerfile_instructions(repo_root: Path) -> list[list[str]]:
-    """The Dockerfile's instructions, continuation lines joined, each split into shell words."""
+def dockerfile_stages(repo_root: Path) -> dict[str, list[list[str]]]:
+    """The Dockerfile's stages by name: their instructions, continuation lines joined, split into words."""
     text = (repo_root / "Dockerfile").read_text().replace("\\\n", " ")
-    return [shlex.split(line) for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    stages: dict[str, list[list[str]]] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            words = shlex.split(line)
+            if words[0] == "FROM":
+                assert words[2:3] == ["AS"], f"Dockerfile: name every stage ({line!r})"
+                stages[words[3]] = []
+            list(stages.values())[-1].append(words)
+    return stages
+
+
+def pip_install(instructions: list[list[str]]) -> list[str]:
+    installs = [words for words in instructions if words[:3] == ["RUN", "pip", "install"]]
+    assert len(installs) == 1, installs
+    return installs[0]
 
 
 def test_celery_extra_is_pinned_in_the_lock(repo_root: Path) -> None:
@@ -102,20 +116,125 @@ def test_celery_extra_is_pinned_in_the_lock(repo_root: Path) -> None:
     assert pins["celery"].startswith("5.6.")
 
 
-def test_image_installs_this_project_with_the_celery_extra_from_the_lock(repo_root: Path) -> None:
-    instructions = dockerfile_instructions(repo_root)
-    assert instructions[0] == ["FROM", "apache/airflow:3.3.2-python3.11"]
-    installs = [words for words in instructions if words[:3] == ["RUN", "pip", "install"]]
-    assert len(installs) == 1, installs
-    words = installs[0]
+def test_image_installs_this_project_with_the_celery_extra_from_the_lock(
+    repo_root: Path, compose: dict[str, Any]
+) -> None:
+    stages = dockerfile_stages(repo_root)
+    assert stages["airflow"][0] == ["FROM", "apache/airflow:3.3.2-python3.11", "AS", "airflow"]
+    words = pip_install(stages["airflow"])
     assert words[words.index("-c") + 1] == "/opt/project/constraints.txt"
     assert words[words.index("-e") + 1] == "/opt/project[celery]"
     assert words[words.index("-r") + 1] == "/opt/project/requirements.txt"
+    # The stand-ins image is the same image plus the `standins` extra, from the same lock.
+    assert stages["standins"][0] == ["FROM", "airflow", "AS", "standins"]
+    words = pip_install(stages["standins"])
+    assert words[words.index("-c") + 1] == "/opt/project/constraints.txt"
+    assert words[words.index("-e") + 1] == "/opt/project[celery,standins]"
+    for name, service in compose["services"].items():
+        if "build" in service:
+            assert service["build"]["target"] in stages, name
 
 
 def test_standins_are_opt_in_through_a_profile(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for name in ("s3", "encord-emulator"):
+    for name in ("s3", "standins-init", "encord-emulator"):
         assert services[name]["profiles"] == ["standins"], name
     for name in AIRFLOW_SERVICES:
         assert "profiles" not in services[name], name
+
+
+def test_recovery_timeouts_are_set_and_explained(repo_root: Path, compose: dict[str, Any]) -> None:
+    """A lost worker's tasks are retried within a minute or two, not after Airflow's 5 min / 24 h."""
+    env = compose["services"]["airflow-scheduler"]["environment"]
+    heartbeat = int(env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"])
+    visibility = int(env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"])
+    assert 30 <= heartbeat < 300
+    assert 600 <= visibility < 86400  # longer than any task runs on a worker, far below the default
+    for name in AIRFLOW_SERVICES:  # every process reads the same values
+        service_env = compose["services"][name]["environment"]
+        assert int(service_env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]) == heartbeat, name
+    lines = (repo_root / "docker-compose.yaml").read_text().splitlines()
+    for key in ("TASK_INSTANCE_HEARTBEAT_TIMEOUT:", "VISIBILITY_TIMEOUT:"):
+        index = next(
+            i for i, line in enumerate(lines) if line.strip().startswith("AIRFLOW__") and key in line
+        )
+        assert lines[index - 1].strip().startswith("#"), f"docker-compose.yaml: say why {key} is set"
+
+
+def entrypoint_args(service: dict[str, Any], module: str) -> list[str]:
+    """The arguments after ``python -m <module>`` of a service's entrypoint."""
+    entrypoint = service["entrypoint"]
+    assert entrypoint[:3] == ["python", "-m", module], entrypoint
+    return list(entrypoint[3:])
+
+
+def mounted_at(service: dict[str, Any], container_path: str) -> str:
+    """The host path mounted at ``container_path`` (or at a folder holding it)."""
+    for volume in service["volumes"]:
+        host, target = volume.split(":")[:2]
+        if container_path == target or container_path.startswith(target + "/"):
+            return host
+    raise AssertionError(f"nothing is mounted at {container_path}")
+
+
+def test_standins_profile_wires_the_demo_end_to_end(repo_root: Path, compose: dict[str, Any]) -> None:
+    from standins.compose_init import PUBLIC_KEY
+    from standins.compose_init import build_parser as init_parser
+    from standins.stack import demo_connections
+
+    from encord_emulator.__main__ import build_parser as emulator_parser
+
+    services = compose["services"]
+    init, emulator = services["standins-init"], services["encord-emulator"]
+    init_args = init_parser().parse_args(entrypoint_args(init, "standins.compose_init"))
+    emulator_args = emulator_parser().parse_args(entrypoint_args(emulator, "encord_emulator"))
+    demo = yaml.safe_load((repo_root / "include" / "sources" / "demo_media.yaml").read_text())
+
+    # The emulator starts after the init and accepts the public key the init wrote.
+    assert emulator["depends_on"]["standins-init"]["condition"] == "service_completed_successfully"
+    assert init["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    assert "s3" in init["depends_on"]
+    (key_file,) = emulator_args.public_key_file
+    assert key_file == f"{init_args.key_dir}/{PUBLIC_KEY}"
+    assert mounted_at(emulator, key_file) == mounted_at(init, key_file)
+    # ... creates the integration the demo source names ...
+    assert [title for title, _, _ in emulator_args.integration] == [demo["encord"]["integration"]]
+    # ... and the connections point at the services by their compose names and ports.
+    assert init_args.s3_endpoint == "http://s3:5000" and "5000:5000" in services["s3"]["ports"]
+    assert init_args.emulator_url == f"http://encord-emulator:{emulator_args.port}"
+    connections = demo_connections(init_args.s3_endpoint, init_args.emulator_url, "key")
+    assert {demo["bucket"]["conn_id"], demo["encord"]["conn_id"]} <= set(connections)
+
+
+def test_standins_init_makes_the_key_pair_seeds_the_bucket_and_stores_working_connections(
+    tmp_path: Path, airflow_db: Path
+) -> None:
+    """The init service's script against moto, the emulator and the (SQLite) metadata DB."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from demo_data import demo_objects
+    from standins.compose_init import PUBLIC_KEY, main
+    from standins.s3 import moto_s3_server, s3_client
+    from standins.services import free_port
+    from standins.stack import DEMO_RAW_BUCKET, DEMO_STATE_BUCKET
+
+    from encord_emulator.auth import parse_public_keys_text
+    from encord_emulator.testing import EmulatorServer
+    from encord_provider.hooks.encord import EncordHook
+
+    port = free_port()
+    with moto_s3_server() as endpoint:
+        args = ["--s3-endpoint", endpoint, "--emulator-url", f"http://127.0.0.1:{port}"]
+        assert main([*args, "--key-dir", str(tmp_path)]) == 0
+        client = s3_client(endpoint)
+        buckets = {bucket["Name"] for bucket in client.list_buckets()["Buckets"]}
+        keys = {o["Key"] for o in client.list_objects_v2(Bucket=DEMO_RAW_BUCKET, MaxKeys=1000)["Contents"]}
+    assert {DEMO_RAW_BUCKET, DEMO_STATE_BUCKET} <= buckets
+    assert keys == set(demo_objects())
+    with create_session() as session:
+        stored = {c.conn_id: c for c in session.query(Connection).all()}
+    assert stored["aws_demo"].extra_dejson["endpoint_url"] == endpoint
+    public_keys = parse_public_keys_text((tmp_path / PUBLIC_KEY).read_text())
+    with EmulatorServer.start(public_keys, port=port):
+        ok, message = EncordHook("encord_demo", connection=stored["encord_demo"]).test_connection()
+    assert ok, message

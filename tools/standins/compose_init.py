@@ -76,7 +76,7 @@ def import_connections(s3_endpoint: str, emulator_url: str, private_key: str) ->
     print(f"Stored connections {sorted(connections)} in the metadata DB", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m standins.compose_init", description=__doc__.splitlines()[0]
     )
@@ -84,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--emulator-url", default="http://encord-emulator:8765")
     parser.add_argument("--key-dir", type=Path, default=Path("/opt/standins"))
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for S3")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     private_key = key_pair(args.key_dir)
     seed_buckets(args.s3_endpoint, args.timeout)
     import_connections(args.s3_endpoint, args.emulator_url, private_key)
