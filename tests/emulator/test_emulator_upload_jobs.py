@@ -229,7 +229,14 @@ def test_job_of_another_folder_is_not_found(
         other.add_private_data_to_folder_get_result(job, timeout_seconds=0)
 
 
-@pytest.fixture(params=["merge", "replace"])
+PATCHED = {
+    "replace": {"n": {"x": 3}, "gone": None},
+    "merge": {"a": 1, "n": {"x": 3}, "gone": None},
+    "merge-recursive": {"a": 1, "n": {"x": 3, "y": 2}},
+}
+
+
+@pytest.fixture(params=list(PATCHED))
 def semantics_emu(request: pytest.FixtureRequest, keypair: tuple[str, str]) -> Iterator[EmulatorServer]:
     with EmulatorServer.start(public_keys=[keypair[1]], patch_semantics=request.param) as server:
         yield server
@@ -240,21 +247,50 @@ def test_patch_semantics_single_and_bundled(
 ) -> None:
     client = make_client(semantics_emu.url)
     folder = client.create_storage_folder("f")
+    held = {"a": 1, "n": {"x": 1, "y": 2}, "gone": 1}
     first, second = semantics_emu.admin.add_items(
         str(folder.uuid),
-        [
-            {"url": f"{B}/1.jpg", "client_metadata": {"a": 1, "b": 1}},
-            {"url": f"{B}/2.jpg", "client_metadata": {"a": 1}},
-        ],
+        [{"url": f"{B}/1.jpg", "client_metadata": held}, {"url": f"{B}/2.jpg", "client_metadata": held}],
     )
-    client.get_storage_item(first).update(client_metadata={"b": 2})
+    patch = {"n": {"x": 3}, "gone": None}
+    client.get_storage_item(first).update(client_metadata=patch)
     with Bundle() as bundle:
-        client.get_storage_item(second).update(client_metadata={"c": 3}, bundle=bundle)
+        client.get_storage_item(second).update(client_metadata=patch, bundle=bundle)
     stored = {i["uuid"]: i["client_metadata"] for i in semantics_emu.admin.folder_items(str(folder.uuid))}
-    if semantics_emu.admin.config()["patch_semantics"] == "merge":
-        assert stored == {first: {"a": 1, "b": 2}, second: {"a": 1, "c": 3}}
-    else:
-        assert stored == {first: {"b": 2}, second: {"c": 3}}
+    expected = PATCHED[semantics_emu.admin.config()["patch_semantics"]]
+    assert stored == {first: expected, second: expected}
+
+
+def test_skipped_duplicates_as_unit_errors(make_client: ClientFactory, keypair: tuple[str, str]) -> None:
+    with EmulatorServer.start(public_keys=[keypair[1]], duplicates_as="unit-error") as emu:
+        folder = make_client(emu.url).create_storage_folder("f")
+        integration = emu.admin.add_integration("s3")
+        first = register(folder, integration, images("a.jpg", metadata={"v": 1}))
+        second = register(
+            folder, integration, images("a.jpg", "b.jpg", metadata={"v": 2}, upsert=True), ignore_errors=True
+        )
+        stored = {i["url"]: i["client_metadata"] for i in emu.admin.folder_items(str(folder.uuid))}
+    assert (second.units_done_count, second.units_error_count) == (1, 1)
+    assert [e.object_urls for e in second.unit_errors] == [[f"{B}/a.jpg"]]
+    assert str(first.items_with_names[0].item_uuid) in second.unit_errors[0].error
+    assert [w.name for w in second.items_with_names] == ["b.jpg"]
+    assert stored == {f"{B}/a.jpg": {"v": 1}, f"{B}/b.jpg": {"v": 2}}
+
+
+def test_urls_can_be_stored_normalised(make_client: ClientFactory, keypair: tuple[str, str]) -> None:
+    with EmulatorServer.start(public_keys=[keypair[1]], normalise_urls=True) as emu:
+        folder = make_client(emu.url).create_storage_folder("f")
+        integration = emu.admin.add_integration("s3")
+        sent = "https://Bucket.S3.eu-west-2.amazonaws.com/caf%C3%A9%20x.jpg"
+        register(folder, integration, {"images": [{"objectUrl": sent}], "skip_duplicate_urls": True})
+        again = register(
+            folder,
+            integration,
+            {"images": [{"objectUrl": sent.replace("%C3%A9", "%c3%a9")}], "skip_duplicate_urls": True},
+        )
+        stored = [i["url"] for i in emu.admin.folder_items(str(folder.uuid))]
+    assert stored == ["https://bucket.s3.eu-west-2.amazonaws.com/café x.jpg"]
+    assert again.items_with_names == []
 
 
 def test_schema_enforcement_rejects_bad_values(make_client: ClientFactory, keypair: tuple[str, str]) -> None:

@@ -38,11 +38,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--accept-any-key", action="store_true", help="accept any correctly signed request")
     parser.add_argument("--persist", help="SQLite file to keep the state in (loaded again on start)")
-    parser.add_argument("--patch-semantics", choices=["merge", "replace"], default="merge")
+    parser.add_argument(
+        "--patch-semantics",
+        choices=["replace", "merge", "merge-recursive"],
+        default="merge",
+        help="clientMetadata PATCH: replace, shallow merge, or JSON merge patch (RFC 7386)",
+    )
+    parser.add_argument(
+        "--normalise-urls", action="store_true", help="store item URLs normalised (host case, escapes)"
+    )
+    parser.add_argument(
+        "--duplicates-as",
+        choices=["success", "unit-error"],
+        default="success",
+        help="how a skipped duplicate URL is reported by an upload job",
+    )
     parser.add_argument("--job-duration", type=float, default=0.0, help="seconds an upload job stays PENDING")
     parser.add_argument("--max-long-poll", type=float, default=30.0, help="cap on one job poll, in seconds")
     parser.add_argument("--max-signature-age", type=float, default=300.0, help="seconds; 0 = no check")
-    parser.add_argument("--report-skipped-duplicates", action="store_true")
+    parser.add_argument(
+        "--report-skipped-duplicates", action="store_true", help="with --duplicates-as success: list them"
+    )
     parser.add_argument("--discard-good-units-on-error", action="store_true")
     parser.add_argument("--list-group-frames", action="store_true")
     parser.add_argument("--schema-enforcement", choices=["off", "reject"], default="off")
@@ -126,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     options = {
         "patch_semantics": args.patch_semantics,
+        "normalise_urls": args.normalise_urls,
+        "duplicates_as": args.duplicates_as,
         "job_duration_s": args.job_duration,
         "persist_path": args.persist,
         "max_long_poll_s": args.max_long_poll,

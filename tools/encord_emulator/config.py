@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-PatchSemantics = Literal["merge", "replace"]
+PatchSemantics = Literal["replace", "merge", "merge-recursive"]
+DuplicatesAs = Literal["success", "unit-error"]
 FolderSearch = Literal["substring", "prefix", "exact", "unindexed"]
 
 
@@ -17,7 +18,14 @@ class EmulatorConfig(BaseModel):
 
     patch_semantics: PatchSemantics = "merge"
     """How a PATCH (and an upload with ``upsert_metadata``) writes ``clientMetadata`` onto an item:
-    ``merge`` = shallow merge into the stored dict, ``replace`` = the sent dict replaces it."""
+    ``replace`` = the sent dict replaces the stored one (a ``null`` is stored as ``null``);
+    ``merge`` = shallow merge, top-level keys of the sent dict replace the stored ones whole (a
+    ``null`` is stored as ``null``); ``merge-recursive`` = JSON merge patch (RFC 7386): objects
+    merge recursively and a ``null`` deletes the key at its depth. Unknown on the real service."""
+
+    normalise_urls: bool = False
+    """Store item URLs normalised (scheme and host lower-cased, the path percent-decoded) and
+    match duplicates on that form; off = byte for byte as sent. Unknown on the real service."""
 
     job_duration_s: float = Field(default=0.0, ge=0)
     """Seconds an upload job stays PENDING before its units are processed."""
@@ -31,8 +39,13 @@ class EmulatorConfig(BaseModel):
     accept_any_key: bool = False
     """Dev mode: accept any correctly signed request, whatever its key (the key id is the key)."""
 
+    duplicates_as: DuplicatesAs = "success"
+    """With ``skip_duplicate_urls``, how a unit whose URL already exists in the folder is reported:
+    ``success`` (a done unit; listed only with ``report_skipped_duplicates``) or ``unit-error``
+    (an error unit naming the URL; nothing is created or upserted). Unknown on the real service."""
+
     report_skipped_duplicates: bool = False
-    """With ``skip_duplicate_urls``: list the already existing item in ``items_with_names``.
+    """With ``duplicates_as=success``: list the already existing item in ``items_with_names``.
     Unknown on the real service; off = the pipeline must not rely on it."""
 
     error_job_keeps_good_units: bool = True

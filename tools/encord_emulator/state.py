@@ -34,7 +34,13 @@ from encord_emulator.models import (
 )
 from encord_emulator.persistence import SqliteStore
 from encord_emulator.schema_check import metadata_problem, schema_problem
-from encord_emulator.uploads import default_title, guess_mime_type, parse_upload, url_problem
+from encord_emulator.uploads import (
+    default_title,
+    guess_mime_type,
+    normalised_url,
+    parse_upload,
+    url_problem,
+)
 from encord_emulator.wire import LEGACY_DATA_TYPES
 
 STORAGE_LOCATION_BY_PROVIDER = {
@@ -643,7 +649,7 @@ class EmulatorState:
             job.result.done = len(job.units)
 
     def _finish_units(self, job: Job) -> None:
-        problems = [self._unit_problem(unit) for unit in job.units]
+        problems = [self._unit_problem(unit) or self._duplicate_problem(job, unit) for unit in job.units]
         failed = any(problems) and not job.ignore_errors
         apply_good = not failed or self.config.error_job_keeps_good_units
         result = job.result
@@ -670,7 +676,7 @@ class EmulatorState:
 
     def _apply_unit(self, job: Job, unit: Unit) -> list[Item]:
         """Create the unit's items (or upsert an existing duplicate); return the items changed."""
-        existing = self._duplicates(job.folder, unit.identity) if job.skip_duplicate_urls else []
+        existing = self._duplicates(job.folder, self._unit_identity(unit)) if job.skip_duplicate_urls else []
         if existing:
             if self.config.report_skipped_duplicates:
                 job.result.items_with_names.append((existing[0].uuid, existing[0].name))
@@ -683,6 +689,27 @@ class EmulatorState:
         self._index(items)
         job.result.items_with_names.append((items[0].uuid, items[0].name))
         return items
+
+    def _duplicate_problem(self, job: Job, unit: Unit) -> str | None:
+        """With ``duplicates_as=unit-error``: a skipped duplicate is reported as a failed unit."""
+        if not job.skip_duplicate_urls or self.config.duplicates_as != "unit-error":
+            return None
+        existing = self._duplicates(job.folder, self._unit_identity(unit))
+        if not existing:
+            return None
+        return f"duplicate: {unit.object_urls[0]} already exists in this folder as item {existing[0].uuid}"
+
+    def _stored_url(self, url: str) -> str:
+        """The URL as the item keeps it (``normalise_urls``: host case, decoded escapes)."""
+        return normalised_url(url) if self.config.normalise_urls else url
+
+    def _unit_identity(self, unit: Unit) -> str | None:
+        """The duplicate key of a unit, on stored URLs (see :attr:`Unit.identity`)."""
+        if unit.url is not None:
+            return self._stored_url(unit.url)
+        if unit.frames:
+            return f"{unit.item_type}:" + "\n".join(self._stored_url(f.url) for f in unit.frames)
+        return unit.identity
 
     def _unit_problem(self, unit: Unit) -> str | None:
         for url in unit.object_urls:
@@ -713,8 +740,8 @@ class EmulatorState:
             uuid=new_uuid(),
             item_type=unit.item_type,
             name=unit.title,
-            url=unit.url,
-            identity=unit.identity,
+            url=None if unit.url is None else self._stored_url(unit.url),
+            identity=self._unit_identity(unit),
             client_metadata=dict(unit.client_metadata),
             media=dict(unit.media),
             **common,
@@ -724,7 +751,7 @@ class EmulatorState:
                 uuid=new_uuid(),
                 item_type=f.item_type,
                 name=f.title or default_title(f.url),
-                url=f.url,
+                url=self._stored_url(f.url),
                 media=f.media or {"mimeType": guess_mime_type(f.url)},
                 group=head.uuid,
                 **common,
@@ -769,10 +796,7 @@ class EmulatorState:
         return [self.items[u] for u in self._by_identity.get((folder, identity), ())]
 
     def _write_metadata(self, item: Item, metadata: dict[str, Any]) -> None:
-        if self.config.patch_semantics == "merge":
-            item.client_metadata = {**item.client_metadata, **metadata}
-        else:
-            item.client_metadata = dict(metadata)
+        item.client_metadata = patched(item.client_metadata, metadata, self.config.patch_semantics)
         item.last_edited_at = utc_now()
 
     def _existing_item(self, item_uuid: str) -> Item:
@@ -798,9 +822,7 @@ class EmulatorState:
         if metadata is not None and not isinstance(metadata, dict):
             raise ApiError(400, f"clientMetadata for item {item.uuid} must be an object")
         if metadata is not None and self.config.schema_enforcement == "reject":
-            final = (
-                {**item.client_metadata, **metadata} if self.config.patch_semantics == "merge" else metadata
-            )
+            final = patched(item.client_metadata, metadata, self.config.patch_semantics)
             problem = metadata_problem(self.schema, final)
             if problem is not None:
                 raise ApiError(400, f"item {item.uuid}: {problem}")
@@ -866,3 +888,25 @@ def _sorted(records: list[Any], order: str, desc: bool) -> list[Any]:
     if order == "createdAt":
         return sorted(records, key=lambda r: (r.created_at, r.uuid), reverse=desc)
     return sorted(records, key=lambda r: (r.name, r.created_at, r.uuid), reverse=desc)
+
+
+def patched(current: dict[str, Any], patch: dict[str, Any], semantics: str) -> dict[str, Any]:
+    """``clientMetadata`` after a PATCH under ``semantics`` (see ``EmulatorConfig.patch_semantics``)."""
+    if semantics == "replace":
+        return dict(patch)
+    if semantics == "merge":
+        return {**current, **patch}
+    return merge_patch(current, patch)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """JSON merge patch (RFC 7386, section 2)."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result

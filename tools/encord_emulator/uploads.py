@@ -12,7 +12,7 @@ import mimetypes
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from encord_emulator.errors import ApiError
 from encord_emulator.models import Frame, Unit
@@ -99,6 +99,13 @@ def default_title(url: str) -> str:
     if bucket_in_path:
         path = path.partition("/")[2]
     return path or url
+
+
+def normalised_url(url: str) -> str:
+    """One way a server may store URLs: scheme and host lower-cased, the path percent-decoded."""
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, parts.fragment))
 
 
 def url_problem(url: str) -> str | None:
