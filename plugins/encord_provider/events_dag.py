@@ -17,6 +17,14 @@ visibility timeout, the watcher fires again, and the new run converges (0 writes
 first run finished). A message received again while its first run is still busy (a run longer
 than the timeout) gives a second run with 0 writes.
 
+Batches that arrive while a run waits for ``max_active_runs``: Airflow 3.3.2 starts an asset
+run with the events up to the time its queue entry was *created*, and deletes the entry; events
+that arrived between that time and the run's creation stay unconsumed until some later event
+starts another run (measured with ``bench/bench_events.py``: 73 of 200 messages waited for their
+visibility timeout). So the last task, ``catch_up``, looks for asset events after its run's
+window; if there are any, it succeeds and its outlet event on the same asset starts the next run,
+which consumes them; otherwise it is skipped and emits nothing (no loop).
+
 Manual runs replay messages: ``conf={"messages": [<SQS message or {"Body": ...}>...]}`` (for
 example from a dead-letter queue); they are planned the same way and deleted if they carry a
 receipt handle of the queue.
@@ -145,10 +153,11 @@ def delete_messages(config: SourceConfig, receipts: list[dict[str, str]]) -> dic
 
 def build_events_dag(config: SourceConfig) -> DAG:
     """The event-driven ingestion DAG of a source with ``events:``."""
+    asset = events_asset(config)
     with DAG(
         dag_id=events_dag_id(config),
         description=f"Ingest {config.bucket.uri} into Encord from S3 event notifications on SQS",
-        schedule=[events_asset(config)],
+        schedule=[asset],
         start_date=datetime(2026, 1, 1, tzinfo=UTC),
         catchup=False,
         max_active_runs=1,
@@ -187,8 +196,20 @@ def build_events_dag(config: SourceConfig) -> DAG:
                 return {"deleted": 0, "failed": 0}
             return delete_messages(config, plan.receipts)
 
+        @task(inlets=[asset], outlets=[asset])
+        def catch_up(**context: Any) -> str:
+            """Start another run if batches arrived after this run's window (see the module doc)."""
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            window_end = context["dag_run"].run_after
+            later = context["inlet_events"][asset].after(window_end.isoformat()).limit(1)
+            if not len(later):
+                raise AirflowSkipException("no batch arrived after this run's window")
+            log.info("A batch arrived after %s; its run is started by this task's asset event", window_end)
+            return str(later[0].timestamp)
+
         run: Any = resolve()
         summaries = scan_shards(config, run, plan_shards(run))
         done = register_sync_commit(config, run, summaries)
-        done >> acknowledge(run)
+        done >> acknowledge(run) >> catch_up()
     return dag
