@@ -32,6 +32,7 @@ Change detection (:func:`diff_item`), per item, ``full_rescan`` aside:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -41,12 +42,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 POINTER_NAME = "CURRENT.json"
 OVER_LIMIT_CODE = "over_limit"
@@ -73,23 +75,29 @@ class Outcome(StrEnum):
 DATA_OUTCOMES = frozenset({Outcome.NEW, Outcome.DATA_CHANGED, Outcome.METADATA_CHANGED, Outcome.UNCHANGED})
 """Outcomes of data objects whose item was planned; they become ledger rows on commit."""
 
-LEDGER_SCHEMA = pa.schema(
-    [
-        ("url", pa.string()),
-        ("key", pa.string()),
-        ("item_url", pa.string()),
-        ("kind", pa.string()),
-        ("version", pa.string()),
-        ("size", pa.int64()),
-        ("sidecars", pa.string()),
-        ("input_fingerprint", pa.string()),
-        ("metadata_hash", pa.string()),
-        ("item_uuid", pa.string()),
-        ("last_run_id", pa.string()),
-        ("last_outcome", pa.string()),
-    ]
+LEDGER_COLUMNS: tuple[str, ...] = (
+    "url",
+    "key",
+    "item_url",
+    "kind",
+    "version",
+    "size",
+    "sidecars",
+    "input_fingerprint",
+    "metadata_hash",
+    "item_uuid",
+    "last_run_id",
+    "last_outcome",
 )
-LEDGER_COLUMNS: tuple[str, ...] = tuple(LEDGER_SCHEMA.names)
+"""The ledger's columns, in order: ``size`` is an int64, the others strings (:func:`ledger_schema`)."""
+
+
+@functools.cache
+def ledger_schema() -> pa.Schema:
+    """The Arrow schema of the ledger (built on first use: importing this module imports no pyarrow)."""
+    import pyarrow as pa
+
+    return pa.schema([(name, pa.int64() if name == "size" else pa.string()) for name in LEDGER_COLUMNS])
 
 
 class LedgerError(RuntimeError):
@@ -232,9 +240,12 @@ class Ledger:
 
     def read_table(self, ranges: Sequence[KeyRangeLike] | None = None) -> pa.Table:
         """The current rows (all, or those in any of ``ranges``) as an Arrow table."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         pointer = self.pointer()
         if pointer is None:
-            return LEDGER_SCHEMA.empty_table()
+            return ledger_schema().empty_table()
         try:
             data = self.store.read_bytes(pointer.version_key)
         except Exception as exc:
@@ -284,8 +295,11 @@ class Ledger:
 
 def frame_to_parquet(frame: pd.DataFrame) -> bytes:
     """Ledger rows as Parquet bytes, sorted by key (so range reads skip row groups)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     ordered = frame[list(LEDGER_COLUMNS)].sort_values("key", kind="stable")
-    table = pa.Table.from_pandas(ordered, schema=LEDGER_SCHEMA, preserve_index=False)
+    table = pa.Table.from_pandas(ordered, schema=ledger_schema(), preserve_index=False)
     buffer = io.BytesIO()
     pq.write_table(table, buffer, row_group_size=ROW_GROUP_SIZE, compression="zstd")
     return buffer.getvalue()
@@ -402,6 +416,8 @@ def merge_outcomes(
         last_run_id=run_id,
         last_outcome=outcomes.loc[planned_mask, "outcome"],
     )
+    import pandas as pd
+
     merged = pd.concat([kept[list(LEDGER_COLUMNS)], updated[list(LEDGER_COLUMNS)]], ignore_index=True)
     return merged.astype({"size": "int64"})
 
@@ -423,6 +439,8 @@ def commit_run(
     failed_item_urls: Collection[str] = (),
 ) -> LedgerPointer:
     """Merge one run's outcome tables into the ledger and write it atomically."""
+    import pandas as pd
+
     frames = list(outcome_frames)
     outcomes = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["url", "outcome"])
     if outcomes.empty:

@@ -45,11 +45,9 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from enum import StrEnum
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote, urlsplit
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from encord_ingest.errors import ConfigError, ErrorCode, ItemError, value_repr
@@ -69,6 +67,9 @@ from encord_ingest.sync import (
     present,
     same_metadata,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class Scope(StrEnum):
@@ -320,6 +321,9 @@ def _jsonl(text: str, file: str) -> tuple[list[str], list[TableRow]]:
 
 
 def _parquet(data: bytes, file: str) -> tuple[list[str], list[TableRow]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         parquet = pq.ParquetFile(io.BytesIO(data))
         columns = list(parquet.schema_arrow.names)
@@ -896,6 +900,8 @@ def export_records(targets: Sequence[Target]) -> tuple[list[str], list[dict[str,
 
 def _arrow_column(values: list[Any]) -> pa.Array:
     """Typed when Arrow can hold every value of the column; else each value as its CSV text."""
+    import pyarrow as pa
+
     try:
         array = pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
@@ -907,6 +913,9 @@ def _arrow_column(values: list[Any]) -> pa.Array:
 
 def export_parquet(targets: Sequence[Target]) -> bytes:
     """The export as Parquet: typed columns (info columns: strings and integers)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     columns, records = export_records(targets)
     arrays = [_arrow_column([record[column] for record in records]) for column in columns]
     sink = io.BytesIO()

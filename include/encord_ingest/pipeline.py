@@ -18,9 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from encord_ingest.config import SourceConfig
 from encord_ingest.errors import ConfigError
@@ -33,6 +31,9 @@ from encord_ingest.sources.base import Source
 from encord_ingest.sources.prefix import resolve_prefixes
 from encord_ingest.sources.sharding import Shard, plan_shards
 from encord_ingest.storage import BlobStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LEDGER_FOLDER = "ledger"
 GROUP_KINDS = ("image_group", "dicom_series")
@@ -179,6 +180,8 @@ def commit_ledger(
 def outcome_table(
     state: BlobStore, options: RunOptions, summaries: Sequence[Mapping[str, Any]]
 ) -> pd.DataFrame:
+    import pandas as pd
+
     frames = list(RunFolder.of(state, options.run_id).outcomes(summaries, columns=None))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["key", "outcome"])
 
@@ -219,6 +222,8 @@ def report_markdown(
     failed_tasks: Sequence[str] = (),
 ) -> str:
     """The human-readable run report (Markdown)."""
+    import pandas as pd
+
     counts = outcome_counts(table)
     seen = objects_seen(table)
     lines = [
@@ -321,6 +326,8 @@ def reconcile_ledger(
     Groups, sequences and series have no URL of their own in a listing: their rows are kept as
     they are and counted (``groups_not_checked``), never dropped.
     """
+    import pandas as pd
+
     ledger = ledger_of(state)
     frame = ledger.read_frame()
     drift = Drift()

@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from google.api_core import exceptions as gexc
-
 from encord_ingest.errors import ConfigError
 from encord_ingest.sources.base import DELIMITER, ObjectInfo
 from encord_ingest.sources.factory import split_uri
@@ -94,6 +92,8 @@ class _GCSBackend:
         return self.source.iter_objects(prefix)
 
     def delete(self, key: str) -> None:
+        from google.api_core import exceptions as gexc
+
         with contextlib.suppress(gexc.NotFound):
             self.bucket.blob(key).delete()
 

@@ -75,8 +75,17 @@ def _default_args(config: SourceConfig) -> dict[str, Any]:
 
 
 def source_asset(config: SourceConfig) -> Asset:
-    """The Asset a successful ingestion run emits: downstream DAGs can schedule on it."""
-    return Asset(name=f"encord_ingest.{config.name}", uri=f"{config.state_uri}/ledger/")
+    """The Asset a successful ingestion run emits: downstream DAGs can schedule on it.
+
+    Its URI is a custom ``x-`` scheme naming the source, and the ledger's location is in
+    ``extra``: an ``s3://`` or ``gs://`` URI would make Airflow import every provider's asset
+    handlers (the amazon one imports boto3) each time this file is parsed.
+    """
+    return Asset(
+        name=f"encord_ingest.{config.name}",
+        uri=f"x-encord-ingest://{config.name}",
+        extra={"ledger_uri": f"{config.state_uri}/ledger/"},
+    )
 
 
 def _source(config: SourceConfig) -> Any:

@@ -10,29 +10,30 @@ SDK does not map (e.g. 422) is retried too, within the same bounds.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from encord.exceptions import (
-    GenericServerError,
-    RateLimitExceededError,
-    RequestException,
-    UnknownException,
-)
 from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
-    RateLimitExceededError,
-    UnknownException,
-    GenericServerError,
-    RequestException,
-)
+
+@functools.cache
+def transient_errors() -> tuple[type[Exception], ...]:
+    """The SDK's exception classes worth retrying (imported on first use, not when parsing DAGs)."""
+    from encord.exceptions import (
+        GenericServerError,
+        RateLimitExceededError,
+        RequestException,
+        UnknownException,
+    )
+
+    return (RateLimitExceededError, UnknownException, GenericServerError, RequestException)
 
 
 class RetryPolicy(BaseModel):
@@ -66,7 +67,7 @@ class RetryPolicy(BaseModel):
 
 def is_transient(error: BaseException) -> bool:
     """True for errors worth retrying: rate limits, server errors, transport failures."""
-    return isinstance(error, TRANSIENT_ERRORS)
+    return isinstance(error, transient_errors())
 
 
 def call_with_retries(
@@ -82,12 +83,13 @@ def call_with_retries(
     ``what`` names the operation in log lines. A call that is not idempotent must check, on
     each attempt, whether an earlier attempt already took effect.
     """
+    transient = transient_errors()
     started = clock()
     attempt = 1
     while True:
         try:
             return call()
-        except TRANSIENT_ERRORS as error:
+        except transient as error:
             delay = policy.backoff(attempt)
             retry_after = getattr(error, "retry_after", None)
             if retry_after:

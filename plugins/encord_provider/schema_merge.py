@@ -20,7 +20,6 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from encord.metadata_schema import MetadataSchema as SdkSchema
 from pydantic import BaseModel, ConfigDict, Field
 
 from encord_ingest.errors import ConfigError
@@ -238,6 +237,8 @@ class _NoStoredSchema:
 
 def sdk_entry(spec: KeySpec) -> dict[str, Any]:
     """The stored form of a new key, exactly as the SDK's own ``add_*`` call would write it."""
+    from encord.metadata_schema import MetadataSchema as SdkSchema
+
     scratch = SdkSchema(_NoStoredSchema())  # type: ignore[arg-type]
     method, kwargs = sdk_call(spec)
     getattr(scratch, method)("key", **kwargs)

@@ -5,7 +5,7 @@ and writes into the run's folder (a :class:`~encord_ingest.storage.BlobStore`)::
 
     manifests/shard-<i>-<n>.json    items to register (Encord's documented import JSON)
     metadata/shard-<i>-<n>.jsonl    metadata changes (:class:`~encord_ingest.sync.MetadataChange`)
-    outcomes/shard-<i>-<n>.parquet  one row per object: the outcome table (:data:`~.outcomes.OUTCOME_SCHEMA`)
+    outcomes/shard-<i>-<n>.parquet  one row per object: the outcome table (:data:`~.outcomes.OUTCOME_COLUMNS`)
     summaries/shard-<i>.json        the :class:`~.config.ShardSummary`, written last
 
 Modules:

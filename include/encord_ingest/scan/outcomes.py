@@ -2,47 +2,58 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+from encord_ingest.ledger import LEDGER_COLUMNS
 
-from encord_ingest.ledger import LEDGER_SCHEMA
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-OUTCOME_SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        ("url", pa.string()),
-        ("item_url", pa.string()),
-        ("kind", pa.string()),
-        ("outcome", pa.string()),
-        ("code", pa.string()),
-        ("message", pa.string()),
-        ("title", pa.string()),
-        ("version", pa.string()),
-        ("size", pa.int64()),
-        ("sidecars", pa.string()),
-        ("input_fingerprint", pa.string()),
-        ("metadata_hash", pa.string()),
-        ("item_uuid", pa.string()),
-        ("warning", pa.string()),
-    ]
+OUTCOME_COLUMNS: tuple[str, ...] = (
+    "key",
+    "url",
+    "item_url",
+    "kind",
+    "outcome",
+    "code",
+    "message",
+    "title",
+    "version",
+    "size",
+    "sidecars",
+    "input_fingerprint",
+    "metadata_hash",
+    "item_uuid",
+    "warning",
 )
-"""The per-object outcome table; its ledger columns feed :func:`~.ledger.commit_run`."""
-OUTCOME_COLUMNS: tuple[str, ...] = tuple(OUTCOME_SCHEMA.names)
+"""The per-object outcome table (:func:`outcome_schema`); its ledger columns feed
+:func:`~.ledger.commit_run`."""
 COMMIT_COLUMNS: tuple[str, ...] = tuple(
-    name for name in OUTCOME_COLUMNS if name in LEDGER_SCHEMA.names or name in ("outcome", "title", "code")
+    name for name in OUTCOME_COLUMNS if name in LEDGER_COLUMNS or name in ("outcome", "title", "code")
 )
 """The outcome columns a ledger commit reads."""
 
 
+@functools.cache
+def outcome_schema() -> pa.Schema:
+    """The Arrow schema of the outcome table: ``size`` is an int64, the other columns strings
+    (built on first use: importing this module imports no pyarrow)."""
+    import pyarrow as pa
+
+    return pa.schema([(name, pa.int64() if name == "size" else pa.string()) for name in OUTCOME_COLUMNS])
+
+
 def outcome_table_bytes(rows: list[tuple[Any, ...]]) -> bytes:
     """Outcome rows (tuples in :data:`OUTCOME_COLUMNS` order) as Parquet bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = outcome_schema()
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(OUTCOME_COLUMNS)
     table = pa.Table.from_arrays(
-        [pa.array(column, type=OUTCOME_SCHEMA.field(i).type) for i, column in enumerate(columns)],
-        schema=OUTCOME_SCHEMA,
+        [pa.array(column, type=schema.field(i).type) for i, column in enumerate(columns)], schema=schema
     )
     buffer = pa.BufferOutputStream()
     pq.write_table(table, buffer, compression="zstd")
@@ -51,4 +62,7 @@ def outcome_table_bytes(rows: list[tuple[Any, ...]]) -> bytes:
 
 def read_outcomes(data: bytes, columns: Sequence[str] | None = None) -> Any:
     """An outcome chunk as a pandas DataFrame (all columns, or ``columns``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     return pq.read_table(pa.BufferReader(data), columns=list(columns) if columns else None).to_pandas()

@@ -43,9 +43,6 @@ from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Any
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
 from encord_ingest.errors import ErrorCode, ItemError
@@ -207,6 +204,8 @@ def _check_unique(header: Sequence[str], file: str) -> None:
 
 
 def _delimited_records(text: str, table: TableFormat, file: str) -> list[list[str]]:
+    import pandas as pd
+
     options: dict[str, Any] = {"sep": ","}
     if table is TableFormat.TSV:
         options = {"sep": "\t", "quoting": csv.QUOTE_NONE}
@@ -312,6 +311,9 @@ def is_absent(value: Any) -> bool:
 
 
 def _parse_parquet(data: bytes, file: str, file_columns: Sequence[str], max_depth: int) -> _Rows:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         parquet = pq.ParquetFile(io.BytesIO(data))
         header = list(parquet.schema_arrow.names)

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from google.api_core import exceptions as gexc
-
 from encord_ingest.sources.base import DELIMITER, KeyBounds, LevelEntry, ObjectInfo
 from encord_ingest.sources.urls import UrlBuilder
 
@@ -98,6 +96,8 @@ class GCSSource:
         """The object's bytes (its first ``max_bytes`` with a ranged download)."""
         if max_bytes is not None and max_bytes <= 0:
             return b""
+        from google.api_core import exceptions as gexc
+
         blob = self._bucket.blob(key)
         try:
             if max_bytes is None:

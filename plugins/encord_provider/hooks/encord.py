@@ -20,19 +20,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
-from encord.exceptions import (
-    AuthenticationError,
-    AuthorisationError,
-    EncordException,
-    InvalidArgumentsError,
-    PayloadTooLargeError,
-    ResourceNotFoundError,
-    SshKeyNotFound,
-)
-from encord.http.bundle import Bundle
-from encord.http.constants import RequestsSettings
-from encord.orm.dataset import DataLinkDuplicatesBehavior
-from encord.user_client import EncordUserClient
 from pydantic import RootModel, ValidationError
 
 from encord_ingest.errors import ErrorCode, ItemError
@@ -52,16 +39,17 @@ from encord_ingest.sync import (
     plan_item,
     split_by_size,
 )
-from encord_provider.listing import iter_items
 from encord_provider.registration import FolderIndex, JobOutcome, folder_index
 from encord_provider.retries import RetryPolicy, call_with_retries, is_transient
 from encord_provider.schema_merge import SchemaPlan, apply_plan, plan_schema, read_existing
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
+    from encord.exceptions import EncordException
     from encord.metadata_schema import MetadataSchema as SdkSchema
     from encord.orm.storage import DataUploadItems
     from encord.storage import StorageFolder, StorageItem
+    from encord.user_client import EncordUserClient
 
 DEFAULT_DOMAIN = "https://api.encord.com"
 KNOWN_DOMAINS = ("https://api.encord.com", "https://api.us.encord.com")
@@ -71,13 +59,19 @@ LINK_BATCH_SIZE = 1000
 #: Where the SDK reads and saves the organisation's metadata schema (``encord.metadata_schema``).
 SCHEMA_PATH = "organisation/client-metadata-schema-v2"
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-#: A bundle refused with one of these is split in halves until the refused items stand alone.
-_PER_ITEM_REFUSALS: tuple[type[EncordException], ...] = (
-    InvalidArgumentsError,
-    ResourceNotFoundError,
-    AuthorisationError,
-    PayloadTooLargeError,
-)
+
+
+@functools.cache
+def _per_item_refusals() -> tuple[type[EncordException], ...]:
+    """A bundle refused with one of these is split in halves until the refused items stand alone."""
+    from encord.exceptions import (
+        AuthorisationError,
+        InvalidArgumentsError,
+        PayloadTooLargeError,
+        ResourceNotFoundError,
+    )
+
+    return (InvalidArgumentsError, ResourceNotFoundError, AuthorisationError, PayloadTooLargeError)
 
 
 class FolderMemory(Protocol):
@@ -163,6 +157,8 @@ class EncordHook(BaseHook):
         list_page_size: int = LIST_PAGE_SIZE,
         list_metadata_as_urls: bool = False,
     ) -> None:
+        from encord.http.constants import RequestsSettings
+
         super().__init__()
         self.encord_conn_id = encord_conn_id
         self.retry = RetryPolicy.of(retry)
@@ -204,6 +200,8 @@ class EncordHook(BaseHook):
         return self._create_client(key, passphrase)
 
     def _create_client(self, key: str, passphrase: str | None) -> EncordUserClient:
+        from encord.user_client import EncordUserClient
+
         failure: str | None = None
         try:
             client = EncordUserClient.create_with_ssh_private_key(
@@ -226,6 +224,8 @@ class EncordHook(BaseHook):
     @contextlib.contextmanager
     def _auth_errors(self) -> Iterator[None]:
         """Turn the SDK's auth errors into one clear message naming the connection and domain."""
+        from encord.exceptions import AuthenticationError, SshKeyNotFound
+
         try:
             yield
         except (AuthenticationError, SshKeyNotFound) as exc:
@@ -237,6 +237,8 @@ class EncordHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap signed call: list the cloud integrations the key can see."""
+        from encord.exceptions import EncordException
+
         try:
             with self._auth_errors():
                 integrations = self.client.get_cloud_integrations()
@@ -287,6 +289,8 @@ class EncordHook(BaseHook):
         return folder
 
     def _remembered(self, path: str, memory: FolderMemory | None) -> StorageFolder | None:
+        from encord.exceptions import AuthorisationError, ResourceNotFoundError
+
         remembered = memory.get(path) if memory is not None else None
         if remembered is None:
             return None
@@ -464,6 +468,8 @@ class EncordHook(BaseHook):
     def iter_folder_items(self, folder: StorageFolder) -> Iterator[StorageItem]:
         """Every item of the folder with its client metadata (items of types the SDK does not
         know are skipped with a warning; see :mod:`encord_provider.listing`)."""
+        from encord_provider.listing import iter_items
+
         with self._auth_errors():
             yield from iter_items(
                 folder, page_size=self.list_page_size, metadata_as_urls=self.list_metadata_as_urls
@@ -477,6 +483,8 @@ class EncordHook(BaseHook):
 
     def get_items(self, item_uuids: Sequence[str]) -> dict[str, StorageItem]:
         """Items by UUID, fetched in bulk; UUIDs Encord does not return are left out."""
+        from encord.exceptions import AuthorisationError, InvalidArgumentsError, ResourceNotFoundError
+
         found: dict[str, StorageItem] = {}
         for start in range(0, len(item_uuids), GET_BULK_SIZE):
             batch = list(item_uuids[start : start + GET_BULK_SIZE])
@@ -505,6 +513,9 @@ class EncordHook(BaseHook):
         return result
 
     def _patch_bundle(self, bundle: list[tuple[StorageItem, dict[str, Any]]], result: PatchResult) -> None:
+        from encord.exceptions import EncordException
+        from encord.http.bundle import Bundle
+
         def send() -> None:
             result.calls += 1
             with Bundle() as sdk_bundle:
@@ -516,7 +527,7 @@ class EncordHook(BaseHook):
                 call_with_retries(
                     send, policy=self.retry, what=f"patch {len(bundle)} items", sleep=self._sleep
                 )
-        except _PER_ITEM_REFUSALS as exc:
+        except _per_item_refusals() as exc:
             if len(bundle) > 1:
                 middle = len(bundle) // 2
                 self._patch_bundle(bundle[:middle], result)
@@ -542,6 +553,8 @@ class EncordHook(BaseHook):
 
         Linking with ``SKIP`` is idempotent, so 429 and 5xx are retried within the hook's policy.
         """
+        from encord.orm.dataset import DataLinkDuplicatesBehavior
+
         with self._auth_errors():
             dataset = call_with_retries(
                 lambda: self.client.get_dataset(dataset_hash, include_data_rows=False),
@@ -637,6 +650,8 @@ class PatchResult:
 
 def _refusal(exc: EncordException, body_bytes: int) -> str:
     """Why one item's PATCH was refused, for its result line."""
+    from encord.exceptions import AuthorisationError, PayloadTooLargeError
+
     if isinstance(exc, PayloadTooLargeError):
         return f"Encord refused the metadata as too large ({body_bytes} bytes of JSON): {exc.message}"
     if isinstance(exc, AuthorisationError):

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from encord.exceptions import AuthorisationError, ResourceNotFoundError
-
 from encord_ingest.metadata_ops import (
     Desired,
     OpItemResult,
@@ -200,6 +198,8 @@ class EncordMetadataHook(EncordHook):
 
     @contextlib.contextmanager
     def _missing(self, what: str, ref: str) -> Iterator[None]:
+        from encord.exceptions import AuthorisationError, ResourceNotFoundError
+
         try:
             yield
         except (ResourceNotFoundError, AuthorisationError) as exc:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
-from encord.exceptions import EncordException
 
 from encord_ingest.budget import ErrorBudget
 from encord_ingest.manifest.model import Manifest
@@ -225,6 +224,8 @@ class EncordRegisterDataOperator(EncordBaseOperator):
         return self._finish(context, event["folder_uuid"], event["jobs"])
 
     def on_kill(self) -> None:
+        from encord.exceptions import EncordException
+
         if self._running is not None:
             folder_uuid, jobs = self._running
             for job in jobs:
@@ -267,6 +268,8 @@ class EncordRegisterDataOperator(EncordBaseOperator):
 
     def _resumable(self, folder_uuid: str, job_uuid: str | None) -> str | None:
         """``job_uuid`` when that job is still running or done; ``None`` to start a new one."""
+        from encord.exceptions import EncordException
+
         if job_uuid is None:
             return None
         try:
