@@ -14,9 +14,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
-def parse_in_fresh_interpreter(repo_root: Path, home: Path, *paths: Path) -> dict[str, object]:
+def parse_in_fresh_interpreter(repo_root: Path, home: Path, *paths: Path) -> dict[str, Any]:
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -35,10 +36,10 @@ def parse_in_fresh_interpreter(repo_root: Path, home: Path, *paths: Path) -> dic
 def test_parsing_the_dag_folder_imports_no_heavy_module(repo_root: Path, tmp_path: Path) -> None:
     report = parse_in_fresh_interpreter(repo_root, tmp_path, repo_root / "dags")
     assert report["import_errors"] == {}
-    assert report["dag_ids"] == [
+    assert {
         "encord_ingest__demo_media",
-        "encord_metadata_ops",
-        "encord_reconcile__demo_media",
         "encord_resync__demo_media",
-    ]
+        "encord_reconcile__demo_media",
+        "encord_metadata_ops",
+    } <= set(report["dag_ids"])
     assert report["heavy_modules"] == [], f"imported while parsing dags/: {report['heavy_modules']}"
