@@ -29,6 +29,7 @@ from encord_ingest.sidecars import SidecarConventions
 from encord_ingest.sources.factory import split_uri
 from encord_ingest.sources.filters import FilterConfig
 from encord_ingest.sources.prefix import validate_template
+from encord_ingest.sources.readahead import DEFAULT_READ_CONCURRENCY
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 INCLUDE_DIR = Path(__file__).resolve().parents[1]
@@ -54,6 +55,10 @@ class BucketConfig(_Strict):
     """What a scheduled run lists: a template over the data interval, e.g.
     ``raw/{{ data_interval_start:%Y/%m/%d }}/``. Manual runs pass an explicit prefix instead."""
     timezone: str = "UTC"
+    read_concurrency: int = Field(default=DEFAULT_READ_CONCURRENCY, ge=1, le=64)
+    """Sidecars read at once, ahead of the planner, while a shard is listed (1: the
+    planner reads one after another). Real buckets answer
+    in tens of milliseconds per request; reads overlap the listing and each other."""
 
     @field_validator("uri")
     @classmethod
@@ -206,6 +211,7 @@ class SourceConfig(_Strict):
             metadata_root=self.metadata.root,
             provenance_key=self.metadata.provenance_key,
             manifest_max_items=self.manifest_max_items,
+            read_concurrency=self.bucket.read_concurrency,
         )
 
 

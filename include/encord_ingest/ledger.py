@@ -464,3 +464,12 @@ def item_urls_by_title(outcome_frames: Iterable[pd.DataFrame]) -> dict[str, str]
 def sidecar_versions_json(versions: Mapping[str, str]) -> str:
     """The ``sidecars`` column: ``{key: version}`` as compact, sorted JSON."""
     return json.dumps(dict(sorted(versions.items())), separators=(",", ":"), ensure_ascii=False)
+
+
+def recorded_sidecars(sidecars_column: Iterable[str | None]) -> dict[str, str]:
+    """``{sidecar key: version}`` over a ``sidecars`` column (each JSON text parsed once)."""
+    versions: dict[str, str] = {}
+    for text in set(sidecars_column):
+        if text:
+            versions.update(json.loads(text))
+    return versions

@@ -66,7 +66,7 @@ def test_pagination_over_more_than_a_thousand_keys(make_source: SourceFactory, b
         assert keys_of(small_pages.iter_objects()) == keys[:250]
 
 
-def test_s3_listing_fetches_pages_lazily(s3_endpoint: str) -> None:
+def test_s3_listing_fetches_at_most_one_page_ahead(s3_endpoint: str) -> None:
     from standins import s3_client, seed_s3
 
     name = unique_bucket_name()
@@ -76,11 +76,12 @@ def test_s3_listing_fetches_pages_lazily(s3_endpoint: str) -> None:
     client.meta.events.register("before-call.s3.ListObjectsV2", lambda params, **_: calls.append(params))
     stream = S3Source(client, name).iter_objects("k/")
     assert [next(stream).key for _ in range(1001)][-1] == "k/1000"
-    assert len(calls) == 2  # two pages of 1,000 fetched, the third not yet
+    assert 2 <= len(calls) <= 3  # the second page is in use, the third at most requested
     assert sum(1 for _ in stream) == 1499
     assert len(calls) == 3
     stopped = list(S3Source(client, name).iter_objects("k/", end_before="k/0010"))
-    assert len(stopped) == 10 and len(calls) == 4  # stops at the bound, no further page
+    assert len(stopped) == 10
+    assert len(calls) == 4  # the first page holds the bound: no page past it is requested
 
 
 @pytest.mark.parametrize(

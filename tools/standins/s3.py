@@ -43,14 +43,17 @@ def moto_s3_server() -> Iterator[str]:
         werkzeug_log.setLevel(level)
 
 
-def s3_client(endpoint_url: str, region: str = REGION) -> Any:
+def s3_client(endpoint_url: str, region: str = REGION, *, max_pool_connections: int = 10) -> Any:
     """A boto3 S3 client for the moto server (fake credentials, no instance metadata)."""
+    from botocore.config import Config
+
     return boto3.client(
         "s3",
         endpoint_url=endpoint_url,
         region_name=region,
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=ACCESS_KEY,
+        config=Config(max_pool_connections=max_pool_connections),
     )
 
 

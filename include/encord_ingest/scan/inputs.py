@@ -95,7 +95,7 @@ def find_object(objects: Sequence[ObjectInfo], key: str) -> ObjectInfo | None:
 def read_and_parse(source: Source, conventions: SidecarConventions, key: str) -> Parsed:
     """Read a sidecar (one byte past its limit, so "too large" is detected) and parse it."""
     try:
-        data = source.read_bytes(key, conventions.max_bytes(key) + 1)
+        data = source.read_bytes(key, conventions.read_limit(key))
     except Exception as exc:
         return ItemError.of(ErrorCode.READ_FAILED, key, detail=f"{type(exc).__name__}: {exc}")
     return conventions.parse(key, data)

@@ -6,7 +6,8 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from encord_ingest.classify import SNIFF_BYTES, Classified, Classifier, sniff_content_type
@@ -30,6 +31,7 @@ from encord_ingest.ledger import (
     Outcome,
     diff_item,
     metadata_outcome,
+    recorded_sidecars,
     sidecar_versions_json,
 )
 from encord_ingest.manifest import check_object_url
@@ -46,6 +48,7 @@ from encord_ingest.schema import MetadataSchema
 from encord_ingest.sidecars import ParsedTable, SidecarRole, collect_layers
 from encord_ingest.sources.base import ObjectInfo, Source, folder_of
 from encord_ingest.sources.filters import KeyFilter
+from encord_ingest.sources.readahead import ReadAhead
 from encord_ingest.sources.sharding import Shard, iter_shard
 from encord_ingest.sync import MetadataChange, write_changes
 
@@ -539,12 +542,28 @@ def _source_uri(source: Source) -> str:
     return str(uri()) if callable(uri) else f"{source.scheme}://{source.bucket}"
 
 
+def read_ahead(context: ScanContext, snapshot: LedgerSnapshot) -> AbstractContextManager[Source]:
+    """The shard's source, reading ahead (``read_concurrency`` at a time) every listed sidecar
+    whose version the ledger did not record: those the scan reads (unchanged ones it skips).
+    ``read_concurrency`` 1: the plain source, the scanner reads one sidecar after another."""
+    conventions = context.config.sidecars
+    if context.config.read_concurrency <= 1:
+        return nullcontext(context.source)
+    recorded = recorded_sidecars(row.sidecars for row in snapshot.rows.values())
+    return ReadAhead(
+        context.source,
+        lambda info: conventions.read_ahead_limit(info.key, info.version, recorded),
+        concurrency=context.config.read_concurrency,
+    )
+
+
 def scan_shard(context: ScanContext) -> dict[str, Any]:
     """Plan one shard into the run folder (see :class:`ScanContext`); returns the summary as JSON data."""
     ledger, shard = context.ledger, context.shard
     full = context.full_rescan
     snapshot = ledger.snapshot(shard.parts) if ledger is not None and not full else LedgerSnapshot()
-    summary = ShardScanner(context, snapshot).run()
+    with read_ahead(context, snapshot) as source:
+        summary = ShardScanner(replace(context, source=source), snapshot).run()
     log.info(
         "shard %s/%s: %s objects, outcomes %s, %s items to register, %s metadata changes",
         shard.index + 1,

@@ -27,8 +27,9 @@ nearest folder to the farthest (within a folder in ``defaults_names`` order), st
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
+from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -129,9 +130,24 @@ class SidecarConventions(BaseModel):
                 raise ValueError(f"compound_extensions: {extension!r} must look like '.nii.gz'")
         return tuple(sorted(extensions, key=len, reverse=True))
 
-    def _suffixes(self) -> list[tuple[str, str]]:
+    # Derived lookups, computed once per (frozen) instance: these run several times per object.
+
+    @cached_property
+    def _suffix_kinds(self) -> tuple[tuple[str, str], ...]:
         """``(kind, suffix)`` per pattern, in precedence order."""
-        return [match.groups() for match in map(_PATTERN.match, self.per_file_patterns) if match]  # type: ignore[misc]
+        return tuple(match.groups() for match in map(_PATTERN.match, self.per_file_patterns) if match)  # type: ignore[misc]
+
+    @cached_property
+    def _suffixes(self) -> tuple[str, ...]:
+        return tuple(suffix for _, suffix in self._suffix_kinds)
+
+    @cached_property
+    def _defaults_set(self) -> frozenset[str]:
+        return frozenset(self.defaults_names)
+
+    @cached_property
+    def _tables_set(self) -> frozenset[str]:
+        return frozenset(self.table_names)
 
     def stem(self, key: str) -> str:
         """The file name without its extension (compound ones first); dot-files keep their name."""
@@ -145,12 +161,14 @@ class SidecarConventions(BaseModel):
 
     def sidecar_role(self, key: str) -> SidecarRole | None:
         """The role ``key``'s name has, or ``None`` when it is not a sidecar name."""
-        name = file_name(key)
-        if name in self.defaults_names:
+        name = key[key.rfind("/") + 1 :]
+        if name in self._defaults_set:
             return SidecarRole.FOLDER_DEFAULTS
-        if name in self.table_names:
+        if name in self._tables_set:
             return SidecarRole.FOLDER_TABLE
-        if any(name.endswith(suffix) and len(name) > len(suffix) for _, suffix in self._suffixes()):
+        if name.endswith(self._suffixes) and any(
+            name.endswith(suffix) and len(name) > len(suffix) for suffix in self._suffixes
+        ):
             return SidecarRole.PER_FILE
         return None
 
@@ -162,7 +180,7 @@ class SidecarConventions(BaseModel):
         """Candidate per-file sidecar keys of ``data_key``, highest precedence first, no repeats."""
         folder, name, stem = folder_of(data_key), file_name(data_key), self.stem(data_key)
         keys: list[str] = []
-        for kind, suffix in self._suffixes():
+        for kind, suffix in self._suffix_kinds:
             base = name if kind == "file" else stem
             key = f"{folder}{base}{suffix}"
             if base and key != data_key and key not in keys:
@@ -203,6 +221,18 @@ class SidecarConventions(BaseModel):
             if self.sidecar_role(key) is SidecarRole.FOLDER_TABLE
             else self.max_sidecar_bytes
         )
+
+    def read_limit(self, key: str) -> int:
+        """How much of the sidecar ``key`` to read: one byte past its limit, so "too large" shows."""
+        return self.max_bytes(key) + 1
+
+    def read_ahead_limit(self, key: str, version: str, known: Mapping[str, str]) -> int | None:
+        """Bytes of a listed object worth reading ahead: its :meth:`read_limit` when it has a
+        sidecar name and ``known`` (``{sidecar key: version}`` the ledger recorded) does not hold
+        this version (unchanged sidecars are not read again); else ``None``."""
+        if self.sidecar_role(key) is None or known.get(key) == version:
+            return None
+        return self.read_limit(key)
 
     def parse(self, key: str, data: bytes) -> ParsedSidecar | ParsedTable | ItemError:
         """Parse the sidecar ``key`` read as ``data`` with these limits (a table by its role)."""

@@ -2,9 +2,10 @@
 
 The client is injected: inside Airflow it is built from Application Default Credentials or a
 service-account key named in the source's connection; in tests it talks to the emulator via
-``STORAGE_EMULATOR_HOST``. Listing uses ``list_blobs`` with a ``fields`` mask, page by page, and
-passes key ranges as ``start_offset`` / ``end_offset``; the bounds are checked client-side as
-well because the emulator ignores the offsets.
+``STORAGE_EMULATOR_HOST``. Listing uses ``list_blobs`` with a ``fields`` mask, page by page (the
+next page is requested while the current one is used), and passes key ranges as
+``start_offset`` / ``end_offset``; the bounds are checked client-side as well because the
+emulator ignores the offsets.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from encord_ingest.sources.base import DELIMITER, KeyBounds, LevelEntry, ObjectInfo
+from encord_ingest.sources.readahead import prefetch
 from encord_ingest.sources.urls import UrlBuilder
 
 DEFAULT_PAGE_SIZE = 1000
@@ -22,7 +24,7 @@ LEVEL_FIELDS = f"{ITEM_FIELDS},prefixes,nextPageToken"
 
 
 def _info(blob: Any) -> ObjectInfo:
-    return ObjectInfo(
+    return ObjectInfo.model_construct(
         key=blob.name,
         size=int(blob.size or 0),
         version=str(blob.generation or blob.etag or ""),
@@ -57,8 +59,9 @@ class GCSSource:
             page_size=self.page_size,
             fields=LIST_FIELDS,
         )
-        for blob in blobs:
-            yield _info(blob)
+        for page in prefetch(iter(blobs.pages)):
+            for blob in page:
+                yield _info(blob)
 
     def iter_objects(
         self,
@@ -81,7 +84,7 @@ class GCSSource:
             page_size=self.page_size,
             fields=LEVEL_FIELDS,
         )
-        for page in blobs.pages:
+        for page in prefetch(iter(blobs.pages)):
             entries: list[LevelEntry] = [_info(blob) for blob in page]
             entries.extend(page.prefixes)
             entries.sort(key=lambda entry: entry if isinstance(entry, str) else entry.key)

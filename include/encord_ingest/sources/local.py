@@ -52,10 +52,14 @@ class LocalSource:
 
     def path(self, key: str) -> Path:
         """The file path of ``key``; a key that would leave the root is a ``ValueError``."""
-        parts = key.split(DELIMITER)
-        if not key or key.startswith(DELIMITER) or "\x00" in key or any(p in (".", "..") for p in parts):
+        return Path(self._file(key))
+
+    def _file(self, key: str) -> str:
+        """The file path of ``key`` as a string (string checks only: this runs for every read)."""
+        wrapped = f"/{key}/"
+        if not key or key[0] == DELIMITER or "\x00" in key or "/./" in wrapped or "/../" in wrapped:
             raise ValueError(f"{key!r} is not a valid key under {self.uri()}")
-        return self.root.joinpath(*parts)
+        return self._root_dir + key
 
     def _names(self, folder: str) -> list[str]:
         """The sorted entry names of directory ``folder`` (sub-directories as ``name/``)."""
@@ -83,7 +87,7 @@ class LocalSource:
             return None  # removed since it was listed
         if not stat.S_ISREG(result.st_mode):
             return None
-        return ObjectInfo(
+        return ObjectInfo.model_construct(
             key=key,
             size=result.st_size,
             version=f"{result.st_mtime_ns:x}-{result.st_size:x}",
@@ -142,7 +146,7 @@ class LocalSource:
     def read_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
         """The file's bytes (its first ``max_bytes``)."""
         try:
-            with open(self.path(key), "rb") as handle:
+            with open(self._file(key), "rb") as handle:
                 return handle.read(-1 if max_bytes is None else max(max_bytes, 0))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise FileNotFoundError(f"{self.uri(key)} does not exist") from None

@@ -3,7 +3,8 @@
 The client is injected: inside Airflow it comes from the amazon provider's ``S3Hook``
 (``S3Hook(aws_conn_id).get_conn()``), so ordinary ``aws`` connections work, and an
 ``endpoint_url`` in the connection reaches S3-compatible stores. Listing uses ListObjectsV2 page
-by page (``MaxKeys`` = ``page_size``) and stops as soon as a key passes ``end_before``.
+by page (``MaxKeys`` = ``page_size``), requests the next page while the current one is used
+(:func:`~.readahead.prefetch`), and stops as soon as a key passes ``end_before``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from encord_ingest.sources.base import DELIMITER, KeyBounds, LevelEntry, ObjectInfo
+from encord_ingest.sources.readahead import prefetch
 from encord_ingest.sources.urls import UrlBuilder
 
 DEFAULT_PAGE_SIZE = 1000
@@ -19,7 +21,8 @@ _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
 def _info(item: dict[str, Any]) -> ObjectInfo:
-    return ObjectInfo(
+    # botocore already parsed and typed the listing: no second validation per key.
+    return ObjectInfo.model_construct(
         key=item["Key"],
         size=item.get("Size", item.get("ContentLength", 0)),
         version=str(item.get("ETag", "")).strip('"'),
@@ -59,7 +62,10 @@ class S3Source:
         """``s3://bucket/key`` (for messages; not the canonical object URL)."""
         return f"s3://{self.bucket}/{key}"
 
-    def _pages(self, prefix: str, start_after: str | None, delimiter: str | None) -> Iterator[dict[str, Any]]:
+    def _pages(
+        self, prefix: str, start_after: str | None, delimiter: str | None, bounds: KeyBounds | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """ListObjectsV2 pages; none past the page holding the first key beyond ``bounds``."""
         params: dict[str, Any] = {"Bucket": self.bucket, "MaxKeys": self.page_size}
         if prefix:
             params["Prefix"] = prefix
@@ -70,13 +76,16 @@ class S3Source:
         while True:
             page = self.client.list_objects_v2(**params)
             yield page
+            contents = page.get("Contents")
+            if bounds is not None and contents and bounds.past_end(contents[-1]["Key"]):
+                return
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return
             params["ContinuationToken"] = token
 
     def _listed(self, bounds: KeyBounds) -> Iterator[ObjectInfo]:
-        for page in self._pages(bounds.prefix, bounds.exclusive_lower(), None):
+        for page in prefetch(self._pages(bounds.prefix, bounds.exclusive_lower(), None, bounds)):
             for item in page.get("Contents", ()):
                 yield _info(item)
 
@@ -94,7 +103,7 @@ class S3Source:
 
     def iter_level(self, prefix: str = "") -> Iterator[LevelEntry]:
         """Yield the files directly under ``prefix`` and its sub-folder prefixes, in key order."""
-        for page in self._pages(prefix, None, DELIMITER):
+        for page in prefetch(self._pages(prefix, None, DELIMITER)):
             entries: list[LevelEntry] = [_info(item) for item in page.get("Contents", ())]
             entries.extend(p["Prefix"] for p in page.get("CommonPrefixes", ()))
             entries.sort(key=lambda entry: entry if isinstance(entry, str) else entry.key)
