@@ -124,6 +124,7 @@ def timed(action: Callable[[], Any]) -> tuple[Any, float, float]:
 
 def plan(source: Any, prefix: str, concurrency: int) -> dict[str, Any]:
     """The first plan of ``prefix`` (one shard) with ``read_concurrency`` (1: serial reads)."""
+    from encord_ingest.run_folder import RunFolder
     from encord_ingest.scan.config import PlanningConfig
     from encord_ingest.scan.scanner import ScanContext, scan_shard
     from encord_ingest.sources.sharding import plan_shards
@@ -132,7 +133,7 @@ def plan(source: Any, prefix: str, concurrency: int) -> dict[str, Any]:
     config = PlanningConfig(read_concurrency=concurrency)
     with tempfile.TemporaryDirectory() as work:
         (shard,) = plan_shards(source, [prefix], 1)
-        return scan_shard(ScanContext(source, shard, config, BlobStore.from_uri(work), "bench"))
+        return scan_shard(ScanContext(source, shard, config, RunFolder(BlobStore.from_uri(work)), "bench"))
 
 
 def bench(backend: str, items: int, delay: float, concurrency: int, serial_items: int) -> dict[str, Any]:
