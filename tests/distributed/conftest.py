@@ -208,6 +208,15 @@ def _worker_ready(processes: Processes, name: str) -> bool:
 
 
 PROCESSES = pytest.StashKey[Processes]()
+SUMMARY: list[str] = []
+"""Lines for the end of the pytest output: run times, which task was killed and how it recovered."""
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if SUMMARY:
+        terminalreporter.section("CeleryExecutor stack")
+        for line in SUMMARY:
+            terminalreporter.write_line(line)
 
 
 @pytest.hookimpl(hookwrapper=True)

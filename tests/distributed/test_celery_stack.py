@@ -8,7 +8,8 @@ with a prefix) and observed through the metadata DB, S3 and the emulator.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from standins.stack import DEMO_RAW_BUCKET, DEMO_STATE_BUCKET
 
 from encord_ingest.pipeline import REPORT_NAME, run_key
 from tests.dags.test_ingest_e2e import EXPECTED_KINDS
-from tests.distributed.conftest import DAG_ID, SOURCE, WORKERS, CeleryStack
+from tests.distributed.conftest import DAG_ID, SOURCE, SUMMARY, WORKERS, CeleryStack
 
 ENCORD_FOLDER = "demo/fleet/raw"
 WRITE_ROUTES = ("upload_jobs.start", "items.patch_bulk", "items.patch", "folders.create", "schema.save")
@@ -66,9 +67,15 @@ def run(
     stack: CeleryStack, run_id: str, prefix: str, observer: Observer | None = None
 ) -> list[dict[str, Any]]:
     """Trigger a run of the demo source over ``prefix``; its task instances once it succeeded."""
+    started = time.monotonic()
     stack.trigger(run_id, prefix)
     state = stack.wait_for_run(run_id, observer)
     tis = stack.task_instances(run_id)
+    hosts = Counter(ti["hostname"] for ti in tis)
+    SUMMARY.append(
+        f"run {run_id!r}: {state} {time.monotonic() - started:.0f} s after the trigger; "
+        f"task instances per host {dict(hosts)}"
+    )
     assert state == "success", tis
     assert {ti["state"] for ti in tis} <= {"success", "skipped"}, tis
     return tis
@@ -108,18 +115,25 @@ def test_a_run_whose_worker_is_killed_converges_without_duplicates(celery_stack:
     stack = celery_stack
     stack.standins.put_objects(DEMO_RAW_BUCKET, demo_objects(KILLED_PREFIX))
     killed: list[dict[str, Any]] = []
+    kill_time: list[float] = []
 
     def kill_a_busy_worker(tis: list[dict[str, Any]]) -> None:
         """SIGKILL the whole process tree of the first worker seen running a task of this run."""
         busy = [ti for ti in tis if ti["state"] == "running" and ti["hostname"] in WORKERS]
         if busy and not killed:
             killed.append(busy[0])
+            kill_time.append(time.monotonic())
             stack.processes.kill(busy[0]["hostname"])
 
     tis = run(stack, "killed", KILLED_PREFIX, kill_a_busy_worker)
     assert killed, "no task of the run was seen running on a worker"
     victim, survivor = killed[0], next(name for name in WORKERS if name != killed[0]["hostname"])
     after = next(ti for ti in tis if label(ti) == label(victim))
+    SUMMARY.append(
+        f"killed {victim['hostname']} (SIGKILL, whole process group) while it ran {label(victim)} "
+        f"try {victim['try_number']}; that task ended {after['state']} on {after['hostname']} at try "
+        f"{after['try_number']}; the run succeeded {time.monotonic() - kill_time[0]:.0f} s after the kill"
+    )
     # The lost task was failed by the heartbeat timeout and retried on the other worker.
     assert after["try_number"] > victim["try_number"], (victim, after)
     assert after["hostname"] == survivor, (victim, after)
