@@ -16,7 +16,7 @@ from typing import Any
 from demo_data import DAY_PREFIX, demo_objects
 from standins.stack import DEMO_RAW_BUCKET, DEMO_STATE_BUCKET
 
-from encord_ingest.pipeline import REPORT_NAME, run_key
+from encord_ingest.run_folder import REPORT_NAME, run_key
 from tests.dags.test_ingest_e2e import EXPECTED_KINDS
 from tests.distributed.conftest import DAG_ID, SOURCE, SUMMARY, WORKERS, CeleryStack
 
