@@ -212,6 +212,12 @@ SUMMARY: list[str] = []
 """Lines for the end of the pytest output: run times, which task was killed and how it recovered."""
 
 
+@pytest.fixture(scope="session")
+def summary() -> list[str]:
+    """SUMMARY itself (a test module importing this conftest by name would get a second copy)."""
+    return SUMMARY
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if SUMMARY:
         terminalreporter.section("CeleryExecutor stack")

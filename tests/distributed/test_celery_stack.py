@@ -18,7 +18,7 @@ from standins.stack import DEMO_RAW_BUCKET, DEMO_STATE_BUCKET
 
 from encord_ingest.run_folder import REPORT_NAME, run_key
 from tests.dags.test_ingest_e2e import EXPECTED_KINDS
-from tests.distributed.conftest import DAG_ID, SOURCE, SUMMARY, WORKERS, CeleryStack
+from tests.distributed.conftest import DAG_ID, SOURCE, WORKERS, CeleryStack
 
 ENCORD_FOLDER = "demo/fleet/raw"
 WRITE_ROUTES = ("upload_jobs.start", "items.patch_bulk", "items.patch", "folders.create", "schema.save")
@@ -64,7 +64,7 @@ def writes(stack: CeleryStack) -> dict[str, int]:
 
 
 def run(
-    stack: CeleryStack, run_id: str, prefix: str, observer: Observer | None = None
+    stack: CeleryStack, run_id: str, prefix: str, summary: list[str], observer: Observer | None = None
 ) -> list[dict[str, Any]]:
     """Trigger a run of the demo source over ``prefix``; its task instances once it succeeded."""
     started = time.monotonic()
@@ -72,7 +72,7 @@ def run(
     state = stack.wait_for_run(run_id, observer)
     tis = stack.task_instances(run_id)
     hosts = Counter(ti["hostname"] for ti in tis)
-    SUMMARY.append(
+    summary.append(
         f"run {run_id!r}: {state} {time.monotonic() - started:.0f} s after the trigger; "
         f"task instances per host {dict(hosts)}"
     )
@@ -82,12 +82,12 @@ def run(
 
 
 def test_tasks_spread_over_both_workers_register_resumes_after_the_triggerer_and_a_rerun_writes_nothing(
-    celery_stack: CeleryStack,
+    celery_stack: CeleryStack, summary: list[str]
 ) -> None:
     stack = celery_stack
     stack.standins.put_objects(DEMO_RAW_BUCKET, demo_objects())
     observer = Observer()
-    first = run(stack, "first", DAY_PREFIX, observer)
+    first = run(stack, "first", DAY_PREFIX, summary, observer)
 
     # `register` was deferred (the triggerer waited for the upload jobs), then resumed on a worker.
     registers = [ti for ti in first if ti["task_id"] == "register"]
@@ -102,7 +102,7 @@ def test_tasks_spread_over_both_workers_register_resumes_after_the_triggerer_and
     assert {item["name"]: item["item_type"] for item in registered} == EXPECTED_KINDS
 
     stack.standins.emulator.admin.reset_counts()
-    second = run(stack, "second", DAY_PREFIX)
+    second = run(stack, "second", DAY_PREFIX, summary)
     assert writes(stack) == dict.fromkeys(WRITE_ROUTES, 0)
     assert "| unchanged | 17 |" in report(stack, "second")
     assert items(stack) == registered
@@ -111,7 +111,9 @@ def test_tasks_spread_over_both_workers_register_resumes_after_the_triggerer_and
     assert hosts == set(WORKERS), hosts
 
 
-def test_a_run_whose_worker_is_killed_converges_without_duplicates(celery_stack: CeleryStack) -> None:
+def test_a_run_whose_worker_is_killed_converges_without_duplicates(
+    celery_stack: CeleryStack, summary: list[str]
+) -> None:
     stack = celery_stack
     stack.standins.put_objects(DEMO_RAW_BUCKET, demo_objects(KILLED_PREFIX))
     killed: list[dict[str, Any]] = []
@@ -125,11 +127,11 @@ def test_a_run_whose_worker_is_killed_converges_without_duplicates(celery_stack:
             kill_time.append(time.monotonic())
             stack.processes.kill(busy[0]["hostname"])
 
-    tis = run(stack, "killed", KILLED_PREFIX, kill_a_busy_worker)
+    tis = run(stack, "killed", KILLED_PREFIX, summary, kill_a_busy_worker)
     assert killed, "no task of the run was seen running on a worker"
     victim, survivor = killed[0], next(name for name in WORKERS if name != killed[0]["hostname"])
     after = next(ti for ti in tis if label(ti) == label(victim))
-    SUMMARY.append(
+    summary.append(
         f"killed {victim['hostname']} (SIGKILL, whole process group) while it ran {label(victim)} "
         f"try {victim['try_number']}; that task ended {after['state']} on {after['hostname']} at try "
         f"{after['try_number']}; the run succeeded {time.monotonic() - kill_time[0]:.0f} s after the kill"
