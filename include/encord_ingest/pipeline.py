@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +24,14 @@ from encord_ingest.config import SourceConfig
 from encord_ingest.errors import ConfigError
 from encord_ingest.ledger import LEDGER_COLUMNS, Ledger, Outcome, commit_run
 from encord_ingest.metadata import metadata_fingerprint
-from encord_ingest.run_folder import RegistrationResults, RunFolder
+from encord_ingest.run_folder import RegistrationResults, RunFolder, SyncResults
 from encord_ingest.scan.scanner import ScanContext, scan_shard
 from encord_ingest.schema import MetadataSchema
 from encord_ingest.sources.base import Source
 from encord_ingest.sources.prefix import resolve_prefixes
 from encord_ingest.sources.sharding import Shard, plan_shards
 from encord_ingest.storage import BlobStore
+from encord_ingest.sync import SyncMode
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,6 +61,25 @@ class RunOptions:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunOptions:
+        """Back from :meth:`to_json` (keys that are not options, such as ``run_uri``, are ignored)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+def as_flag(value: Any, field: str) -> bool:
+    """A yes/no setting that may arrive as text from a template: ``True``/``"true"``/``"True"``.
+
+    ``bool("false")`` is ``True``, so text is read by its word; ``None`` is no; anything else is an error.
+    """
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(f"{field}: expected true or false, got {value!r}")
+
 
 def resolve_run(
     config: SourceConfig,
@@ -87,13 +107,13 @@ def resolve_run(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ConfigError(f"{config.name}: param limit: expected a whole number >= 0 or null, got {limit!r}")
     mode = params.get("sync_mode") or config.encord.sync_mode
-    if mode not in ("merge", "replace"):
+    if mode not in tuple(SyncMode):
         raise ConfigError(f"{config.name}: param sync_mode: expected 'merge' or 'replace', got {mode!r}")
     return RunOptions(
         run_id=run_id,
         prefixes=prefixes,
-        dry_run=bool(params.get("dry_run", False)),
-        full_rescan=bool(params.get("full_rescan", False)),
+        dry_run=as_flag(params.get("dry_run", False), f"{config.name}: param dry_run"),
+        full_rescan=as_flag(params.get("full_rescan", False), f"{config.name}: param full_rescan"),
         sync_mode=str(mode),
         limit=limit,
     )
@@ -275,6 +295,101 @@ def report_markdown(
         lines += ["", "## Warnings", "", "| object | warning |", "|---|---|"]
         for key, warning in zip(warned["key"], warned["warning"], strict=True):
             lines.append(f"| `{key}` | {str(warning).replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class RunResult:
+    """What :func:`finish_run` committed and reported; ``failed``/``items`` feed the error budget."""
+
+    report_uri: str
+    counts: dict[str, int]
+    objects: int
+    ledger: dict[str, Any] | None
+    failed: int
+    items: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "report_uri": self.report_uri,
+            "counts": self.counts,
+            "objects": self.objects,
+            "ledger": self.ledger,
+        }
+
+
+#: Outcome names in the report of a run that wrote to Encord (the plan's words are for dry runs).
+DONE_OUTCOMES = {str(Outcome.NEW): "registered", str(Outcome.METADATA_CHANGED): "metadata_updated"}
+
+
+def finish_run(
+    config: SourceConfig,
+    state: BlobStore,
+    options: RunOptions,
+    summaries: Sequence[Mapping[str, Any]],
+    failed_tasks: Sequence[str] = (),
+) -> RunResult:
+    """Commit what Encord confirmed to the ledger and write the run report.
+
+    Items a failed task did not confirm stay out of the ledger, so the next run plans them again.
+    A dry run commits nothing and reports the plan's outcomes.
+    """
+    folder = RunFolder.of(state, options.run_id)
+    manifests = [] if options.dry_run else chunk_uris(summaries, "manifest")
+    registration = folder.registration_results(manifests)
+    sync = folder.sync_results(chunk_uris(summaries, "metadata"), dry_run=options.dry_run)
+    ledger = None
+    if not options.dry_run:
+        ledger = commit_ledger(state, options, summaries, registration, sync.failed_urls)
+    table = final_outcomes(outcome_table(state, options, summaries), registration, sync.failed_urls)
+    if not options.dry_run:
+        table["outcome"] = table["outcome"].replace(DONE_OUTCOMES)
+    counts = outcome_counts(table)
+    markdown = report_markdown(
+        config,
+        options,
+        table,
+        registration=registration,
+        sync_counts=sync.counts,
+        ledger=ledger,
+        failed_tasks=failed_tasks,
+    )
+    seen = objects_seen(table)
+    return RunResult(
+        report_uri=folder.write_report(markdown),
+        counts=counts,
+        objects=seen,
+        ledger=ledger,
+        failed=counts.get("failed", 0),
+        items=max(seen - counts.get("skipped", 0) - counts.get("sidecar", 0), 0),
+    )
+
+
+def finish_resync(
+    config: SourceConfig, state: BlobStore, options: RunOptions, summaries: Sequence[Mapping[str, Any]]
+) -> tuple[str, SyncResults]:
+    """Write the report of a metadata-only resync; returns its URI and what the sync did."""
+    folder = RunFolder.of(state, options.run_id)
+    sync = folder.sync_results(chunk_uris(summaries, "metadata"), dry_run=options.dry_run)
+    return folder.write_report(resync_markdown(config, options, sync.counts, sync.failed_urls)), sync
+
+
+def resync_markdown(
+    config: SourceConfig, options: RunOptions, totals: Mapping[str, int], failed: Mapping[str, str]
+) -> str:
+    lines = [
+        f"# Encord metadata resync: `{config.name}`",
+        "",
+        f"- run: `{options.run_id}`" + (" (dry run)" if options.dry_run else ""),
+        f"- prefixes: {', '.join(f'`{p}`' for p in options.prefixes)}",
+        f"- mode: `{options.sync_mode}`",
+        "",
+        "| count | items |",
+        "|---|---:|",
+        *[f"| {name} | {value} |" for name, value in totals.items()],
+    ]
+    if failed:
+        lines += ["", "## Failed", "", *[f"- `{url}`: {why}" for url, why in failed.items()]]
     return "\n".join(lines) + "\n"
 
 

@@ -3,16 +3,19 @@
 One source gives three DAGs:
 
 - ``encord_ingest__<name>``: scheduled ingestion (and backfills, and manual runs from the UI):
-  apply schema -> plan shards -> scan each shard (mapped over shards) -> register new items
-  (mapped over manifest chunks, deferrable) -> sync metadata (mapped over change chunks) ->
-  commit ledger -> report (emits the source's Asset).
+  resolve the run options -> apply schema -> plan shards -> scan each shard (mapped over shards)
+  -> register new items (mapped over manifest chunks, deferrable) -> sync metadata (mapped over
+  change chunks) -> commit ledger and report (emits the source's Asset). The same steps embed in
+  any DAG with :func:`ingest_task_group`.
 - ``encord_resync__<name>``: manual; re-reads the sidecars under a prefix and syncs metadata
   only (every item is compared with what Encord holds; nothing is registered).
 - ``encord_reconcile__<name>``: manual; rebuilds the ledger's item UUIDs from Encord's folder
   listing and reports drift (in the ledger, not in Encord, and the reverse).
 
-Task callables only wire Airflow to :mod:`encord_ingest.pipeline`; XCom carries URIs, counts and
-ids. Building a DAG does no I/O beyond what the caller already read (the YAML files).
+Task callables only wire Airflow to :mod:`encord_ingest.pipeline` (commit and report:
+:func:`~encord_ingest.pipeline.finish_run`); XCom carries URIs, counts and ids; the resolved
+:class:`~encord_ingest.pipeline.RunOptions` are one XCom that every task reads. Building a DAG
+does no I/O beyond what the caller already read (the YAML files).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, TaskGroup, task
 from airflow.sdk.exceptions import AirflowException
 
 from encord_ingest.config import SourceConfig
@@ -29,13 +32,9 @@ from encord_ingest.pipeline import (
     RunOptions,
     batches,
     chunk_uris,
-    commit_ledger,
-    final_outcomes,
-    objects_seen,
-    outcome_counts,
-    outcome_table,
+    finish_resync,
+    finish_run,
     plan_run_shards,
-    report_markdown,
     resolve_run,
     scan,
     summary_table,
@@ -97,7 +96,7 @@ def _source(config: SourceConfig) -> Any:
     )
 
 
-def _state_conns(config: SourceConfig) -> dict[str, str | None]:
+def _state_conns(config: SourceConfig) -> dict[str, Any]:
     """Connection arguments of the operators' run-folder readers for ``state_uri``."""
     if config.state_uri.startswith("gs://"):
         return {"aws_conn_id": None, "gcs_conn_id": config.state_connection}
@@ -108,11 +107,8 @@ def _state(config: SourceConfig) -> BlobStore:
     return BlobStore.from_uri(config.state_uri, **storage_clients(config.state_uri, config.state_connection))
 
 
-def _options(run: dict[str, Any]) -> RunOptions:
-    return RunOptions(**{key: value for key, value in run.items() if key != "run_uri"})
-
-
-def _run_params(config: SourceConfig) -> dict[str, Param]:
+def run_params(config: SourceConfig) -> dict[str, Param]:
+    """The manual-run form of an ingestion run (give these to a DAG that embeds the task group)."""
     return {
         "prefix": Param(
             None,
@@ -155,14 +151,16 @@ def _doc(config: SourceConfig, kind: str) -> str:
     )
 
 
-def _plan_and_scan(config: SourceConfig, *, resync: bool) -> tuple[Any, Any]:
-    """``resolve -> plan_shards -> scan_shard`` (mapped over shards) in the DAG being built.
+def _plan_and_scan(config: SourceConfig, *, resync: bool, apply_schema: bool = False) -> tuple[Any, Any]:
+    """``resolve -> [apply_schema] -> plan_shards -> scan_shard`` (mapped over shards).
 
-    Returns the XComArgs of the run options and of the shard summaries. A resync re-reads every
-    sidecar (``full_rescan``) and ignores the data interval: its prefix comes from the form.
+    Returns the XComArgs of the run options (:meth:`RunOptions.to_json` plus ``run_uri``; one
+    XCom per key too, so ``run["dry_run"]`` feeds an operator argument) and of the shard summaries.
+    A resync re-reads every sidecar (``full_rescan``) and ignores the data interval: its prefix
+    comes from the form.
     """
 
-    @task
+    @task(multiple_outputs=True)
     def resolve(**context: Any) -> dict[str, Any]:
         params = {**context["params"], "full_rescan": True} if resync else context["params"]
         options = resolve_run(
@@ -183,7 +181,19 @@ def _plan_and_scan(config: SourceConfig, *, resync: bool) -> tuple[Any, Any]:
 
     # TaskFlow calls return XComArgs, resolved at run time (typed Any for mypy).
     run: Any = resolve()
-    return run, scan_shards(config, run, plan_shards(run))
+    shards: Any = plan_shards(run)
+    if apply_schema and config.schema_path is not None:
+        schema = EncordMetadataSchemaOperator(
+            task_id="apply_schema",
+            schema_path=str(config.schema_path),
+            dry_run=run["dry_run"],
+            encord_conn_id=config.encord.conn_id,
+            pool=config.encord.pool,
+            folder_state_uri=config.state_uri,
+            **_state_conns(config),
+        )
+        run >> schema >> shards
+    return run, scan_shards(config, run, shards)
 
 
 def scan_shards(config: SourceConfig, run: Any, shards: Any) -> Any:
@@ -191,36 +201,57 @@ def scan_shards(config: SourceConfig, run: Any, shards: Any) -> Any:
 
     @task
     def scan_shard(shard: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-        return scan(config, _source(config), _state(config), shard, _options(run))
+        return scan(config, _source(config), _state(config), shard, RunOptions.from_json(run))
 
     return scan_shard.partial(run=run).expand(shard=shards)
 
 
 def build_ingest_dag(config: SourceConfig) -> DAG:
-    """The scheduled ingestion DAG of one source."""
-    encord = config.encord
+    """The scheduled ingestion DAG of one source: the :func:`ingest_task_group` and the run form."""
     with DAG(
         dag_id=config.dag_id,
-        description=f"Ingest {config.bucket.uri} into Encord folder {encord.folder}",
+        description=f"Ingest {config.bucket.uri} into Encord folder {config.encord.folder}",
         schedule=_schedule(config),
         start_date=datetime(
             config.start_date.year, config.start_date.month, config.start_date.day, tzinfo=UTC
         ),
         catchup=False,
         max_active_runs=1,
-        params=_run_params(config),
+        params=run_params(config),
         default_args=_default_args(config),
         tags=["encord", "ingest", f"source:{config.name}", *config.tags],
         doc_md=_doc(config, "Ingestion"),
     ) as dag:
-        run, summaries = _plan_and_scan(config, resync=False)
-        register_sync_commit(config, run, summaries)
+        ingest_task_group(config)
     return dag
 
 
-def register_sync_commit(config: SourceConfig, run: Any, summaries: Any) -> Any:
+def ingest_task_group(config: SourceConfig, *, group_id: str | None = None) -> TaskGroup:
+    """The ingestion steps of one source as a TaskGroup, to embed in any DAG.
+
+    ``resolve -> [apply_schema] -> plan_shards -> scan_shard[] -> register[] -> sync_metadata[]
+    -> [link_dataset] -> commit_and_report``. The run options come from the DAG's params (see
+    :func:`run_params`; missing ones take the source's defaults) and reach every task as one value,
+    the output of ``resolve``. ``group_id=None``: the task ids are not prefixed (the source's own
+    DAG); with a group id they are ``<group_id>.<task>``.
+    """
+    group_tasks: list[str] = []
+    with TaskGroup(
+        group_id=group_id or f"encord_ingest__{config.name}", prefix_group_id=group_id is not None
+    ) as group:
+        run, summaries = _plan_and_scan(config, resync=False, apply_schema=config.encord.apply_schema)
+        register_sync_commit(config, run, summaries, among=group_tasks)
+    group_tasks.extend(t.task_id for t in group.iter_tasks())
+    return group
+
+
+def register_sync_commit(
+    config: SourceConfig, run: Any, summaries: Any, among: list[str] | None = None
+) -> Any:
     """register -> sync metadata -> link dataset -> commit and report, after the scans ``summaries``
-    of the run ``run`` (XComArgs; the run's first task is ``resolve``). Returns the commit task."""
+    of the run ``run`` (XComArgs: ``run`` is the output of a ``resolve`` task with one XCom per
+    key, so ``run["dry_run"]`` feeds an operator argument). A failed task among ``among`` (default:
+    the whole DAG run) fails the run after the report. Returns the commit task."""
     encord = config.encord
     operator_args: dict[str, Any] = {
         "encord_conn_id": encord.conn_id,
@@ -231,7 +262,7 @@ def register_sync_commit(config: SourceConfig, run: Any, summaries: Any) -> Any:
 
     @task
     def manifest_chunks(summaries: list[dict[str, Any]], run: dict[str, Any]) -> list[list[str]]:
-        uris = [] if run["dry_run"] else chunk_uris(list(summaries), "manifest")
+        uris = [] if RunOptions.from_json(run).dry_run else chunk_uris(list(summaries), "manifest")
         return batches(uris, config.max_mapped_tasks)
 
     @task
@@ -242,14 +273,13 @@ def register_sync_commit(config: SourceConfig, run: Any, summaries: Any) -> Any:
     def commit_and_report(
         summaries: list[dict[str, Any]] | None, run: dict[str, Any] | None, **context: Any
     ) -> dict[str, Any]:
-        failed_tasks = _failed_tasks(context)
+        failed_tasks = _failed_tasks(context, among)
         if run is None:
             raise _unplanned(failed_tasks)
-        return _commit_and_report(config, list(summaries or []), _options(run), failed_tasks)
+        return _commit_and_report(config, list(summaries or []), RunOptions.from_json(run), failed_tasks)
 
     manifests: Any = manifest_chunks(summaries, run)
     changes: Any = change_chunks(summaries)
-    run_uri = "{{ ti.xcom_pull(task_ids='resolve')['run_uri'] }}"
     register = EncordRegisterDataOperator.partial(
         task_id="register",
         folder=encord.folder,
@@ -263,9 +293,9 @@ def register_sync_commit(config: SourceConfig, run: Any, summaries: Any) -> Any:
     sync = EncordSyncMetadataOperator.partial(
         task_id="sync_metadata",
         folder=encord.folder,
-        mode="{{ params.sync_mode }}",
-        dry_run="{{ params.dry_run }}",
-        register_results_uri=run_uri,
+        mode=run["sync_mode"],
+        dry_run=run["dry_run"],
+        register_results_uri=run["run_uri"],
         max_failed_items=None,
         max_failed_fraction=1.0,
         trigger_rule="none_failed",
@@ -276,7 +306,7 @@ def register_sync_commit(config: SourceConfig, run: Any, summaries: Any) -> Any:
     if encord.dataset:
         link = EncordLinkDatasetOperator(
             task_id="link_dataset",
-            result_uris=run_uri,
+            result_uris=run["run_uri"],
             dataset_hash=encord.dataset,
             trigger_rule="none_failed",
             **operator_args,
@@ -285,66 +315,34 @@ def register_sync_commit(config: SourceConfig, run: Any, summaries: Any) -> Any:
         tail = link
     done = commit_and_report(summaries, run)
     tail >> done
-    if encord.apply_schema and config.schema_path is not None:
-        schema = EncordMetadataSchemaOperator(
-            task_id="apply_schema",
-            schema_path=str(config.schema_path),
-            dry_run="{{ params.dry_run }}",
-            **operator_args,
-        )
-        schema >> run
     return done
 
 
 def _commit_and_report(
     config: SourceConfig, summaries: list[dict[str, Any]], options: RunOptions, failed_tasks: list[str]
 ) -> dict[str, Any]:
-    """Commit what Encord confirmed to the ledger, write the report; then fail if a task failed
-    (an error that is not per item: auth, a missing folder, an unreadable bucket) or past the
-    error budget. Items a failed task did not confirm stay out of the ledger, so the next run
-    plans them again."""
-    state = _state(config)
-    folder = RunFolder.of(state, options.run_id)
-    manifests = [] if options.dry_run else chunk_uris(summaries, "manifest")
-    registration = folder.registration_results(manifests)
-    sync = folder.sync_results(chunk_uris(summaries, "metadata"), dry_run=options.dry_run)
-    failed_sync, sync_counts = sync.failed_urls, sync.counts
-    ledger = None
-    if not options.dry_run:
-        ledger = commit_ledger(state, options, summaries, registration, failed_sync)
-    table = final_outcomes(outcome_table(state, options, summaries), registration, failed_sync)
-    if not options.dry_run:
-        table["outcome"] = table["outcome"].replace(
-            {"new": "registered", "metadata_changed": "metadata_updated"}
-        )
-    counts = outcome_counts(table)
-    markdown = report_markdown(
-        config,
-        options,
-        table,
-        registration=registration,
-        sync_counts=sync_counts,
-        ledger=ledger,
-        failed_tasks=failed_tasks,
+    """:func:`~encord_ingest.pipeline.finish_run`, then fail if a task failed (an error that is
+    not per item: auth, a missing folder, an unreadable bucket) or past the error budget."""
+    result = finish_run(config, _state(config), options, summaries, failed_tasks)
+    log.info(
+        "Run report: %s\n%s",
+        result.report_uri,
+        summary_table({**result.counts, "objects seen": result.objects}),
     )
-    report_uri = folder.write_report(markdown)
-    log.info("Run report: %s\n%s", report_uri, summary_table({**counts, "objects seen": objects_seen(table)}))
-    failed = counts.get("failed", 0)
-    items = max(objects_seen(table) - counts.get("skipped", 0) - counts.get("sidecar", 0), 0)
-    result = {"report_uri": report_uri, "counts": counts, "objects": objects_seen(table), "ledger": ledger}
-    _raise_for_failed_tasks(failed_tasks, report_uri)
-    if config.error_budget.exceeded(failed, items):
+    _raise_for_failed_tasks(failed_tasks, result.report_uri)
+    if config.error_budget.exceeded(result.failed, result.items):
         raise AirflowException(
-            f"{failed} of {items} objects failed, more than the error budget "
-            f"({config.error_budget.model_dump()}); see {report_uri}"
+            f"{result.failed} of {result.items} objects failed, more than the error budget "
+            f"({config.error_budget.model_dump()}); see {result.report_uri}"
         )
-    return result
+    return result.to_json()
 
 
-def _failed_tasks(context: dict[str, Any]) -> list[str]:
-    """Tasks of this DAG run that failed or could not run because an upstream task failed."""
+def _failed_tasks(context: dict[str, Any], among: list[str] | None = None) -> list[str]:
+    """Tasks of this DAG run (``among`` these, when given) that failed or could not run because an
+    upstream task failed."""
     ti = context["ti"]
-    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    states = ti.get_task_states(dag_id=ti.dag_id, task_ids=among, run_ids=[ti.run_id]).get(ti.run_id, {})
     return sorted(name for name, state in states.items() if state in ("failed", "upstream_failed"))
 
 
@@ -362,7 +360,7 @@ def _raise_for_failed_tasks(failed_tasks: list[str], report_uri: str) -> None:
 
 
 def _manual_params(config: SourceConfig) -> dict[str, Param]:
-    params = _run_params(config)
+    params = run_params(config)
     params.pop("full_rescan")
     params.pop("limit")
     return params
@@ -400,12 +398,10 @@ def build_resync_dag(config: SourceConfig) -> DAG:
             failed_tasks = _failed_tasks(context)
             if run is None:
                 raise _unplanned(failed_tasks)
-            options = _options(run)
-            folder = RunFolder.of(_state(config), options.run_id)
-            summaries = list(summaries or [])
-            sync = folder.sync_results(chunk_uris(summaries, "metadata"), dry_run=options.dry_run)
+            report_uri, sync = finish_resync(
+                config, _state(config), RunOptions.from_json(run), list(summaries or [])
+            )
             failed, totals = sync.failed_urls, sync.counts
-            report_uri = folder.write_report(_resync_markdown(config, options, totals, failed))
             log.info("Resync report: %s\n%s", report_uri, summary_table(totals))
             _raise_for_failed_tasks(failed_tasks, report_uri)
             if config.error_budget.exceeded(len(failed), totals.get("examined", 0)):
@@ -417,8 +413,8 @@ def build_resync_dag(config: SourceConfig) -> DAG:
         sync = EncordSyncMetadataOperator.partial(
             task_id="sync_metadata",
             folder=encord.folder,
-            mode="{{ params.sync_mode }}",
-            dry_run="{{ params.dry_run }}",
+            mode=run["sync_mode"],
+            dry_run=run["dry_run"],
             max_failed_items=None,
             max_failed_fraction=1.0,
             encord_conn_id=encord.conn_id,
@@ -428,25 +424,6 @@ def build_resync_dag(config: SourceConfig) -> DAG:
         ).expand(changes_uris=uris)
         sync >> report(summaries, uris, run)
     return dag
-
-
-def _resync_markdown(
-    config: SourceConfig, options: RunOptions, totals: dict[str, int], failed: dict[str, str]
-) -> str:
-    lines = [
-        f"# Encord metadata resync: `{config.name}`",
-        "",
-        f"- run: `{options.run_id}`" + (" (dry run)" if options.dry_run else ""),
-        f"- prefixes: {', '.join(f'`{p}`' for p in options.prefixes)}",
-        f"- mode: `{options.sync_mode}`",
-        "",
-        "| count | items |",
-        "|---|---:|",
-        *[f"| {name} | {value} |" for name, value in totals.items()],
-    ]
-    if failed:
-        lines += ["", "## Failed", "", *[f"- `{url}`: {why}" for url, why in failed.items()]]
-    return "\n".join(lines) + "\n"
 
 
 def build_reconcile_dag(config: SourceConfig) -> DAG:

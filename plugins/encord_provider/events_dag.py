@@ -44,7 +44,6 @@ from airflow.sdk import DAG, Asset, AssetWatcher, Param, task
 from encord_ingest.config import SourceConfig
 from encord_provider.dag_builder import (
     _default_args,
-    _options,
     _state,
     register_sync_commit,
     scan_shards,
@@ -90,7 +89,7 @@ def collect_messages(context: Any) -> list[dict[str, Any]]:
 
 def _plan_run(config: SourceConfig, context: Any) -> dict[str, Any]:
     from encord_ingest.events import events_markdown, ledger_versions_of, plan_events
-    from encord_ingest.pipeline import RunOptions, ledger_of
+    from encord_ingest.pipeline import RunOptions, as_flag, ledger_of
     from encord_ingest.run_folder import RunFolder
 
     state = _state(config)
@@ -112,7 +111,7 @@ def _plan_run(config: SourceConfig, context: Any) -> dict[str, Any]:
     options = RunOptions(
         run_id=run_id,
         prefixes=plan.prefixes,
-        dry_run=bool(params.get("dry_run", False)),
+        dry_run=as_flag(params.get("dry_run", False), f"{config.name}: param dry_run"),
         sync_mode=str(params.get("sync_mode") or config.encord.sync_mode),
     )
     return {**options.to_json(), "run_uri": folder.uri()}
@@ -120,9 +119,12 @@ def _plan_run(config: SourceConfig, context: Any) -> dict[str, Any]:
 
 def _read_plan(config: SourceConfig, run: dict[str, Any]) -> Any:
     from encord_ingest.events import EventPlan
+    from encord_ingest.pipeline import RunOptions
     from encord_ingest.run_folder import RunFolder
 
-    return EventPlan.model_validate_json(RunFolder.of(_state(config), _options(run).run_id).read_event_plan())
+    return EventPlan.model_validate_json(
+        RunFolder.of(_state(config), RunOptions.from_json(run).run_id).read_event_plan()
+    )
 
 
 def delete_messages(config: SourceConfig, receipts: list[dict[str, str]]) -> dict[str, int]:

@@ -50,7 +50,8 @@ def test_the_ingest_dag_has_the_documented_shape(airflow_db: Path, repo_root: Pa
     assert set(dag.params) == {"prefix", "dry_run", "full_rescan", "sync_mode", "limit"}
     edges = {(up, task.task_id) for task in dag.tasks for up in task.upstream_task_ids}
     assert {
-        ("apply_schema", "resolve"),
+        ("resolve", "apply_schema"),
+        ("apply_schema", "plan_shards"),
         ("resolve", "plan_shards"),
         ("plan_shards", "scan_shard"),
         ("scan_shard", "manifest_chunks"),
@@ -162,3 +163,31 @@ def test_reconcile_rebuilds_a_lost_ledger_so_the_next_run_writes_nothing(
     assert calls.get("items.patch_bulk", 0) == 0
     assert calls["upload_jobs.start"] == 2  # the groups and series (in both shards), skipped as duplicates
     assert len(runner.items()) == 10
+
+
+def test_the_ingestion_steps_embed_in_any_dag_as_a_task_group(airflow_db: Path, repo_root: Path) -> None:
+    """Two sources in one user DAG: each group's tasks are prefixed, and every run option an
+    operator uses comes from its own group's ``resolve`` (one value, not a template per option)."""
+    from airflow.sdk import DAG
+    from airflow.sdk.definitions.xcom_arg import PlainXComArg
+
+    from encord_ingest.config import load_source_config
+    from encord_provider.dag_builder import ingest_task_group, run_params
+
+    config = load_source_config(repo_root / "include" / "sources" / "demo_media.yaml")
+    other = config.model_copy(update={"name": "other_media"})
+    with DAG(dag_id="my_pipeline", schedule=None, params=run_params(config)) as dag:
+        ingest_task_group(config, group_id="media")
+        ingest_task_group(other, group_id="other")
+    assert {"media.resolve", "media.commit_and_report", "other.resolve", "other.register"} <= set(
+        dag.task_ids
+    )
+    sync = dag.get_task("other.sync_metadata")
+    for name in ("mode", "dry_run", "register_results_uri"):
+        argument = sync.partial_kwargs[name]
+        assert isinstance(argument, PlainXComArg), name
+        assert argument.operator.task_id == "other.resolve"
+    assert [argument.key for argument in (sync.partial_kwargs["mode"], sync.partial_kwargs["dry_run"])] == [
+        "sync_mode",
+        "dry_run",
+    ]

@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from encord_ingest.budget import ErrorBudget
 from encord_ingest.manifest.model import Manifest
+from encord_ingest.pipeline import as_flag
 from encord_ingest.results import RegisterCounts, RegisterReport
 from encord_ingest.run_folder import DRY_RUN_SYNC_SUFFIX, REGISTER_SUFFIX, SYNC_SUFFIX, result_uri
 from encord_ingest.schema import load_schema
@@ -65,8 +66,9 @@ class EncordBaseOperator(BaseOperator):
 
     @property
     def is_dry_run(self) -> bool:
-        """``dry_run`` may be templated (``{{ params.dry_run }}``), so it may arrive as text."""
-        return getattr(self, "dry_run_setting", False) in (True, "True", "true")
+        """``dry_run`` is a bool (the DAGs pass the resolved run options' value), or text from a
+        template such as ``{{ params.dry_run }}``, read by :func:`~encord_ingest.pipeline.as_flag`."""
+        return as_flag(getattr(self, "dry_run_setting", False), f"{self.task_id}: dry_run")
 
     @cached_property
     def hook(self) -> EncordHook:
