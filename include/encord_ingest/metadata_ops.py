@@ -59,13 +59,15 @@ from encord_ingest.sidecars.documents import DocumentFormat, parse_document
 from encord_ingest.sidecars.tables import arrow_cell, checked_table_format, is_absent
 from encord_ingest.sync import (
     ItemPlan,
+    ItemResult,
     MetadataChange,
-    MetadataDiff,
     ReservedKeysPolicy,
     SyncMode,
+    WriteStatus,
     plan_item,
     present,
     same_metadata,
+    write_result,
 )
 
 if TYPE_CHECKING:
@@ -369,35 +371,6 @@ def read_change_table(
 # --- resolving rows to targets and typing them -----------------------------------------------------
 
 
-class OpStatus(StrEnum):
-    """The outcome of one row or target."""
-
-    UNCHANGED = "unchanged"
-    UPDATED = "updated"
-    WOULD_UPDATE = "would_update"
-    """Dry run: the item differs and would be written."""
-    REJECTED = "rejected"
-    """The row (or the metadata for this target) breaks the schema or names no single item."""
-    NOT_FOUND = "not_found"
-    FAILED = "failed"
-    """Encord refused the write or it failed after retries."""
-
-
-class OpItemResult(BaseModel):
-    """One line of an operation report."""
-
-    model_config = ConfigDict(frozen=True)
-
-    status: OpStatus
-    where: str | None = None
-    """The table row (``row 3``), or ``None`` when the same metadata went to every target."""
-    item_uuid: str | None = None
-    label: str | None = None
-    diff: MetadataDiff | None = None
-    errors: list[ItemError] = Field(default_factory=list)
-    warnings: list[ItemError] = Field(default_factory=list)
-
-
 class Desired(BaseModel):
     """The typed, checked metadata one target should carry (before combining with Encord's)."""
 
@@ -413,7 +386,7 @@ class Resolution(BaseModel):
     """What a table or a metadata dict asks for: targets to plan, and rows that cannot be applied."""
 
     desired: list[Desired] = Field(default_factory=list)
-    rejected: list[OpItemResult] = Field(default_factory=list)
+    rejected: list[ItemResult] = Field(default_factory=list)
 
 
 def _located(error: ItemError, where: str, label: str | None) -> ItemError:
@@ -579,8 +552,8 @@ def resolve_table(
     for row in table.rows:
         found = _lookup(row, column, index, by_group=by_group, file=table.file, scope=scope)
         if isinstance(found, ItemError):
-            status = OpStatus.NOT_FOUND if found.code is ErrorCode.ITEM_NOT_FOUND else OpStatus.REJECTED
-            resolution.rejected.append(OpItemResult(status=status, where=row.where, errors=[found]))
+            status = WriteStatus.NOT_FOUND if found.code is ErrorCode.ITEM_NOT_FOUND else WriteStatus.REJECTED
+            resolution.rejected.append(ItemResult(status=status, where=row.where, errors=[found]))
         else:
             matched.append((row, found))
     rows_by_item: dict[str, list[str]] = defaultdict(list)
@@ -612,7 +585,7 @@ def _resolve_row(
     schema: MetadataSchema,
     unknown_keys: UnknownKeyPolicy,
     keyframes_only: bool,
-) -> Desired | OpItemResult:
+) -> Desired | ItemResult:
     if len(same_item_rows) > 1:
         error = ItemError.of(
             ErrorCode.DUPLICATE_TABLE_ROW,
@@ -633,9 +606,13 @@ def _resolve_row(
     return Desired(target=target, metadata=metadata, where=row.where, warnings=located)
 
 
-def _rejected(where: str | None, target: Target, errors: list[ItemError]) -> OpItemResult:
-    return OpItemResult(
-        status=OpStatus.REJECTED, where=where, item_uuid=target.item_uuid, label=target.label, errors=errors
+def _rejected(where: str | None, target: Target, errors: list[ItemError]) -> ItemResult:
+    return ItemResult(
+        status=WriteStatus.REJECTED,
+        where=where,
+        item_uuid=target.item_uuid,
+        label=target.label,
+        errors=errors,
     )
 
 
@@ -709,50 +686,30 @@ def item_results(
     dry_run: bool,
     written: Collection[str] = (),
     failed: Mapping[str, str] | None = None,
-) -> list[OpItemResult]:
-    """The result of each planned target, given which item UUIDs were written or failed."""
-    failed = failed or {}
-    written = set(written)
+) -> list[ItemResult]:
+    """The result of each planned target (:func:`~encord_ingest.sync.write_result`), with the
+    row and warnings of what it was asked for."""
     results = []
     for wanted, plan in zip(desired, plans, strict=True):
-        errors: list[ItemError] = []
-        if plan.item_uuid in failed:
-            status = OpStatus.FAILED
-            errors = [
-                ItemError.of(ErrorCode.PATCH_FAILED, wanted.target.label, detail=failed[plan.item_uuid])
-            ]
-        elif not plan.changed:
-            status = OpStatus.UNCHANGED
-        elif dry_run:
-            status = OpStatus.WOULD_UPDATE
-        else:
-            status = OpStatus.UPDATED if plan.item_uuid in written else OpStatus.FAILED
-        results.append(
-            OpItemResult(
-                status=status,
-                where=wanted.where,
-                item_uuid=plan.item_uuid,
-                label=wanted.target.label,
-                diff=plan.diff,
-                errors=errors,
-                warnings=wanted.warnings,
-            )
+        result = write_result(
+            plan, dry_run=dry_run, written=written, failed=failed, label=wanted.target.label
         )
+        results.append(result.model_copy(update={"where": wanted.where, "warnings": wanted.warnings}))
     return results
 
 
-def count_results(results: Sequence[OpItemResult], *, targets: int, rows: int, patch_calls: int) -> OpCounts:
+def count_results(results: Sequence[ItemResult], *, targets: int, rows: int, patch_calls: int) -> OpCounts:
     """Counts of a finished operation; every row or target is in exactly one status."""
-    by_status = {status: sum(1 for r in results if r.status is status) for status in OpStatus}
+    by_status = {status: sum(1 for r in results if r.status is status) for status in WriteStatus}
     return OpCounts(
         targets=targets,
         rows=rows,
-        rejected=by_status[OpStatus.REJECTED],
-        not_found=by_status[OpStatus.NOT_FOUND],
+        rejected=by_status[WriteStatus.REJECTED],
+        not_found=by_status[WriteStatus.NOT_FOUND],
         examined=sum(1 for r in results if r.diff is not None),
         changed=sum(1 for r in results if r.diff is not None and not r.diff.is_empty),
-        written=by_status[OpStatus.UPDATED],
-        failed=by_status[OpStatus.FAILED],
+        written=by_status[WriteStatus.UPDATED],
+        failed=by_status[WriteStatus.FAILED],
         patch_calls=patch_calls,
     )
 
@@ -768,7 +725,7 @@ class OpReport(BaseModel):
     mode: SyncMode
     dry_run: bool
     counts: OpCounts
-    items: list[OpItemResult]
+    items: list[ItemResult]
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(indent=1, exclude_none=True).encode("utf-8")
@@ -941,13 +898,13 @@ __all__ = [
     "ChangeTable",
     "Desired",
     "ExportRequest",
+    "ItemResult",
     "OpCounts",
-    "OpItemResult",
     "OpReport",
-    "OpStatus",
     "Resolution",
     "Scope",
     "Target",
+    "WriteStatus",
     "count_results",
     "csv_cell",
     "export_csv",

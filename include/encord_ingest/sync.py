@@ -11,20 +11,20 @@ all three read back as the same final dict, so a second run writes nothing.
 
 The planner writes one :class:`MetadataChange` row per item to ``metadata/<name>.jsonl`` in the
 run folder (:func:`write_changes`); the sync operator reads them back (:func:`read_changes`),
-plans with :func:`plan_item` and :func:`plan_bundles`, and records one :class:`SyncItemResult`
+plans with :func:`plan_item` and :func:`plan_bundles`, and records one :class:`ItemResult`
 per object URL in ``results/<name>.sync.json`` (:class:`SyncReport`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from encord_ingest.errors import ItemError
+from encord_ingest.errors import ErrorCode, ItemError
 from encord_ingest.sidecars.merge import merge_layers
 
 #: One ``patch-bulk`` request carries at most this many item patches (the SDK bundle limit).
@@ -179,15 +179,61 @@ class ItemPlan(BaseModel):
     item_uuid: str
     final: dict[str, Any]
     diff: MetadataDiff
+    current: dict[str, Any] = Field(default_factory=dict)
+    """What Encord held when the plan was made."""
 
     @property
     def changed(self) -> bool:
         return not self.diff.is_empty
 
     @property
+    def removes_keys(self) -> bool:
+        """Whether the write removes a key Encord holds, at any depth: then the right body
+        depends on the server's PATCH semantics, and the write is checked (:attr:`patch_body`)."""
+        return self.patch_body != self.final
+
+    @property
     def patch_body(self) -> dict[str, Any]:
-        """What to send: the final dict, with each removed key set to ``null``."""
-        return {**self.final, **dict.fromkeys(self.diff.removed)}
+        """The first body to send: the final dict, with every removed key, at any depth, set to
+        ``null`` (a JSON merge patch, RFC 7386, from what Encord holds to the final dict).
+
+        Without removals this is the final dict itself, right under every PATCH semantics
+        (replace, shallow merge, recursive merge). With removals it is exactly right under
+        recursive merge; under replace or a shallow merge it leaves nulls behind, which
+        :func:`holds_exactly` detects and :attr:`repair_body` (the final dict) then corrects.
+        """
+        return _removal_patch(present_or_empty(self.current), self.final)
+
+    @property
+    def repair_body(self) -> dict[str, Any]:
+        """The second body, sent only when Encord does not hold :attr:`final` exactly after the
+        first: the final dict without any ``null`` (replace: exact; shallow merge: every key it
+        sends is replaced whole)."""
+        return self.final
+
+
+def present_or_empty(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """:func:`present` of ``metadata``, ``{}`` for ``None``."""
+    return present(metadata or {})
+
+
+def _removal_patch(current: Mapping[str, Any], final: Mapping[str, Any]) -> dict[str, Any]:
+    """``final`` plus a ``null`` for each key of ``current`` it lacks, recursing into objects that
+    are objects on both sides."""
+    body: dict[str, Any] = {key: None for key in current if key not in final}
+    for key, value in final.items():
+        held = current.get(key)
+        if isinstance(value, Mapping) and isinstance(held, Mapping):
+            body[key] = _removal_patch(held, value)
+        else:
+            body[key] = value
+    return body
+
+
+def holds_exactly(stored: Mapping[str, Any] | None, final: Mapping[str, Any]) -> bool:
+    """Whether Encord holds ``final`` exactly: no stored ``null`` anywhere, nothing left over
+    (``true`` != ``1``, ``1`` == ``1.0``, key order ignored)."""
+    return bool(_canonical(dict(stored or {})) == _canonical(dict(final)))
 
 
 def plan_item(
@@ -204,6 +250,7 @@ def plan_item(
         item_uuid=item_uuid,
         final=final,
         diff=diff_metadata(current, final),
+        current=dict(current),
     )
 
 
@@ -222,26 +269,80 @@ def plan_bundles(plans: Sequence[ItemPlan], size: int = MAX_BUNDLE_SIZE) -> list
     return [changed[start : start + size] for start in range(0, len(changed), size)]
 
 
-class SyncStatus(StrEnum):
-    """The outcome of one item in one sync run."""
+class WriteStatus(StrEnum):
+    """The outcome of one item (or table row) of a metadata write: ingestion sync and metadata
+    operations alike."""
 
     UNCHANGED = "unchanged"
     UPDATED = "updated"
     WOULD_UPDATE = "would_update"
     """Dry run: the item differs and would be written."""
+    REJECTED = "rejected"
+    """Metadata operations: the row (or the metadata for this target) breaks the schema or names
+    no single item."""
     NOT_FOUND = "not_found"
     FAILED = "failed"
+    """Encord refused the write, it failed after retries, or it was not written."""
 
 
-class SyncItemResult(BaseModel):
-    """One line of ``results/<name>.sync.json``."""
+class ItemResult(BaseModel):
+    """The result of one item of a metadata write (a line of a sync or operation report)."""
 
     model_config = ConfigDict(frozen=True)
 
-    status: SyncStatus
+    status: WriteStatus
+    where: str | None = None
+    """Metadata operations: the table row (``row 3``), or ``None``."""
     item_uuid: str | None = None
+    label: str | None = None
     diff: MetadataDiff | None = None
-    error: ItemError | None = None
+    errors: list[ItemError] = Field(default_factory=list)
+    warnings: list[ItemError] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_error(cls, data: Any) -> Any:
+        """Sync reports written before results were unified carry one ``error``."""
+        if isinstance(data, dict) and "error" in data:
+            data = {**data, "errors": [data["error"]]}
+            data.pop("error")
+        return data
+
+    @property
+    def error(self) -> ItemError | None:
+        """The first error, if any."""
+        return self.errors[0] if self.errors else None
+
+
+def write_result(
+    plan: ItemPlan,
+    *,
+    dry_run: bool,
+    written: Collection[str] = (),
+    failed: Mapping[str, str] | None = None,
+    label: str | None = None,
+) -> ItemResult:
+    """The result of one planned item, given which item UUIDs were written or failed.
+
+    A changed item that was neither written nor failed (another plan for the same item took its
+    place in the bundle, :func:`plan_bundles`) is FAILED with that reason: Encord does not hold
+    what this plan asked for, and a failed item is retried by the next run.
+    """
+    where = label or plan.object_url
+    failed = failed or {}
+    common: dict[str, Any] = {"item_uuid": plan.item_uuid, "diff": plan.diff, "label": label}
+    if plan.item_uuid in failed:
+        error = ItemError.of(ErrorCode.PATCH_FAILED, where, detail=failed[plan.item_uuid])
+        return ItemResult(status=WriteStatus.FAILED, errors=[error], **common)
+    if not plan.changed:
+        return ItemResult(status=WriteStatus.UNCHANGED, **common)
+    if dry_run:
+        return ItemResult(status=WriteStatus.WOULD_UPDATE, **common)
+    if plan.item_uuid in written:
+        return ItemResult(status=WriteStatus.UPDATED, **common)
+    detail = f"not written: another change for Encord item {plan.item_uuid} in the same run replaced it"
+    error = ItemError.of(ErrorCode.PATCH_FAILED, where, detail=detail)
+    return ItemResult(status=WriteStatus.FAILED, errors=[error], **common)
 
 
 class SyncCounts(BaseModel):
@@ -262,7 +363,7 @@ class SyncReport(BaseModel):
     mode: SyncMode
     dry_run: bool
     counts: SyncCounts
-    items: dict[str, SyncItemResult]
+    items: dict[str, ItemResult]
     """object URL -> result"""
 
     def to_bytes(self) -> bytes:

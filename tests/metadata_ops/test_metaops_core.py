@@ -15,9 +15,9 @@ from encord_ingest.metadata_ops import (
     ApplyRequest,
     ChangeTable,
     ExportRequest,
-    OpStatus,
     Scope,
     Target,
+    WriteStatus,
     csv_cell,
     export_csv,
     export_parquet,
@@ -125,10 +125,10 @@ def test_missing_ambiguous_and_malformed_identifiers_are_row_errors() -> None:
     )
     assert [d.target.item_uuid for d in resolution.desired] == [U2]
     ambiguous, missing = resolution.rejected
-    assert (ambiguous.status, ambiguous.errors[0].code) == (OpStatus.REJECTED, ErrorCode.AMBIGUOUS_TARGET)
+    assert (ambiguous.status, ambiguous.errors[0].code) == (WriteStatus.REJECTED, ErrorCode.AMBIGUOUS_TARGET)
     assert f"names 2 items: {U1}, {U3}" in ambiguous.errors[0].message
     assert (missing.status, missing.where, missing.errors[0].code) == (
-        OpStatus.NOT_FOUND,
+        WriteStatus.NOT_FOUND,
         "row 2",
         ErrorCode.ITEM_NOT_FOUND,
     )

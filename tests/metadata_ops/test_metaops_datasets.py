@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from encord_emulator.testing import EmulatorServer
-from encord_ingest.metadata_ops import OpReport, OpStatus, Scope
+from encord_ingest.metadata_ops import OpReport, Scope, WriteStatus
 from encord_ingest.sync import present
 from encord_provider.hooks.encord import EncordHookError
 from encord_provider.hooks.encord_scopes import EncordMetadataHook
@@ -87,7 +87,7 @@ def test_dataset_units_by_title_are_written_to_their_backing_items(
     assert counts["datasets.list_data_rows"] == 1 and counts["items.patch_bulk"] == 1
     assert "legacy.unknown" not in counts  # no deprecated data-row setter
     report = OpReport.from_bytes((tmp_path / "reports" / "units.report.json").read_bytes())
-    assert [item.status for item in report.items] == [OpStatus.NOT_FOUND, OpStatus.UPDATED]
+    assert [item.status for item in report.items] == [WriteStatus.NOT_FOUND, WriteStatus.UPDATED]
 
 
 @pytest.mark.parametrize("mode", ["merge", "replace"])

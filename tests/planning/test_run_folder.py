@@ -11,7 +11,7 @@ from encord_ingest.manifest import ImageItem, Manifest
 from encord_ingest.results import RegisterCounts, RegisterReport, UrlResult
 from encord_ingest.run_folder import REGISTER_SUFFIX, SYNC_SUFFIX, RunFolder, result_uri
 from encord_ingest.storage import BlobStore
-from encord_ingest.sync import MetadataChange, SyncCounts, SyncItemResult, SyncMode, SyncReport, write_changes
+from encord_ingest.sync import ItemResult, MetadataChange, SyncCounts, SyncMode, SyncReport, write_changes
 
 B = "s3://raw"
 
@@ -55,7 +55,7 @@ def test_sync_results_sum_counts_and_fail_the_rows_of_a_chunk_without_a_result(t
         mode=SyncMode.MERGE,
         dry_run=False,
         counts=SyncCounts(examined=1, changed=1, written=1, patch_calls=1),
-        items={f"{B}/a.jpg": SyncItemResult.model_validate({"status": "updated", "item_uuid": "u-a"})},
+        items={f"{B}/a.jpg": ItemResult.model_validate({"status": "updated", "item_uuid": "u-a"})},
     )
     folder.store.write_bytes(folder.key(result_uri(synced, SYNC_SUFFIX)), report.to_bytes())
 

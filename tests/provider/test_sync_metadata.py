@@ -68,23 +68,36 @@ def stored(emulator: EmulatorServer) -> dict[str, dict[str, Any]]:
     }
 
 
-@pytest.mark.parametrize("server", ["merge", "replace"])
+def raw_stored(emulator: EmulatorServer) -> dict[str, dict[str, Any]]:
+    """What the emulator holds, stored nulls included."""
+    return {item["url"]: item["client_metadata"] for item in emulator.admin.folder_items("ingest/cams")}
+
+
+#: Every PATCH semantics the emulator plays (the real one is unknown).
+SERVERS = ["replace", "merge", "merge-recursive"]
+
+
+@pytest.mark.parametrize("server", SERVERS)
 @pytest.mark.parametrize("mode", ["merge", "replace"])
-def test_both_server_semantics_converge_and_a_second_run_writes_nothing(
+def test_every_server_semantics_converges_and_a_second_run_writes_nothing(
     server: str, mode: str, emulator: EmulatorServer, encord_conn: str, run_folder: Path
 ) -> None:
     emulator.admin.configure(patch_semantics=server)
     uri = write_change_rows(run_folder, "c0", changes(seed(emulator, EncordHook(encord_conn))))
     first = sync_operator(encord_conn, [uri], mode=mode).execute({})
+    # replace mode removes team.other: the merge patch is checked, and rewritten unless RFC 7386
+    rewritten = mode == "replace" and server != "merge-recursive"
     assert first["counts"] == {
         "examined": 3,
         "changed": 2,
         "written": 2,
         "failed": 0,
         "not_found": 0,
-        "patch_calls": 1,
+        "patch_calls": 2 if rewritten else 1,
     }
     assert stored(emulator) == EXPECTED[mode]
+    if server != "merge":  # a shallow merge keeps a null it was sent; nothing can remove it
+        assert raw_stored(emulator) == EXPECTED[mode]
     report = read_result(run_folder, "c0.sync.json")
     statuses = {url: item["status"] for url, item in report["items"].items()}
     assert statuses == {f"{B}/m/a.jpg": "updated", f"{B}/m/b.jpg": "unchanged", f"{B}/m/c.mp4": "updated"}
@@ -95,6 +108,30 @@ def test_both_server_semantics_converge_and_a_second_run_writes_nothing(
     assert second["counts"]["patch_calls"] == 0
     assert "items.patch_bulk" not in emulator.admin.counts()
     assert stored(emulator) == EXPECTED[mode]
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_removed_nested_keys_are_gone_under_every_server_semantics(
+    server: str, emulator: EmulatorServer, encord_conn: str, run_folder: Path
+) -> None:
+    """Issue 9.3: replace mode removes a nested key and a top-level key; no stored nulls under
+    replace semantics, nothing left over under RFC 7386, and a second run writes nothing."""
+    emulator.admin.configure(patch_semantics=server)
+    url = f"{B}/m/a.jpg"
+    held = {"camera": {"model": "a", "qa_note": "x"}, "site": "s", "tags": [1]}
+    final = {"camera": {"model": "b"}, "tags": [2]}
+    folder = EncordHook(encord_conn).get_folder("ingest/cams")
+    emulator.admin.add_items(str(folder.uuid), [{"url": url, "client_metadata": held}])
+    uri = write_change_rows(run_folder, "c0", [MetadataChange(object_url=url, metadata=final)])
+    first = sync_operator(encord_conn, [uri], mode="replace").execute({})
+    assert first["counts"]["written"] == 1
+    assert stored(emulator) == {url: final}
+    leftover = {"site": None} if server == "merge" else {}
+    assert raw_stored(emulator) == {url: {**final, **leftover}}
+    emulator.admin.reset_counts()
+    second = sync_operator(encord_conn, [uri], mode="replace").execute({})
+    assert second["counts"]["patch_calls"] == 0
+    assert "items.patch_bulk" not in emulator.admin.counts()
 
 
 def test_dry_run_reports_the_diff_and_writes_nothing(
@@ -143,8 +180,8 @@ def test_a_burst_longer_than_the_retry_budget_fails_the_items_not_the_batch(
     report = read_result(run_folder, "c0.sync.json")
     failed = report["items"][f"{B}/m/a.jpg"]
     assert failed["status"] == "failed"
-    assert failed["error"]["code"] == ErrorCode.PATCH_FAILED.value
-    assert "UnknownException after retries" in failed["error"]["detail"]
+    assert failed["errors"][0]["code"] == ErrorCode.PATCH_FAILED.value
+    assert "UnknownException after retries" in failed["errors"][0]["detail"]
 
 
 def test_items_missing_from_encord_are_counted_against_the_budget(
@@ -159,7 +196,7 @@ def test_items_missing_from_encord_are_counted_against_the_budget(
         sync_operator(encord_conn, [uri]).execute({})
     ghost = read_result(run_folder, "c0.sync.json")["items"][f"{B}/m/ghost.jpg"]
     assert ghost["status"] == "not_found"
-    assert ghost["error"]["code"] == ErrorCode.ITEM_NOT_FOUND.value
+    assert ghost["errors"][0]["code"] == ErrorCode.ITEM_NOT_FOUND.value
     xcom = sync_operator(encord_conn, [uri], max_failed_items=1).execute({})
     assert xcom["counts"]["not_found"] == 1
     assert xcom["counts"]["written"] == 0
@@ -180,7 +217,7 @@ def test_a_stale_item_uuid_falls_back_to_the_folder_listing(
     assert stored(emulator)[f"{B}/m/a.jpg"]["site"] == "fixed"
 
 
-@pytest.mark.parametrize("server", ["merge", "replace"])
+@pytest.mark.parametrize("server", SERVERS)
 @pytest.mark.parametrize("flat", [False, True], ids=["nested", "flatten"])
 def test_merge_mode_keeps_nested_keys_someone_else_set(
     flat: bool, server: str, emulator: EmulatorServer, encord_conn: str, run_folder: Path

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import string
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit, urlunsplit
 
 from encord_ingest.errors import ConfigError
 
@@ -54,6 +54,20 @@ def encode_key(key: str) -> str:
 def decode_key(encoded: str) -> str:
     """Inverse of :func:`encode_key`."""
     return unquote(encoded, encoding="utf-8", errors="strict")
+
+
+def url_identity(url: str) -> str:
+    """The form in which two spellings of one object URL compare equal: scheme and host
+    lower-cased, the path percent-decoded and encoded again by :func:`encode_key`'s rule (so
+    ``%c3%a9``, ``%C3%A9`` and a raw ``é`` are one path). Used on BOTH sides wherever a URL
+    Encord returns is matched with one the pipeline built (registration results, sync lookups,
+    reconcile), so it does not matter whether Encord stores URLs byte for byte or normalised.
+    A URL the pipeline built is its own identity (for the named styles). Limit: ``%2F`` and
+    ``/`` in a key are one path here.
+    """
+    parts = urlsplit(url)
+    path = quote(unquote_to_bytes(parts.path), safe=KEY_SAFE_CHARACTERS)
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, parts.fragment))
 
 
 def template_for(scheme: str, style: str | None = None, *, field: str = "url_style") -> str:

@@ -24,20 +24,23 @@ from pydantic import RootModel, ValidationError
 
 from encord_ingest.errors import ErrorCode, ItemError
 from encord_ingest.schema import MetadataSchema
+from encord_ingest.sources.urls import url_identity
 from encord_ingest.sync import (
     MAX_BUNDLE_BYTES,
     MAX_BUNDLE_SIZE,
     ItemPlan,
+    ItemResult,
     MetadataChange,
     ReservedKeysPolicy,
     SyncCounts,
-    SyncItemResult,
     SyncMode,
-    SyncStatus,
+    WriteStatus,
+    holds_exactly,
     patch_body_bytes,
     plan_bundles,
     plan_item,
     split_by_size,
+    write_result,
 )
 from encord_provider.registration import FolderIndex, JobOutcome, folder_index
 from encord_provider.retries import RetryPolicy, call_with_retries, is_transient
@@ -585,53 +588,96 @@ class EncordHook(BaseHook):
         reserved: ReservedKeysPolicy = ReservedKeysPolicy.PRESERVE,
         dry_run: bool = False,
         bundle_size: int = MAX_BUNDLE_SIZE,
-    ) -> tuple[SyncCounts, dict[str, SyncItemResult]]:
+    ) -> tuple[SyncCounts, dict[str, ItemResult]]:
         """Read what Encord holds for the changed items, write only those that differ."""
         items = self._items_for_changes(folder, changes)
-        results: dict[str, SyncItemResult] = {}
-        plans: list[tuple[ItemPlan, StorageItem]] = []
+        results: dict[str, ItemResult] = {}
+        plans: list[ItemPlan] = []
+        held: dict[str, StorageItem] = {}
         for change in changes:
-            item = items.get(change.object_url)
+            item = items.get(url_identity(change.object_url))
             if item is None:
                 error = ItemError.of(
                     ErrorCode.ITEM_NOT_FOUND, change.object_url, detail=f"not in folder {folder.uuid}"
                 )
-                results[change.object_url] = SyncItemResult(status=SyncStatus.NOT_FOUND, error=error)
+                results[change.object_url] = ItemResult(status=WriteStatus.NOT_FOUND, errors=[error])
                 continue
-            plan = plan_item(change, str(item.uuid), item.client_metadata or {}, mode, reserved)
-            plans.append((plan, item))
-            status = SyncStatus.UNCHANGED if not plan.changed else SyncStatus.WOULD_UPDATE
-            results[change.object_url] = SyncItemResult(
-                status=status, item_uuid=plan.item_uuid, diff=plan.diff
+            plans.append(plan_item(change, str(item.uuid), item.client_metadata or {}, mode, reserved))
+            held[str(item.uuid)] = item
+        patch = self.write_plans(plans, held, dry_run=dry_run, bundle_size=bundle_size)
+        for plan in plans:
+            results[plan.object_url] = write_result(
+                plan, dry_run=dry_run, written=patch.written, failed=patch.failed
             )
-        bundles = plan_bundles([plan for plan, _ in plans], size=bundle_size)
-        item_by_uuid = {plan.item_uuid: item for plan, item in plans}
-        updates = [(item_by_uuid[plan.item_uuid], plan.patch_body) for bundle in bundles for plan in bundle]
-        patch = PatchResult() if dry_run else self.patch_metadata(updates, bundle_size=bundle_size)
-        if not dry_run:
-            _record_patch(results, plans, patch)
         counts = SyncCounts(
             examined=len(changes),
-            changed=sum(1 for plan, _ in plans if plan.changed),
+            changed=sum(1 for plan in plans if plan.changed),
             written=len(patch.written),
-            failed=len(patch.failed),
-            not_found=sum(1 for result in results.values() if result.status is SyncStatus.NOT_FOUND),
+            failed=sum(1 for result in results.values() if result.status is WriteStatus.FAILED),
+            not_found=sum(1 for result in results.values() if result.status is WriteStatus.NOT_FOUND),
             patch_calls=patch.calls,
         )
         return counts, results
 
+    def write_plans(
+        self,
+        plans: Sequence[ItemPlan],
+        items: Mapping[str, StorageItem],
+        *,
+        dry_run: bool = False,
+        bundle_size: int = MAX_BUNDLE_SIZE,
+    ) -> PatchResult:
+        """Write the changed plans (each item once, the last plan wins), the one write path of
+        ingestion sync and metadata operations; ``items`` maps item UUIDs to SDK items.
+
+        Items whose write removes a key are read back once: if Encord does not hold the final
+        dict exactly (a replacing or shallow-merging server kept nulls or nested keys), the
+        final dict is written once more (:attr:`~encord_ingest.sync.ItemPlan.repair_body`).
+        """
+        chosen = [plan for bundle in plan_bundles(plans, size=bundle_size) for plan in bundle]
+        if dry_run or not chosen:
+            return PatchResult()
+        updates = [(items[plan.item_uuid], plan.patch_body) for plan in chosen]
+        patch = self.patch_metadata(updates, bundle_size=bundle_size)
+        written = set(patch.written)
+        self._repair([plan for plan in chosen if plan.removes_keys and plan.item_uuid in written], patch)
+        return patch
+
+    def _repair(self, checked: Sequence[ItemPlan], patch: PatchResult) -> None:
+        if not checked:
+            return
+        held = self.get_items([plan.item_uuid for plan in checked])
+        repairs = [
+            (held[plan.item_uuid], plan.repair_body)
+            for plan in checked
+            if plan.item_uuid in held and not holds_exactly(held[plan.item_uuid].client_metadata, plan.final)
+        ]
+        if not repairs:
+            return
+        self.log.info(
+            "%d item(s) do not hold the final metadata after a merge patch (this server replaces "
+            "or merges shallowly): writing the final dicts again",
+            len(repairs),
+        )
+        again = self.patch_metadata(repairs, bundle_size=MAX_BUNDLE_SIZE)
+        patch.calls += again.calls
+        patch.failed.update(again.failed)
+        patch.written = [uuid for uuid in patch.written if uuid not in again.failed]
+
     def _items_for_changes(
         self, folder: StorageFolder, changes: Sequence[MetadataChange]
     ) -> dict[str, StorageItem]:
-        """Items by object URL: bulk reads by known UUID, one folder listing for the rest."""
-        known = {change.item_uuid: change.object_url for change in changes if change.item_uuid}
+        """Items by the :func:`~encord_ingest.sources.urls.url_identity` of their object URL:
+        bulk reads by known UUID, one folder listing for the rest."""
+        known = {change.item_uuid: url_identity(change.object_url) for change in changes if change.item_uuid}
         by_url = {known[str(item_uuid)]: item for item_uuid, item in self.get_items(list(known)).items()}
-        missing = {change.object_url for change in changes if change.object_url not in by_url}
+        missing = {url_identity(change.object_url) for change in changes} - set(by_url)
         if missing:
             self.log.info("Resolving %d object URL(s) by listing folder %s", len(missing), folder.uuid)
             for item in self.iter_folder_items(folder):
-                if item.url in missing:
-                    by_url[item.url] = item
+                identity = url_identity(item.url) if item.url else None
+                if identity in missing:
+                    by_url[identity] = item
         return by_url
 
 
@@ -657,22 +703,6 @@ def _refusal(exc: EncordException, body_bytes: int) -> str:
     if isinstance(exc, AuthorisationError):
         return f"Encord refused access to the item (403): {exc.message}"
     return f"Encord refused the metadata: {exc.message}"
-
-
-def _record_patch(
-    results: dict[str, SyncItemResult], plans: list[tuple[ItemPlan, StorageItem]], patch: PatchResult
-) -> None:
-    written = set(patch.written)
-    for plan, _ in plans:
-        if plan.item_uuid in patch.failed:
-            error = ItemError.of(ErrorCode.PATCH_FAILED, plan.object_url, detail=patch.failed[plan.item_uuid])
-            results[plan.object_url] = SyncItemResult(
-                status=SyncStatus.FAILED, item_uuid=plan.item_uuid, diff=plan.diff, error=error
-            )
-        elif plan.item_uuid in written and plan.changed:
-            results[plan.object_url] = SyncItemResult(
-                status=SyncStatus.UPDATED, item_uuid=plan.item_uuid, diff=plan.diff
-            )
 
 
 def is_uuid(value: object) -> bool:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from encord_ingest.metadata_ops import (
     Desired,
-    OpItemResult,
+    ItemResult,
     Scope,
     Target,
     item_results,
@@ -42,8 +42,8 @@ from encord_ingest.schema import (
     load_schema,
     parse_schema,
 )
-from encord_ingest.sync import MAX_BUNDLE_SIZE, ReservedKeysPolicy, SyncMode, plan_bundles
-from encord_provider.hooks.encord import LIST_PAGE_SIZE, EncordHook, EncordHookError, PatchResult, is_uuid
+from encord_ingest.sync import MAX_BUNDLE_SIZE, ReservedKeysPolicy, SyncMode
+from encord_provider.hooks.encord import LIST_PAGE_SIZE, EncordHook, EncordHookError, is_uuid
 from encord_provider.schema_merge import read_existing
 
 if TYPE_CHECKING:
@@ -218,14 +218,11 @@ class EncordMetadataHook(EncordHook):
         reserved: ReservedKeysPolicy = ReservedKeysPolicy.PRESERVE,
         dry_run: bool = False,
         bundle_size: int = MAX_BUNDLE_SIZE,
-    ) -> tuple[list[OpItemResult], int]:
-        """Plan every desired target, write those that differ; returns (results, PATCH calls)."""
+    ) -> tuple[list[ItemResult], int]:
+        """Plan every desired target, write those that differ through the hook's one write path
+        (:meth:`EncordHook.write_plans`); returns (results, PATCH calls)."""
         plans = plan_writes(desired, mode, reserved)
-        bundles = plan_bundles(plans, size=bundle_size)
-        updates = [(reached.items[plan.item_uuid], plan.patch_body) for bundle in bundles for plan in bundle]
-        patch = (
-            PatchResult() if dry_run or not updates else self.patch_metadata(updates, bundle_size=bundle_size)
-        )
+        patch = self.write_plans(plans, reached.items, dry_run=dry_run, bundle_size=bundle_size)
         results = item_results(desired, plans, dry_run=dry_run, written=patch.written, failed=patch.failed)
         return results, patch.calls
 

@@ -22,7 +22,7 @@ from encord_ingest.pipeline import as_flag
 from encord_ingest.results import RegisterCounts, RegisterReport
 from encord_ingest.run_folder import DRY_RUN_SYNC_SUFFIX, REGISTER_SUFFIX, SYNC_SUFFIX, result_uri
 from encord_ingest.schema import load_schema
-from encord_ingest.sync import ReservedKeysPolicy, SyncCounts, SyncMode, SyncReport, SyncStatus, read_changes
+from encord_ingest.sync import ReservedKeysPolicy, SyncCounts, SyncMode, SyncReport, WriteStatus, read_changes
 from encord_provider.hooks.encord import EncordFolderNotFound, EncordHook
 from encord_provider.registration import FolderIndex, JobOutcome, build_report, urls_needing_listing
 from encord_provider.run_io import FolderMemory, RunFolderIO
@@ -453,7 +453,7 @@ class EncordSyncMetadataOperator(EncordBaseOperator):
         )
         if self.is_dry_run:
             would = [
-                (url, r.diff) for url, r in items.items() if r.status is SyncStatus.WOULD_UPDATE and r.diff
+                (url, r.diff) for url, r in items.items() if r.status is WriteStatus.WOULD_UPDATE and r.diff
             ]
             for url, diff in would[:LOGGED_DIFFS]:
                 self.log.info("Would update %s: %s", url, diff.model_dump_json())

@@ -24,9 +24,9 @@ from encord_ingest.metadata_ops import (
     ApplyRequest,
     ExportRequest,
     OpReport,
-    OpStatus,
     Resolution,
     Target,
+    WriteStatus,
     count_results,
     export_csv,
     export_parquet,
@@ -228,7 +228,7 @@ class EncordApplyMetadataOperator(_MetadataOperator):
         return uri
 
     def _log(self, report: OpReport, report_uri: str | None) -> None:
-        would = [item for item in report.items if item.status is OpStatus.WOULD_UPDATE and item.diff]
+        would = [item for item in report.items if item.status is WriteStatus.WOULD_UPDATE and item.diff]
         for item in would[:LOGGED_DIFFS]:
             assert item.diff is not None
             self.log.info("Would update %s: %s", item.label, item.diff.model_dump_json())
