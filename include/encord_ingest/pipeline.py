@@ -30,6 +30,7 @@ from encord_ingest.schema import MetadataSchema
 from encord_ingest.sources.base import Source
 from encord_ingest.sources.prefix import resolve_prefixes
 from encord_ingest.sources.sharding import Shard, plan_shards
+from encord_ingest.sources.urls import url_identity
 from encord_ingest.storage import BlobStore
 from encord_ingest.sync import SyncMode
 
@@ -434,6 +435,10 @@ def reconcile_ledger(
 ) -> Drift:
     """Rebuild the ledger's Encord side from a folder listing (``(uuid, url, clientMetadata)``).
 
+    URLs are matched by :func:`~encord_ingest.sources.urls.url_identity`, so a listing of
+    normalised URLs matches the ledger's canonical ones (and a row added from Encord carries the
+    URL in that form, which is the pipeline's own for the named URL styles).
+
     - a ledger item whose URL Encord lists: its item UUID is taken from Encord;
     - a ledger item Encord does not list: its rows are dropped, so the next run registers it again;
     - an Encord item the ledger lacks: a row is added with an empty version, so the next run
@@ -451,12 +456,12 @@ def reconcile_ledger(
         if not url:
             drift.items_without_url += 1
             continue
-        listed[url] = (item_uuid, metadata_fingerprint(dict(metadata)))
+        listed[url_identity(url)] = (item_uuid, metadata_fingerprint(dict(metadata)))
     members = frame.groupby("item_url")["url"].transform("count")
     single = (frame["url"] == frame["item_url"]) & (members == 1) & ~frame["kind"].isin(GROUP_KINDS)
     drift.groups_not_checked = int(frame.loc[~single, "item_url"].nunique())
     for row in frame[single].itertuples():
-        found = listed.get(str(row.item_url))
+        found = listed.get(url_identity(str(row.item_url)))
         if found is None:
             drift.missing_in_encord.append(str(row.item_url))
             continue
@@ -468,9 +473,10 @@ def reconcile_ledger(
     frame = frame[~frame["item_url"].isin(drift.missing_in_encord)].copy()
     uuids = {url: item_uuid for url, (item_uuid, _) in listed.items()}
     frame["item_uuid"] = [
-        uuids.get(url, known) for url, known in zip(frame["item_url"], frame["item_uuid"], strict=True)
+        uuids.get(url_identity(url), known)
+        for url, known in zip(frame["item_url"], frame["item_uuid"], strict=True)
     ]
-    known_urls = set(frame["url"])
+    known_urls = {url_identity(url) for url in frame["url"]}
     added = []
     for url, (item_uuid, metadata_hash) in listed.items():
         if url in known_urls:

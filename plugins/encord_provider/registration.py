@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from encord_ingest.errors import ErrorCode, ItemError
 from encord_ingest.manifest.model import Manifest
 from encord_ingest.results import JobStatus, RegisterCounts, RegisterReport, UrlResult
+from encord_ingest.sources.urls import url_identity
 
 TERMINAL_STATUSES: frozenset[str] = frozenset({"DONE", "ERROR", "CANCELLED"})
 #: Manifest kinds whose Encord item has no URL of its own (found by title in a listing).
@@ -80,16 +81,19 @@ def _names_by_title(manifest: Manifest) -> Counter[str]:
 
 
 def urls_needing_listing(manifest: Manifest, outcome: JobOutcome) -> bool:
-    """True when some item is neither failed nor identifiable by its title in the job result."""
+    """True when some item is not identifiable by its title in the job result, or failed (a
+    failed unit may be a skipped duplicate that exists in the folder)."""
     return bool(_resolve_from_job(manifest, outcome)[1])
 
 
 def _resolve_from_job(manifest: Manifest, outcome: JobOutcome) -> tuple[dict[str, UrlResult], list[int]]:
-    """Results known from the job alone, and the indexes of items still unresolved."""
+    """Results known from the job alone, and the indexes of items still unresolved (a failed
+    item is both: its unit error stands unless the folder holds the item, see
+    :func:`build_report`)."""
     failed: dict[str, UnitError] = {}
     for unit_error in outcome.unit_errors:
         for url in unit_error.object_urls:
-            failed[url] = unit_error
+            failed[url_identity(url)] = unit_error
     created: defaultdict[str, list[str]] = defaultdict(list)
     for item_uuid, name in outcome.items_with_names:
         created[name].append(item_uuid)
@@ -98,7 +102,7 @@ def _resolve_from_job(manifest: Manifest, outcome: JobOutcome) -> tuple[dict[str
     unresolved: list[int] = []
     for index, item in enumerate(manifest.items):
         urls = item.object_urls()
-        failure = next((failed[url] for url in urls if url in failed), None)
+        failure = next((failed[key] for key in map(url_identity, urls) if key in failed), None)
         if failure is not None:
             error = ItemError.of(
                 ErrorCode.UNIT_ERROR,
@@ -106,6 +110,7 @@ def _resolve_from_job(manifest: Manifest, outcome: JobOutcome) -> tuple[dict[str
                 detail=f"{failure.action_description}: {failure.error}".strip(": "),
             )
             results.update(dict.fromkeys(urls, UrlResult(error=error)))
+            unresolved.append(index)
             continue
         title = item.title
         if title is not None and titles[title] == 1 and len(created.get(title, ())) == 1:
@@ -119,6 +124,7 @@ class FolderIndex(BaseModel):
     """What one listing of the storage folder tells: item UUIDs by object URL and by name."""
 
     by_url: dict[str, str] = Field(default_factory=dict)
+    """URL identity (:func:`~encord_ingest.sources.urls.url_identity`) -> item UUID."""
     by_name: dict[str, list[str]] = Field(default_factory=dict)
 
 
@@ -136,6 +142,14 @@ def build_report(
     for position in unresolved:
         item = manifest.items[position]
         urls = item.object_urls()
+        unit_error = results.get(item.key_url)
+        if unit_error is not None:
+            # With skip_duplicate_urls a unit whose item the folder already holds was skipped as a
+            # duplicate, whether Encord reports that as a success or as a unit error.
+            existing = _existing_uuid(item, index)
+            if existing is not None:
+                results.update(dict.fromkeys(urls, UrlResult(item_uuid=existing)))
+            continue
         results.update(dict.fromkeys(urls, _resolve_from_folder(item, index, outcome, job_uuid)))
     failed_items = sum(1 for item in manifest.items if results[item.key_url].error is not None)
     counts = RegisterCounts(
@@ -154,13 +168,21 @@ def build_report(
     )
 
 
+def _existing_uuid(item: Any, index: FolderIndex) -> str | None:
+    """The UUID of the folder's item for ``item``: by URL identity, or for a group by its title
+    when exactly one item has it."""
+    if item.kind not in GROUP_KINDS:
+        return index.by_url.get(url_identity(item.key_url))
+    named = index.by_name.get(item.title or "", [])
+    return named[0] if len(named) == 1 else None
+
+
 def _resolve_from_folder(item: Any, index: FolderIndex, outcome: JobOutcome, job_uuid: str) -> UrlResult:
     grouped = item.kind in GROUP_KINDS
-    if not grouped and item.key_url in index.by_url:
-        return UrlResult(item_uuid=index.by_url[item.key_url])
+    existing = _existing_uuid(item, index)
+    if existing is not None:
+        return UrlResult(item_uuid=existing)
     named = index.by_name.get(item.title or "", []) if grouped else []
-    if len(named) == 1:
-        return UrlResult(item_uuid=named[0])
     if outcome.status != "DONE":
         code, detail = ErrorCode.JOB_FAILED, f"upload job {job_uuid} ended {outcome.status}"
         if outcome.errors:
@@ -176,11 +198,12 @@ def _resolve_from_folder(item: Any, index: FolderIndex, outcome: JobOutcome, job
 
 
 def folder_index(items: Mapping[str, tuple[str | None, str]]) -> FolderIndex:
-    """Build an index from ``{item_uuid: (url, name)}`` of one folder listing."""
+    """Build an index from ``{item_uuid: (url, name)}`` of one folder listing (URLs by their
+    :func:`~encord_ingest.sources.urls.url_identity`)."""
     by_url: dict[str, str] = {}
     by_name: defaultdict[str, list[str]] = defaultdict(list)
     for item_uuid, (url, name) in items.items():
         if url:
-            by_url[url] = item_uuid
+            by_url[url_identity(url)] = item_uuid
         by_name[name].append(item_uuid)
     return FolderIndex(by_url=by_url, by_name=dict(by_name))

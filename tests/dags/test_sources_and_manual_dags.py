@@ -113,11 +113,12 @@ def test_resync_writes_only_what_differs_and_registers_nothing(
     assert resync.state == "success", runner.states(resync)
     calls = counts()
     assert calls.get("upload_jobs.start", 0) == 0
-    assert calls["items.patch_bulk"] == 1
+    # replace mode drops a key: the merge patch is read back and, as the emulator's (default)
+    # shallow-merging PATCH kept the null, the final dict is written once more
+    assert calls["items.patch_bulk"] == 2
     metadata = runner.items()[f"{DAY_PREFIX}images/cam_front_0001.jpg"]["client_metadata"]
     assert metadata["fleet.camera.model"] == "fc-200"
-    # replace mode: exactly the sidecar keys. A dropped key is sent as null, which the emulator's
-    # (default) merging PATCH keeps as null: the pipeline reads null as absent under both semantics.
+    # A shallow merge keeps a key sent as null as null: the pipeline reads null as absent.
     assert metadata.get("fleet.camera.exposure_ms") is None
     again = runner.run("encord_resync__demo_media", prefix=f"{DAY_PREFIX}images/", sync_mode="replace")
     assert again.state == "success"
@@ -125,21 +126,29 @@ def test_resync_writes_only_what_differs_and_registers_nothing(
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("normalise", [False, True], ids=["urls-byte-exact", "urls-normalised"])
 def test_reconcile_of_an_intact_ledger_keeps_groups_and_changes_nothing(
-    runner: Runner, counts: Callable[[], dict[str, int]]
+    runner: Runner, counts: Callable[[], dict[str, int]], normalise: bool
 ) -> None:
-    runner.put(demo_objects())
+    """Issue 9.4 too: with Encord storing URLs normalised (a key with a space and an accent
+    comes back decoded), reconcile and sync lookups still match every item."""
+    runner.stack.emulator.admin.configure(normalise_urls=normalise)
+    objects = demo_objects()
+    objects[f"{DAY_PREFIX}images/cam rear é.jpg"] = objects[f"{DAY_PREFIX}images/cam_front_0001.jpg"]
+    runner.put(objects)
     assert runner.run(day=covering(20)).state == "success"
     reconcile = runner.run("encord_reconcile__demo_media")
     [ti] = reconcile.get_task_instances()
     drift = ti.xcom_pull(task_ids="reconcile")["drift"]
-    assert drift["matched"] == 7 and drift["groups_not_checked"] == 3
+    assert drift["matched"] == 8
+    assert drift["groups_not_checked"] == 3
     assert drift["missing_in_encord"] == drift["missing_in_ledger"] == drift["metadata_differs"] == 0
     counts()
     after = runner.run(day=covering(20))
     calls = counts()
-    assert calls.get("upload_jobs.start", 0) == 0 and calls.get("items.patch_bulk", 0) == 0
-    assert "| unchanged | 17 |" in runner.report(after)
+    assert calls.get("upload_jobs.start", 0) == 0
+    assert calls.get("items.patch_bulk", 0) == 0
+    assert "| unchanged | 18 |" in runner.report(after)
 
 
 @pytest.mark.e2e
