@@ -53,10 +53,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from encord_ingest.errors import ConfigError, ErrorCode, ItemError, value_repr
 from encord_ingest.metadata import VIDEO_KIND, UnknownKeyPolicy, type_metadata, validate_reserved
 from encord_ingest.schema import KEYFRAMES_KEY, VIDEO_CONFIG_KEY, MetadataSchema
-from encord_ingest.sidecars import DEFAULT_MAX_DEPTH, DEFAULT_MAX_TABLE_BYTES, TableFormat
-from encord_ingest.sidecars._values import ValueProblem, decode_text
-from encord_ingest.sidecars.documents import DocumentFormat, parse_document
-from encord_ingest.sidecars.tables import arrow_cell, checked_table_format, is_absent
+from encord_ingest.sidecars import DEFAULT_MAX_TABLE_BYTES
+from encord_ingest.sidecars.tables import TableRecords, TableRow, read_table
 from encord_ingest.sync import (
     ItemPlan,
     ItemResult,
@@ -223,149 +221,15 @@ def unique_targets(targets: Iterable[Target]) -> list[Target]:
 # --- reading change tables -----------------------------------------------------------------------
 
 
-class TableRow(BaseModel):
-    """One row of a change table: where it is (``row 3`` / ``line 3``) and its cells by column."""
-
-    model_config = ConfigDict(frozen=True)
-
-    where: str
-    values: dict[str, Any]
-
-
-class ChangeTable(BaseModel):
-    """A change table as read: columns in file order and the rows (CSV/TSV cells are strings)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    file: str
-    format: TableFormat
-    untyped: bool
-    columns: list[str]
-    rows: list[TableRow]
-
-
-class _TableProblem(Exception):
-    def __init__(self, error: ItemError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-def _check_columns(columns: Sequence[str], file: str) -> None:
-    seen: set[str] = set()
-    for column in columns:
-        if column in seen:
-            raise _TableProblem(
-                ItemError.of(ErrorCode.DUPLICATE_KEY, file, key=column, expected="each column name once")
-            )
-        seen.add(column)
-
-
-def _delimited(text: str, table: TableFormat, file: str) -> tuple[list[str], list[TableRow]]:
-    options: dict[str, Any] = {"delimiter": ","}
-    if table is TableFormat.TSV:
-        options = {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
-    try:
-        records = list(csv.reader(io.StringIO(text, newline=""), strict=True, **options))
-    except csv.Error as exc:
-        raise _TableProblem(
-            ItemError.of(
-                ErrorCode.INVALID_TABLE, file, expected=f"valid {table.value.upper()}", detail=str(exc)
-            )
-        ) from None
-    if not records:
-        raise _TableProblem(
-            ItemError.of(ErrorCode.INVALID_TABLE, file, expected="a header row", detail="the table is empty")
-        )
-    header = [name.strip() for name in records[0]]
-    _check_columns([name for name in header if name], file)
-    rows = []
-    for number, record in enumerate(records[1:], start=1):
-        if not any(cell.strip() for cell in record):
-            continue
-        if len(record) > len(header) and any(cell.strip() for cell in record[len(header) :]):
-            raise _TableProblem(
-                ItemError.of(
-                    ErrorCode.INVALID_TABLE,
-                    file,
-                    expected=f"at most {len(header)} cells per row (the header's)",
-                    detail=f"row {number} has {len(record)}",
-                )
-            )
-        values = dict(zip(header, record, strict=False))
-        if values.pop("", "").strip():
-            raise _TableProblem(
-                ItemError.of(
-                    ErrorCode.INVALID_TABLE,
-                    file,
-                    expected="a header name for every column with values",
-                    detail=f"row {number} has a value in a column without a name",
-                )
-            )
-        rows.append(TableRow(where=f"row {number}", values=values))
-    return [name for name in header if name], rows
-
-
-def _jsonl(text: str, file: str) -> tuple[list[str], list[TableRow]]:
-    columns: dict[str, None] = {}
-    rows = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = parse_document(
-                line, DocumentFormat.JSON, max_depth=DEFAULT_MAX_DEPTH, max_values=len(line) + 1
-            )
-        except ValueProblem as problem:
-            raise _TableProblem(problem.to_error(file, detail_prefix=f"line {number}")) from None
-        columns.update(dict.fromkeys(record))
-        rows.append(TableRow(where=f"line {number}", values=record))
-    return list(columns), rows
-
-
-def _parquet(data: bytes, file: str) -> tuple[list[str], list[TableRow]]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        parquet = pq.ParquetFile(io.BytesIO(data))
-        columns = list(parquet.schema_arrow.names)
-        _check_columns(columns, file)
-        records = parquet.read().to_pylist()
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise _TableProblem(
-            ItemError.of(ErrorCode.INVALID_TABLE, file, expected="a valid Parquet file", detail=str(exc))
-        ) from None
-    rows = [
-        TableRow(
-            where=f"row {number}",
-            values={key: arrow_cell(value) for key, value in record.items() if not is_absent(value)},
-        )
-        for number, record in enumerate(records, start=1)
-    ]
-    return columns, rows
+ChangeTable = TableRecords
+"""A change table is read by the one table reader (:func:`~.sidecars.tables.read_table`)."""
 
 
 def read_change_table(
     data: bytes, *, file: str, max_bytes: int = DEFAULT_MAX_TABLE_BYTES
 ) -> ChangeTable | ItemError:
     """Read a change table (format by extension); a broken table is one :class:`ItemError`."""
-    table = checked_table_format(data, file=file, max_bytes=max_bytes)
-    if isinstance(table, ItemError):
-        return table
-    try:
-        if table is TableFormat.PARQUET:
-            columns, rows = _parquet(data, file)
-        else:
-            text = decode_text(data, file)
-            if isinstance(text, ItemError):
-                return text
-            columns, rows = (
-                _jsonl(text, file) if table is TableFormat.JSONL else _delimited(text, table, file)
-            )
-    except _TableProblem as problem:
-        return problem.error
-    untyped = table in (TableFormat.CSV, TableFormat.TSV)
-    return ChangeTable(file=file, format=table, untyped=untyped, columns=columns, rows=rows)
+    return read_table(data, file=file, max_bytes=max_bytes)
 
 
 # --- resolving rows to targets and typing them -----------------------------------------------------

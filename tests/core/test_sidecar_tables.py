@@ -315,3 +315,28 @@ def test_parquet_unsupported_cells_fail_their_row_only() -> None:
     }
     assert parsed.row_errors["b.jpg"].detail == "row 2 for 'b.jpg'"
     assert "d/metadata.parquet: key 'blob'" in parsed.row_errors["b.jpg"].message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'file,a,b\nx.jpg,"two\nlines",\ny.jpg,2,3,\n',  # quoted newline; a trailing empty cell
+        b"file,a\nx.jpg,1,2\n",  # a ragged row
+        b'file,a\nx.jpg,"unclosed\n',  # broken quoting
+    ],
+)
+def test_folder_tables_and_change_tables_read_the_same_bytes_the_same_way(data: bytes) -> None:
+    """One reader: a folder table (``parse_table``) and a change table (``read_table``, the
+    metadata operations' reader) agree on every cell and on every error."""
+    from encord_ingest.sidecars.tables import read_table
+
+    parsed = parse_table(data, file="d/metadata.csv")
+    records = read_table(data, file="d/metadata.csv")
+    if isinstance(records, ItemError):
+        assert parsed == records
+        return
+    assert isinstance(parsed, ParsedTable)
+    assert parsed.rows == {
+        row.values["file"]: {k: v for k, v in row.values.items() if k != "file" and v != ""}
+        for row in records.rows
+    }

@@ -112,6 +112,31 @@ class _TableProblem(Exception):
         self.error = error
 
 
+class TableRow(BaseModel):
+    """One row of a table as read: where it is (``row 3`` / ``line 3``) and its cells by column.
+
+    CSV/TSV cells are strings, empty cells included; JSON Lines values as parsed (``null``
+    kept); Parquet cells as JSON values, null cells left out."""
+
+    model_config = ConfigDict(frozen=True)
+
+    where: str
+    values: dict[str, Any]
+
+
+class TableRecords(BaseModel):
+    """A table as read, before any meaning is given to its columns: the one reader of
+    ``.csv``/``.tsv``/``.jsonl``/``.parquet`` for folder tables and change tables alike."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    format: TableFormat
+    untyped: bool
+    columns: list[str]
+    rows: list[TableRow]
+
+
 class _Rows:
     """Collects rows by relative path; duplicates become row errors."""
 
@@ -193,7 +218,20 @@ def _file_column(header: Sequence[str], file_columns: Sequence[str], file: str) 
     )
 
 
-def _check_unique(header: Sequence[str], file: str) -> None:
+def _check_header(header: Sequence[str], file: str, file_columns: Sequence[str] = ()) -> None:
+    """A file column at most once (``DUPLICATE_FILE_COLUMN``), then every named column at most once."""
+    for name in file_columns:
+        positions = [index for index, column in enumerate(header) if column == name]
+        if len(positions) > 1:
+            raise _TableProblem(
+                ItemError.of(
+                    ErrorCode.DUPLICATE_FILE_COLUMN,
+                    file,
+                    key=name,
+                    expected="one file column",
+                    detail="columns " + ", ".join(str(p + 1) for p in positions),
+                )
+            )
     seen: set[str] = set()
     for column in header:
         if column in seen and column:
@@ -203,44 +241,51 @@ def _check_unique(header: Sequence[str], file: str) -> None:
         seen.add(column)
 
 
-def _delimited_records(text: str, table: TableFormat, file: str) -> list[list[str]]:
-    import pandas as pd
-
-    options: dict[str, Any] = {"sep": ","}
+def _delimited_records(text: str, table: TableFormat, file: str) -> list[tuple[int, list[str]]]:
+    """``(line, cells)`` of each record (the stdlib ``csv`` module, strict)."""
+    options: dict[str, Any] = {"delimiter": ","}
     if table is TableFormat.TSV:
-        options = {"sep": "\t", "quoting": csv.QUOTE_NONE}
+        options = {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True, **options)
     try:
-        frame = pd.read_csv(
-            io.StringIO(text), header=None, dtype=str, keep_default_na=False, na_filter=False, **options
-        )
-    except pd.errors.EmptyDataError:
-        raise _TableProblem(
-            ItemError.of(ErrorCode.INVALID_TABLE, file, expected="a header row", detail="the table is empty")
-        ) from None
-    except (pd.errors.ParserError, ValueError) as exc:
-        detail = str(exc).replace("Error tokenizing data. C error: ", "").strip()
+        records = [(reader.line_num, record) for record in reader]
+    except csv.Error as exc:
         raise _TableProblem(
             ItemError.of(
-                ErrorCode.INVALID_TABLE, file, expected=f"valid {table.value.upper()}", detail=detail
+                ErrorCode.INVALID_TABLE,
+                file,
+                expected=f"valid {table.value.upper()}",
+                detail=f"line {reader.line_num}: {exc}",
             )
         ) from None
-    return [["" if cell is None else str(cell) for cell in record] for record in frame.to_numpy().tolist()]
+    if not records:
+        raise _TableProblem(
+            ItemError.of(ErrorCode.INVALID_TABLE, file, expected="a header row", detail="the table is empty")
+        )
+    return records
 
 
-def _parse_delimited(text: str, table: TableFormat, file: str, file_columns: Sequence[str]) -> _Rows:
+def _delimited(
+    text: str, table: TableFormat, file: str, file_columns: Sequence[str]
+) -> tuple[list[str], list[TableRow]]:
     records = _delimited_records(text, table, file)
-    header = [name.strip() for name in records[0]]
-    file_index = _file_column(header, file_columns, file)
-    _check_unique(header, file)
-    rows = _Rows(file, header[file_index])
-    for number, record in enumerate(records[1:], start=1):
+    header = [name.strip() for name in records[0][1]]
+    _check_header(header, file, file_columns)
+    rows = []
+    for number, (line, record) in enumerate(records[1:], start=1):
         if not any(cell.strip() for cell in record):
             continue
-        values: dict[str, Any] = {}
-        for index, cell in enumerate(record):
-            if index == file_index or cell == "":
-                continue
-            if not header[index]:
+        if len(record) > len(header) and any(cell.strip() for cell in record[len(header) :]):
+            raise _TableProblem(
+                ItemError.of(
+                    ErrorCode.INVALID_TABLE,
+                    file,
+                    expected=f"at most {len(header)} cells per row (the header's)",
+                    detail=f"row {number} has {len(record)} (line {line})",
+                )
+            )
+        for index, cell in enumerate(record[: len(header)]):
+            if not header[index] and cell.strip():
                 raise _TableProblem(
                     ItemError.of(
                         ErrorCode.INVALID_TABLE,
@@ -249,8 +294,18 @@ def _parse_delimited(text: str, table: TableFormat, file: str, file_columns: Seq
                         detail=f"column {index + 1} has no name, row {number} has a value in it",
                     )
                 )
-            values[header[index]] = cell
-        rows.add(f"row {number}", record[file_index], values)
+        values = {name: cell for name, cell in zip(header, record, strict=False) if name}
+        rows.append(TableRow(where=f"row {number}", values=values))
+    return [name for name in header if name], rows
+
+
+def _parse_delimited(text: str, table: TableFormat, file: str, file_columns: Sequence[str]) -> _Rows:
+    header, records = _delimited(text, table, file, file_columns)
+    column = header[_file_column(header, file_columns, file)]
+    rows = _Rows(file, column)
+    for row in records:
+        values = {name: cell for name, cell in row.values.items() if name != column and cell != ""}
+        rows.add(row.where, row.values.get(column, ""), values)
     return rows
 
 
@@ -277,8 +332,9 @@ def _jsonl_file_column(record: dict[str, Any], file_columns: Sequence[str], file
     )
 
 
-def _parse_jsonl(text: str, file: str, file_columns: Sequence[str], max_depth: int) -> _Rows:
-    rows: _Rows | None = None
+def _jsonl(text: str, file: str, max_depth: int) -> tuple[list[str], list[TableRow]]:
+    columns: dict[str, None] = {}
+    rows = []
     for number, line in _jsonl_lines(text):
         where = f"line {number}"
         try:
@@ -287,10 +343,19 @@ def _parse_jsonl(text: str, file: str, file_columns: Sequence[str], max_depth: i
             if problem.detail:  # the JSON parser saw one line: its own line number is always 1
                 problem.detail = problem.detail.replace("line 1 column", "column", 1)
             raise _TableProblem(problem.to_error(file, detail_prefix=where)) from None
-        column = _jsonl_file_column(record, file_columns, file, where)
+        columns.update(dict.fromkeys(record))
+        rows.append(TableRow(where=where, values=record))
+    return list(columns), rows
+
+
+def _parse_jsonl(text: str, file: str, file_columns: Sequence[str], max_depth: int) -> _Rows:
+    rows: _Rows | None = None
+    for row in _jsonl(text, file, max_depth)[1]:
+        record = dict(row.values)
+        column = _jsonl_file_column(record, file_columns, file, row.where)
         rows = rows or _Rows(file, column)
         named = record.pop(column)
-        rows.add(where, named, record)
+        rows.add(row.where, named, record)
     return rows or _Rows(file, file_columns[0])
 
 
@@ -310,25 +375,36 @@ def is_absent(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _parse_parquet(data: bytes, file: str, file_columns: Sequence[str], max_depth: int) -> _Rows:
+def _parquet(data: bytes, file: str, file_columns: Sequence[str]) -> tuple[list[str], list[TableRow]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         parquet = pq.ParquetFile(io.BytesIO(data))
         header = list(parquet.schema_arrow.names)
-        file_index = _file_column(header, file_columns, file)
-        _check_unique(header, file)
+        _check_header(header, file, file_columns)
         records = parquet.read().to_pylist()
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise _TableProblem(
             ItemError.of(ErrorCode.INVALID_TABLE, file, expected="a valid Parquet file", detail=str(exc))
         ) from None
-    column = header[file_index]
+    rows = [
+        TableRow(
+            where=f"row {number}",
+            values={key: arrow_cell(value) for key, value in record.items() if not is_absent(value)},
+        )
+        for number, record in enumerate(records, start=1)
+    ]
+    return header, rows
+
+
+def _parse_parquet(data: bytes, file: str, file_columns: Sequence[str], max_depth: int) -> _Rows:
+    header, records = _parquet(data, file, file_columns)
+    column = header[_file_column(header, file_columns, file)]
     rows = _Rows(file, column)
-    for number, record in enumerate(records, start=1):
-        named = record.pop(column)
-        raw = {key: arrow_cell(value) for key, value in record.items() if not is_absent(value)}
+    for row in records:
+        raw = dict(row.values)
+        named = raw.pop(column, None)
         normaliser = Normaliser(
             invalid_code=ErrorCode.INVALID_TABLE, max_depth=max_depth, max_values=sys.maxsize
         )
@@ -336,7 +412,7 @@ def _parse_parquet(data: bytes, file: str, file_columns: Sequence[str], max_dept
             values: dict[str, Any] | ValueProblem = normaliser.document(raw)
         except ValueProblem as problem:
             values = problem
-        rows.add(f"row {number}", named, values)
+        rows.add(row.where, named, values)
     return rows
 
 
@@ -351,6 +427,35 @@ def checked_table_format(data: bytes, *, file: str, max_bytes: int) -> TableForm
             ErrorCode.UNSUPPORTED_SIDECAR, file, expected="a .csv, .tsv, .jsonl or .parquet table", value=file
         )
     return table
+
+
+def read_table(
+    data: bytes,
+    *,
+    file: str,
+    max_bytes: int = DEFAULT_MAX_TABLE_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> TableRecords | ItemError:
+    """Read a table (format by extension) into :class:`TableRecords`; a broken table is one
+    :class:`ItemError` (too large, not UTF-8, bad syntax, a column twice, a ragged row)."""
+    table = checked_table_format(data, file=file, max_bytes=max_bytes)
+    if isinstance(table, ItemError):
+        return table
+    try:
+        if table is TableFormat.PARQUET:
+            columns, rows = _parquet(data, file, ())
+        else:
+            text = decode_text(data, file)
+            if isinstance(text, ItemError):
+                return text
+            if table is TableFormat.JSONL:
+                columns, rows = _jsonl(text, file, max_depth)
+            else:
+                columns, rows = _delimited(text, table, file, ())
+    except _TableProblem as problem:
+        return problem.error
+    untyped = table in (TableFormat.CSV, TableFormat.TSV)
+    return TableRecords(file=file, format=table, untyped=untyped, columns=columns, rows=rows)
 
 
 def parse_table(
