@@ -2,11 +2,12 @@
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
+PORT   ?= 8080
 STAMP  := $(VENV)/.installed
 UV_VERSION := 0.13.9
 LOCK_INPUTS := requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 
-.PHONY: venv test test-fast test-distributed lint demo ui lock bench emulator clean
+.PHONY: venv test test-fast test-distributed test-ui lint demo ui lock bench emulator clean
 
 venv: $(STAMP)
 
@@ -33,6 +34,10 @@ test-distributed: venv
 	$(BIN)/uv pip install --python $(BIN)/python -e ".[celery]" -c constraints.txt
 	ENCORD_INGEST_DISTRIBUTED=1 $(BIN)/python -m pytest tests/distributed -q -x --timeout 1800
 
+# `make ui` end to end (tests/ui): standalone starts, the API lists the demo DAGs, SIGTERM stops all.
+test-ui: venv
+	ENCORD_INGEST_UI=1 $(BIN)/python -m pytest tests/ui -q -x
+
 lint: venv
 	$(BIN)/ruff check dags plugins include tests bench tools
 	$(BIN)/ruff format --check dags plugins include tests bench tools
@@ -42,7 +47,7 @@ demo: venv
 	$(BIN)/python tools/demo.py
 
 ui: venv
-	$(BIN)/python tools/demo.py --ui
+	$(BIN)/python tools/demo.py --ui --port $(PORT)
 
 bench: venv
 	$(BIN)/python bench/run_all.py

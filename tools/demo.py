@@ -7,28 +7,42 @@
 4. changes one sidecar and runs again: exactly one metadata update, no upload job, no other write;
 5. stops what it started. Exits non-zero if any of that did not happen.
 
-``--ui`` instead keeps the stand-ins up and runs ``airflow standalone`` with the same setup.
-Logs of each Airflow command go to ``.demo/``.
+``--ui`` instead keeps the stand-ins up and runs ``airflow standalone`` on them (see :func:`ui`).
+Logs of each Airflow command go to ``.demo/`` (``ENCORD_DEMO_DIR`` chooses another folder).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tools")]
 
 from demo_data import DAY_PREFIX, demo_objects  # noqa: E402
-from standins.stack import DEMO_RAW_BUCKET, DEMO_STATE_BUCKET, StandinStack, standin_stack  # noqa: E402
+from standins.services import free_port  # noqa: E402
+from standins.stack import (  # noqa: E402
+    DEMO_RAW_BUCKET,
+    DEMO_STATE_BUCKET,
+    StandinStack,
+    demo_connections,
+    standin_stack,
+)
 
-DEMO_DIR = REPO / ".demo"
+DEMO_DIR = Path(os.environ.get("ENCORD_DEMO_DIR") or REPO / ".demo")
+BIN = Path(sys.executable).parent
+"""The virtualenv's ``bin``: ``airflow standalone`` starts its parts as ``airflow ...`` from PATH."""
+STOP_GRACE_S = 45.0
+"""How long the Airflow processes get to stop after SIGINT before SIGTERM (then SIGKILL)."""
 DAG_ID = "encord_ingest__demo_media"
 LOGICAL_DATE = "2026-11-21"
 """The run after 2026-11-20 ends: its data interval is that day, so it lists raw/2026/11/20/."""
@@ -54,7 +68,7 @@ def airflow_env(stack: StandinStack) -> dict[str, str]:
 def airflow(env: dict[str, str], *args: str, log: str) -> None:
     """Run an ``airflow`` command; its output goes to ``.demo/<log>``; fail loudly if it fails."""
     path = DEMO_DIR / log
-    command = [str(Path(sys.executable).parent / "airflow"), *args]
+    command = [str(BIN / "airflow"), *args]
     with path.open("w") as out:
         result = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
@@ -117,15 +131,97 @@ def demo(stack: StandinStack) -> None:
     )
 
 
-def ui(stack: StandinStack) -> None:
-    env = airflow_env(stack)
+def check_port(port: int) -> None:
+    """Exit with a clear message when ``port`` is taken (``make ui PORT=...`` picks another)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise SystemExit(f"port {port} is in use; choose another: make ui PORT=<port>") from None
+
+
+def ui_env(stack: StandinStack, port: int) -> dict[str, str]:
+    """The demo setup for ``airflow standalone``: connections come from the metadata DB (see
+    :func:`ui`), the API server listens on ``port`` of 127.0.0.1, the log servers on free ports."""
+    env = {key: value for key, value in airflow_env(stack).items() if not key.startswith("AIRFLOW_CONN_")}
+    base_url = f"http://localhost:{port}"
+    return {
+        **env,
+        "PATH": os.pathsep.join([str(BIN), env.get("PATH", os.defpath)]),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": base_url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW__CORE__PARALLELISM": "4",  # LocalExecutor worker processes (default 32)
+    }
+
+
+def store_connections(stack: StandinStack, env: dict[str, str]) -> None:
+    """Put the demo connections in the metadata DB, where the UI lists them and can test them."""
+    connections = demo_connections(stack.s3_endpoint, stack.emulator.url, stack.private_key)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=DEMO_DIR, delete=False) as file:
+        json.dump(
+            {conn_id: {**conn, "extra": json.dumps(conn["extra"])} for conn_id, conn in connections.items()},
+            file,
+        )
+    try:
+        airflow(env, "connections", "import", "--overwrite", file.name, log="connections.log")
+    finally:
+        os.unlink(file.name)
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop ``airflow standalone`` and everything it started (one process group): SIGINT, which it
+    handles by stopping its parts; SIGTERM to what is left after a grace period; then SIGKILL."""
+    for sig, grace in ((signal.SIGINT, STOP_GRACE_S), (signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            process.poll()
+            try:
+                os.killpg(process.pid, 0)  # is any process of the group left?
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+    process.wait()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def ui(stack: StandinStack, port: int) -> None:
+    """``airflow standalone`` on the stand-ins, in its own process group; Ctrl-C or SIGTERM stops
+    that whole group, then the stand-ins."""
+    check_port(port)
+    env = ui_env(stack, port)
     stack.put_objects(DEMO_RAW_BUCKET, demo_objects())
     print(f"S3 (moto) on {stack.s3_endpoint}; Encord emulator on {stack.emulator.url}")
     airflow(env, "db", "migrate", log="db-migrate.log")
     airflow(env, "pools", "set", "encord_api", "4", "Concurrent Encord API calls", log="pools.log")
-    print("Starting `airflow standalone` (Ctrl-C to stop); the admin password is in .demo/airflow/")
-    with contextlib.suppress(KeyboardInterrupt):
-        subprocess.run([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env, check=False)
+    store_connections(stack, env)
+    print(
+        f"Starting `airflow standalone` on http://localhost:{port} (Ctrl-C to stop); user admin, "
+        f"password in {DEMO_DIR / 'airflow' / 'simple_auth_manager_passwords.json.generated'}",
+        flush=True,
+    )
+    signal.signal(signal.SIGTERM, _interrupt)
+    process = subprocess.Popen([str(BIN / "airflow"), "standalone"], env=env, start_new_session=True)
+    try:
+        process.wait()
+    except KeyboardInterrupt:
+        print("Stopping Airflow ...", flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop_group(process)
+    print("Airflow stopped.", flush=True)
 
 
 def main() -> None:
@@ -135,11 +231,15 @@ def main() -> None:
     parser.add_argument(
         "--ui", action="store_true", help="run airflow standalone instead of the scripted demo"
     )
+    parser.add_argument("--port", type=int, default=8080, help="--ui: port of the Airflow UI and API")
     args = parser.parse_args()
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir()
     with standin_stack() as stack:
-        (ui if args.ui else demo)(stack)
+        if args.ui:
+            ui(stack, args.port)
+        else:
+            demo(stack)
 
 
 if __name__ == "__main__":

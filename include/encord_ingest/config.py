@@ -150,6 +150,11 @@ class SourceConfig(_Strict):
     retries: int = Field(default=2, ge=0)
     """Task retries; every task is safe to retry (deterministic run folders, resumable jobs)."""
     retry_delay_s: float = Field(default=30, ge=0)
+    """Delay before the first retry."""
+    retry_backoff: float = Field(default=2.0, ge=0)
+    """Each further retry waits this many times longer (0: a constant delay)."""
+    max_retry_delay_s: float = Field(default=600, gt=0)
+    """No retry waits longer than this."""
 
     @field_validator("name")
     @classmethod

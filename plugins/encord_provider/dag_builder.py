@@ -70,6 +70,8 @@ def _default_args(config: SourceConfig) -> dict[str, Any]:
         "owner": config.owner,
         "retries": config.retries,
         "retry_delay": timedelta(seconds=config.retry_delay_s),
+        "retry_exponential_backoff": config.retry_backoff,
+        "max_retry_delay": timedelta(seconds=config.max_retry_delay_s),
     }
 
 

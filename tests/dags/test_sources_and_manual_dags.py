@@ -42,6 +42,19 @@ def test_a_bad_source_file_is_reported_by_file_and_field_and_the_others_still_lo
     assert "cannot read source configuration" in unreadable
 
 
+def test_the_demo_sources_tasks_retry_with_backoff(airflow_db: Path, repo_root: Path) -> None:
+    """A lost worker or a transient error costs a retry, not the run (the demo source as shipped)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(repo_root / "dags" / "encord_sources.py"))
+    for dag_id in ("encord_ingest__demo_media", "encord_resync__demo_media", "encord_reconcile__demo_media"):
+        for task in bag.dags[dag_id].tasks:
+            assert task.retries == 3, task.task_id
+            assert task.retry_delay.total_seconds() == 10
+            assert task.retry_exponential_backoff == 2.0
+            assert task.max_retry_delay.total_seconds() == 600
+
+
 def test_the_ingest_dag_has_the_documented_shape(airflow_db: Path, repo_root: Path) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
