@@ -3,7 +3,8 @@
 A file describes where the data is (bucket, prefix template, filters), how objects become Encord
 items (sidecars, grouping, metadata schema and mapping) and where they go in Encord (connection,
 integration, storage folder, optional dataset, sync mode). The DAG factory turns each file into
-one DAG. See the README's "Source YAML reference" for every field.
+the DAGs of that source (ingest, resync, reconcile, and events when configured). See the
+README's "Source YAML reference" for every field.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class EncordTarget(_Strict):
 
 
 class SourceConfig(_Strict):
-    """One source: one DAG."""
+    """One source: one bucket prefix into one Encord folder (its DAGs: ``encord_provider.dag_builder``)."""
 
     name: str
     description: str = ""

@@ -46,6 +46,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from encord_ingest.sources.base import MAX_CHAR
+
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
@@ -56,7 +58,6 @@ OVER_LIMIT_CODE = "over_limit"
 VERSIONS_FOLDER = "versions"
 ROW_GROUP_SIZE = 50_000
 FORMAT_VERSION = 1
-MAX_CHAR = "\U0010ffff"
 
 
 class Outcome(StrEnum):

@@ -341,7 +341,7 @@ def validate_reserved(
     """
     out = dict(metadata)
     errors = []
-    for key in sorted(RESERVED_KEYS & set(out)):
+    for key in sorted(set(RESERVED_KEYS) & set(out)):
         value = out.pop(key)
         if value is None:
             continue

@@ -13,7 +13,6 @@ Where things live (``state_uri`` of the source)::
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from encord_ingest.config import SourceConfig
 from encord_ingest.errors import ConfigError
 from encord_ingest.ledger import LEDGER_COLUMNS, Ledger, Outcome, commit_run
+from encord_ingest.manifest import GROUP_KINDS
 from encord_ingest.metadata import metadata_fingerprint
 from encord_ingest.run_folder import RegistrationResults, RunFolder, SyncResults
 from encord_ingest.scan.scanner import ScanContext, scan_shard
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 LEDGER_FOLDER = "ledger"
-GROUP_KINDS = ("image_group", "dicom_series")
 REPORT_ROWS = 200
 """Rows per section of the report; the outcome tables in the run folder hold every object."""
 
@@ -401,10 +400,6 @@ def summary_table(counts: Mapping[str, int]) -> str:
     return "\n".join([f"{'outcome':<{width}}  {'objects':>8}", *rows])
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
 @dataclass
 class Drift:
     """What differs between the ledger and Encord's folder listing."""
@@ -458,7 +453,7 @@ def reconcile_ledger(
             continue
         listed[url_identity(url)] = (item_uuid, metadata_fingerprint(dict(metadata)))
     members = frame.groupby("item_url")["url"].transform("count")
-    single = (frame["url"] == frame["item_url"]) & (members == 1) & ~frame["kind"].isin(GROUP_KINDS)
+    single = (frame["url"] == frame["item_url"]) & (members == 1) & ~frame["kind"].isin(list(GROUP_KINDS))
     drift.groups_not_checked = int(frame.loc[~single, "item_url"].nunique())
     for row in frame[single].itertuples():
         found = listed.get(url_identity(str(row.item_url)))

@@ -38,7 +38,9 @@ from encord_ingest.errors import ConfigError, value_repr
 
 KEYFRAMES_KEY = "keyframes"
 VIDEO_CONFIG_KEY = "config"
-RESERVED_KEYS = frozenset({KEYFRAMES_KEY, VIDEO_CONFIG_KEY})
+#: Keys Encord itself interprets (video keyframes and sampling config): typed by the pipeline and
+#: handled by :class:`~encord_ingest.sync.ReservedKeysPolicy` rather than like ordinary metadata.
+RESERVED_KEYS: tuple[str, ...] = (KEYFRAMES_KEY, VIDEO_CONFIG_KEY)
 
 VARCHAR_MAX_LENGTH = 8192
 ENUM_MAX_VALUES = 255

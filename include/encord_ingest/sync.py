@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from encord_ingest.errors import ErrorCode, ItemError
+from encord_ingest.schema import RESERVED_KEYS
 from encord_ingest.sidecars.merge import merge_layers
 
 #: One ``patch-bulk`` request carries at most this many item patches (the SDK bundle limit).
@@ -33,10 +34,6 @@ MAX_BUNDLE_SIZE = 1000
 #: Default cap on the JSON body of one ``patch-bulk`` request. Encord publishes no limit; 1 MiB is
 #: the smallest common proxy default (nginx). Measure yours with the contract check.
 MAX_BUNDLE_BYTES = 1024 * 1024
-
-#: Keys Encord itself interprets (video keyframes and sampling config), handled by
-#: :class:`ReservedKeysPolicy` rather than like ordinary metadata.
-RESERVED_KEYS: tuple[str, ...] = ("keyframes", "config")
 
 
 class SyncMode(StrEnum):

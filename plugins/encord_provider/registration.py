@@ -16,13 +16,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from encord_ingest.errors import ErrorCode, ItemError
+from encord_ingest.manifest import GROUP_KINDS
 from encord_ingest.manifest.model import Manifest
 from encord_ingest.results import JobStatus, RegisterCounts, RegisterReport, UrlResult
 from encord_ingest.sources.urls import url_identity
 
 TERMINAL_STATUSES: frozenset[str] = frozenset({"DONE", "ERROR", "CANCELLED"})
-#: Manifest kinds whose Encord item has no URL of its own (found by title in a listing).
-GROUP_KINDS: frozenset[str] = frozenset({"image_group", "dicom_series"})
 
 
 class UnitError(BaseModel):

@@ -11,7 +11,6 @@ import pytest
 from demo_data import mp4_clip
 
 from encord_ingest.classify import ClassifyConfig
-from encord_ingest.errors import ErrorCode
 from encord_ingest.grouping import GroupingConfig, GroupRule
 from encord_ingest.ledger import item_urls_by_title
 from encord_ingest.metadata import MetadataMapping
@@ -447,10 +446,6 @@ def test_provenance_block(local: Local, data_root: Path) -> None:
 def test_config_errors_name_the_field(bad: dict[str, str]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         PlanningConfig.model_validate(bad)
-
-
-def test_error_codes_used_here_exist() -> None:
-    assert ErrorCode("read_failed") is ErrorCode.READ_FAILED
 
 
 def test_long_scans_log_their_progress(local: Local, caplog: pytest.LogCaptureFixture) -> None:

@@ -13,6 +13,7 @@ from encord_ingest.manifest.chunking import (
     chunk_manifest,
 )
 from encord_ingest.manifest.items import (
+    GROUP_KINDS,
     ITEM_TYPES,
     MAX_URL_BYTES,
     AudioItem,
@@ -41,6 +42,7 @@ __all__ = [
     "DEFAULT_MAX_URLS",
     "ENCORD_MAX_ITEMS",
     "ENCORD_MAX_URLS",
+    "GROUP_KINDS",
     "ITEM_TYPES",
     "MAX_URL_BYTES",
     "AudioItem",
