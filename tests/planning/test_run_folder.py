@@ -84,3 +84,14 @@ def test_clear_results_forgets_one_shards_results_only(tmp_path: Path) -> None:
         folder.store.write_bytes(f"results/{name}", b"{}")
     folder.clear_results(0)
     assert list(folder.store.list("results/")) == ["results/shard-0001-00000.sync.json"]
+
+
+def test_the_outcome_table_carries_every_ledger_column_with_the_ledgers_type() -> None:
+    """The outcome columns are derived from the ledger's, so a commit finds each of them."""
+    from encord_ingest.ledger import LEDGER_COLUMNS, ledger_schema
+    from encord_ingest.scan.outcomes import OUTCOME_COLUMNS, outcome_schema
+
+    carried = [name for name in LEDGER_COLUMNS if not name.startswith("last_")]
+    assert set(carried) <= set(OUTCOME_COLUMNS)
+    for name in carried:
+        assert outcome_schema().field(name).type == ledger_schema().field(name).type, name

@@ -11,21 +11,12 @@ from encord_ingest.ledger import LEDGER_COLUMNS
 if TYPE_CHECKING:
     import pyarrow as pa
 
+_WHERE = ("key", "url", "item_url", "kind")
+_VERDICT = ("outcome", "code", "message", "title")
 OUTCOME_COLUMNS: tuple[str, ...] = (
-    "key",
-    "url",
-    "item_url",
-    "kind",
-    "outcome",
-    "code",
-    "message",
-    "title",
-    "version",
-    "size",
-    "sidecars",
-    "input_fingerprint",
-    "metadata_hash",
-    "item_uuid",
+    *_WHERE,
+    *_VERDICT,
+    *(name for name in LEDGER_COLUMNS if name not in _WHERE and not name.startswith("last_")),
     "warning",
 )
 """The per-object outcome table (:func:`outcome_schema`); its ledger columns feed
