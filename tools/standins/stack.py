@@ -55,7 +55,12 @@ def demo_connections(s3_endpoint: str, emulator_url: str, private_key: str) -> d
             "conn_type": "aws",
             "login": ACCESS_KEY,
             "password": ACCESS_KEY,
-            "extra": {"endpoint_url": s3_endpoint, "region_name": REGION},
+            # STS too: the connection's Test button calls sts:GetCallerIdentity (moto serves it).
+            "extra": {
+                "endpoint_url": s3_endpoint,
+                "region_name": REGION,
+                "service_config": {"sts": {"endpoint_url": s3_endpoint}},
+            },
         },
         "encord_demo": {
             "conn_type": "encord",
