@@ -95,6 +95,20 @@ class MetadataConfig(_Strict):
     """When set, each item's metadata gets ``{source, version, sidecars}`` under this key."""
 
 
+class EncordRequests(_Strict):
+    """How the provider talks to Encord; set these from the contract check's answers (README)."""
+
+    max_bundle_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Cap on one metadata PATCH body (below the contract check's ``max_body_bytes``)."""
+    list_page_size: int = Field(default=1000, ge=1, le=1000)
+    """Items per folder listing page (halved automatically when a page fails)."""
+    list_metadata_as_urls: bool = False
+    """Fetch listed items' metadata through signed URLs (folders with very large metadata)."""
+    retry_job_start: bool = True
+    """Retry an upload-job start after 429/5xx/timeouts; set false when the contract check
+    answers ``concurrent_duplicates: registered-twice``."""
+
+
 class EncordTarget(_Strict):
     """Where the items go."""
 
@@ -116,6 +130,12 @@ class EncordTarget(_Strict):
     """Airflow pool that caps concurrent Encord calls across DAGs."""
     apply_schema: bool = True
     """Merge the source's schema file into the organisation's schema at the start of each run."""
+    requests: EncordRequests = Field(default_factory=EncordRequests)
+
+    @property
+    def hook_params(self) -> dict[str, Any]:
+        """Keyword arguments of ``EncordHook`` that differ from its defaults."""
+        return self.requests.model_dump(exclude_defaults=True)
 
 
 class SourceConfig(_Strict):

@@ -64,11 +64,16 @@ WHAT_IT_CHANGES = {
         "How a rerun after a crash learns the UUIDs of already registered items: from the job "
         "result ('listed'), or from one folder listing ('not-listed', 'unit-error')."
     ),
+    "concurrent_duplicates": (
+        "'registered-twice': a job start retried after a lost answer can register items twice while "
+        "the first job still runs: set encord.requests.retry_job_start: false (the task's own retry, "
+        "retry_delay_s later, then finds them as duplicates)."
+    ),
     "schema_validation": (
         "'off': values that break the schema are stored as sent, so the pipeline's own typing is "
         "the only check; 'reject': one bad value fails its item (never the bundle)."
     ),
-    "max_body_bytes": "Set hook_params.max_bundle_bytes below this value (default 1 MiB).",
+    "max_body_bytes": "Set encord.requests.max_bundle_bytes below this value (default 1 MiB).",
     "rate_limit_headers": "Size the encord_api pool and the hook's retry policy to the limit shown.",
 }
 
@@ -156,6 +161,9 @@ class ContractCheck:
                     self._guard_many(("patch_semantics", "null_handling"), lambda: self.patch(item))
                 )
                 answers.append(self._guard("duplicates", lambda: self.duplicates(scratch, item)))
+                answers.append(
+                    self._guard("concurrent_duplicates", lambda: self.concurrent_duplicates(scratch))
+                )
                 answers.append(self._guard("url_normalisation", lambda: self.url_normalisation(scratch)))
                 answers.append(self._guard("schema_validation", lambda: self.schema_validation(item)))
                 answers.append(self._guard("max_body_bytes", lambda: self.max_body(item)))
@@ -181,7 +189,13 @@ class ContractCheck:
             return self._register_one(scratch, self.object_url)
         except Exception as exc:
             detail = f"could not register {self.object_url}: {type(exc).__name__}: {str(exc)[:300]}"
-            for name in ("patch_semantics", "null_handling", "duplicates", "url_normalisation"):
+            for name in (
+                "patch_semantics",
+                "null_handling",
+                "duplicates",
+                "concurrent_duplicates",
+                "url_normalisation",
+            ):
                 answers.append(Answer(name, "error", detail))
             answers.extend(Answer(n, "error", detail) for n in ("schema_validation", "max_body_bytes"))
             return None
@@ -331,6 +345,30 @@ class ContractCheck:
             return Answer("duplicates", "listed", detail, options)
         options = {"duplicates_as": "success", "report_skipped_duplicates": False}
         return Answer("duplicates", "not-listed", detail, options)
+
+    def concurrent_duplicates(self, scratch: StorageFolder) -> Answer:
+        """Two jobs with the same URL started back to back, in a folder where it is new: does
+        ``skip_duplicate_urls`` hold while both run (as when a lost job-start answer is retried)?"""
+        if self._integration_uuid is None:
+            self._integration_uuid = self.hook.resolve_integration(self.integration)
+        from encord_ingest.manifest.model import Manifest
+
+        folder = self.hook.client.create_storage_folder("concurrent", parent_folder=scratch.uuid)
+        manifest = Manifest.from_docs_json({"images": [{"objectUrl": self.object_url}]})
+        jobs = [
+            self.hook.start_upload_job(folder, self._integration_uuid, manifest.to_sdk()) for _ in range(2)
+        ]
+        for job in jobs:
+            self.hook.wait_for_upload_job(str(folder.uuid), job, timeout_s=self.job_timeout_s, poll_s=10)
+        count = sum(1 for i in self.hook.iter_folder_items(folder) if i.url == self.object_url)
+        detail = f"two overlapping jobs for one new URL left {count} item(s)"
+        if count == 1:
+            return Answer(
+                "concurrent_duplicates", "deduplicated", detail, {"concurrent_jobs_deduplicate": True}
+            )
+        return Answer(
+            "concurrent_duplicates", "registered-twice", detail, {"concurrent_jobs_deduplicate": False}
+        )
 
     def url_normalisation(self, scratch: StorageFolder) -> Answer:
         variant = url_variant(self.object_url)

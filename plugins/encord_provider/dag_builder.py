@@ -259,6 +259,7 @@ def register_sync_commit(
         "encord_conn_id": encord.conn_id,
         "pool": encord.pool,
         "folder_state_uri": config.state_uri,
+        "hook_params": encord.hook_params,
         **_state_conns(config),
     }
 
@@ -422,6 +423,7 @@ def build_resync_dag(config: SourceConfig) -> DAG:
             encord_conn_id=encord.conn_id,
             pool=encord.pool,
             folder_state_uri=config.state_uri,
+            hook_params=encord.hook_params,
             **_state_conns(config),
         ).expand(changes_uris=uris)
         sync >> report(summaries, uris, run)
@@ -450,7 +452,7 @@ def build_reconcile_dag(config: SourceConfig) -> DAG:
             from encord_provider.hooks.encord import EncordHook
             from encord_provider.run_io import FolderMemory, RunFolderIO
 
-            hook = EncordHook(config.encord.conn_id)
+            hook = EncordHook(config.encord.conn_id, **config.encord.hook_params)
             memory = FolderMemory(RunFolderIO(**_state_conns(config)), config.state_uri)
             folder = hook.get_folder(config.encord.folder, create=False, memory=memory)
             items = (

@@ -43,6 +43,11 @@ def test_the_demo_source_loads_with_its_planning_view() -> None:
         ({"shards": 1000}, "shards", "less than or equal to 256"),
         ({"colour": "blue"}, "colour", "Extra inputs are not permitted"),
         ({"grouping": {"dicom_series": "study"}}, "grouping.dicom_series", "'folder' or 'series_uid'"),
+        (
+            {"encord": {**DEMO["encord"], "requests": {"max_bundle_byte": 5}}},
+            "encord.requests.max_bundle_byte",
+            "Extra inputs are not permitted",
+        ),
     ],
 )
 def test_a_bad_field_is_named_with_the_file_and_the_expected_form(
@@ -67,3 +72,11 @@ def test_bad_files_are_reported_and_the_good_ones_still_load(tmp_path: Path) -> 
     assert "b_same_name.yaml: name: 'demo_media' is already used by" in messages[0]
     assert "c_list.yaml: expected a mapping of source settings, got list" in messages[1]
     assert "d_tabs.yml: cannot read source configuration" in messages[2]
+
+
+def test_encord_requests_become_hook_parameters_only_where_set() -> None:
+    config = parse_source_config(DEMO, file="demo.yaml")
+    assert config.encord.hook_params == {}
+    encord = {**DEMO["encord"], "requests": {"retry_job_start": False, "max_bundle_bytes": 200_000}}
+    changed = parse_source_config({**DEMO, "encord": encord}, file="demo.yaml")
+    assert changed.encord.hook_params == {"retry_job_start": False, "max_bundle_bytes": 200_000}

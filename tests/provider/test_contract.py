@@ -51,6 +51,7 @@ def test_default_emulator_is_measured_as_its_defaults(emulator: EmulatorServer, 
         "patch_semantics": "merge",
         "null_handling": "stored",
         "duplicates": "not-listed",
+        "concurrent_duplicates": "deduplicated",
         "url_normalisation": "byte-exact",
         "schema_validation": "off",
         "max_body_bytes": f">= {BOUND}",
@@ -63,6 +64,8 @@ STRICT = {
     "folder_search": "prefix",
     "patch_semantics": "replace",
     "report_skipped_duplicates": True,
+    "concurrent_jobs_deduplicate": False,
+    "job_duration_s": 0.3,
     "schema_enforcement": "reject",
     "max_body_bytes": 300_000,
     "rate_limit_headers": {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "598"},
@@ -76,6 +79,7 @@ def test_a_strict_emulator_is_measured_as_configured(emulator: EmulatorServer, e
     assert answers["folder_search"] == "prefix"
     assert answers["patch_semantics"] == "replace"
     assert answers["duplicates"] == "listed"
+    assert answers["concurrent_duplicates"] == "registered-twice"
     assert answers["schema_validation"] == "reject"
     assert 0.97 * 300_000 <= int(answers["max_body_bytes"]) <= 300_000
     assert answers["rate_limit_headers"] == "present"
@@ -122,7 +126,8 @@ def test_the_json_starts_an_emulator_that_measures_the_same(
     first = {name: result["answer"] for name, result in document["results"].items()}
     options: dict[str, Any] = behaviour_options(out)
     assert options["patch_semantics"] == "replace" and options["schema_enforcement"] == "reject"
-    with EmulatorServer.start(public_keys=[keypair[1]], **options) as replay:
+    assert "job_duration_s" not in options  # not measured: jobs must overlap for the race to show
+    with EmulatorServer.start(public_keys=[keypair[1]], job_duration_s=0.3, **options) as replay:
         monkeypatch.setenv("AIRFLOW_CONN_ENCORD_REPLAY", connection_json(keypair[0], replay.url))
         second = _answers(_check("encord_replay", replay))
     assert {k: v for k, v in second.items() if k != "max_body_bytes"} == {

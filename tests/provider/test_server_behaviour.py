@@ -243,3 +243,33 @@ def test_a_lost_job_start_response_loses_no_result_and_registers_nothing_twice(
         assert results[url]["item_uuid"] == uuid
     [group] = [item for item in stored if item["item_type"] == "imageGroup"]
     assert results[f"{BUCKET_URL}/lost/g0.jpg"]["item_uuid"] == group["uuid"]
+
+
+@pytest.mark.emulator(drop_job_start_responses=1, job_duration_s=0.5, concurrent_jobs_deduplicate=False)
+def test_without_job_start_retries_a_lost_answer_fails_the_task_and_its_retry_registers_once(
+    emulator: EmulatorServer, encord_conn: str, integration: str, run_folder: Path
+) -> None:
+    """Where overlapping jobs do not see each other's items (contract check: registered-twice),
+    ``retry_job_start=False`` keeps every URL to one item: the task fails, its retry comes later."""
+    import time
+
+    from encord.exceptions import UnknownException
+
+    docs = {"images": [{"objectUrl": f"{BUCKET_URL}/race/{i}.jpg"} for i in range(3)]}
+    uri = write_manifest(run_folder, "chunk-0", docs)
+    params = {**FAST_HOOK_PARAMS, "retry_job_start": False}
+    store = TaskStateStore()
+    with pytest.raises(UnknownException):
+        register_operator(encord_conn, [uri], hook_params=params).execute(task_context(store))
+    time.sleep(0.7)  # the task's retry_delay_s: the lost job has finished by then
+    out = register_operator(encord_conn, [uri], hook_params=params).execute(task_context(store))
+    assert out["counts"]["registered_items"] == 3
+    urls = [item["url"] for item in emulator.admin.folder_items("ingest/cams")]
+    assert sorted(urls) == sorted(set(urls)) and len(urls) == 3
+    # The same lost answer, retried at once while the first job runs, registers every URL twice.
+    emulator.admin.configure(drop_job_start_responses=1)
+    again = write_manifest(run_folder, "chunk-1", {"images": [{"objectUrl": f"{BUCKET_URL}/race/new.jpg"}]})
+    register_operator(encord_conn, [again]).execute(task_context(TaskStateStore()))
+    assert [i["url"] for i in emulator.admin.folder_items("ingest/cams")].count(
+        f"{BUCKET_URL}/race/new.jpg"
+    ) == 2

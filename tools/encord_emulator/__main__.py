@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the first upload-job start creates its job but answers 504",
     )
     parser.add_argument(
+        "--concurrent-jobs-race",
+        action="store_true",
+        help="overlapping upload jobs do not see each other's items as duplicates",
+    )
+    parser.add_argument(
         "--rate-limit-header",
         action="append",
         default=[],
@@ -157,6 +162,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         "max_body_bytes": args.max_body_bytes,
         "max_listing_bytes": args.max_listing_bytes,
         "drop_job_start_responses": 1 if args.drop_first_job_start_response else 0,
+        "concurrent_jobs_deduplicate": not args.concurrent_jobs_race,
         "rate_limit_headers": dict(h.split(":", 1) for h in args.rate_limit_header),
     }
     return _with_behaviour(options, args.behaviour_file)

@@ -79,5 +79,9 @@ class EmulatorConfig(BaseModel):
     """The next this many upload-job starts create their job but answer 504, as when a response
     is lost on the way back (counts down)."""
 
+    concurrent_jobs_deduplicate: bool = True
+    """``skip_duplicate_urls`` also sees items of jobs still running when a job started; false: two
+    overlapping jobs with the same URL both create an item (a race on the real service)."""
+
     rate_limit_headers: dict[str, str] = Field(default_factory=dict)
     """Headers added to every signed response (e.g. ``{"X-RateLimit-Limit": "600"}``)."""

@@ -676,7 +676,7 @@ class EmulatorState:
 
     def _apply_unit(self, job: Job, unit: Unit) -> list[Item]:
         """Create the unit's items (or upsert an existing duplicate); return the items changed."""
-        existing = self._duplicates(job.folder, self._unit_identity(unit)) if job.skip_duplicate_urls else []
+        existing = self._visible_duplicates(job, unit) if job.skip_duplicate_urls else []
         if existing:
             if self.config.report_skipped_duplicates:
                 job.result.items_with_names.append((existing[0].uuid, existing[0].name))
@@ -694,7 +694,7 @@ class EmulatorState:
         """With ``duplicates_as=unit-error``: a skipped duplicate is reported as a failed unit."""
         if not job.skip_duplicate_urls or self.config.duplicates_as != "unit-error":
             return None
-        existing = self._duplicates(job.folder, self._unit_identity(unit))
+        existing = self._visible_duplicates(job, unit)
         if not existing:
             return None
         return f"duplicate: {unit.object_urls[0]} already exists in this folder as item {existing[0].uuid}"
@@ -710,6 +710,23 @@ class EmulatorState:
         if unit.frames:
             return f"{unit.item_type}:" + "\n".join(self._stored_url(f.url) for f in unit.frames)
         return unit.identity
+
+    def _visible_duplicates(self, job: Job, unit: Unit) -> list[Item]:
+        """Items ``skip_duplicate_urls`` matches for ``unit`` (``concurrent_jobs_deduplicate``:
+        including those of jobs still running when ``job`` started)."""
+        existing = self._duplicates(job.folder, self._unit_identity(unit))
+        if self.config.concurrent_jobs_deduplicate:
+            return existing
+        return [item for item in existing if not self._created_concurrently(item, job)]
+
+    def _created_concurrently(self, item: Item, job: Job) -> bool:
+        """Whether ``item`` comes from another job that was still running when ``job`` started."""
+        other = self.jobs.get(item.job) if item.job else None
+        return (
+            other is not None
+            and other.uuid != job.uuid
+            and other.created_at <= job.created_at < other.ready_at
+        )
 
     def _unit_problem(self, unit: Unit) -> str | None:
         for url in unit.object_urls:

@@ -140,6 +140,7 @@ class EncordHook(BaseHook):
     :param list_page_size: items per listing page (halved automatically when a page fails).
     :param list_metadata_as_urls: listings fetch client metadata through signed URLs (the SDK's
         ``resolve_client_metadata_locally``), for folders whose metadata is large.
+    :param retry_job_start: retry an upload-job start on 429/5xx/timeouts (see :meth:`start_upload_job`).
     """
 
     conn_name_attr = "encord_conn_id"
@@ -159,6 +160,7 @@ class EncordHook(BaseHook):
         max_bundle_bytes: int = MAX_BUNDLE_BYTES,
         list_page_size: int = LIST_PAGE_SIZE,
         list_metadata_as_urls: bool = False,
+        retry_job_start: bool = True,
     ) -> None:
         from encord.http.constants import RequestsSettings
 
@@ -177,6 +179,7 @@ class EncordHook(BaseHook):
         self.max_bundle_bytes = max_bundle_bytes
         self.list_page_size = list_page_size
         self.list_metadata_as_urls = list_metadata_as_urls
+        self.retry_job_start = retry_job_start
 
     # --- client and auth ---------------------------------------------------------------------
 
@@ -421,15 +424,19 @@ class EncordHook(BaseHook):
         *,
         ignore_errors: bool = True,
     ) -> str:
-        """Start a registration job; ``skip_duplicate_urls`` is forced on, which makes a retry safe."""
+        """Start a registration job; ``skip_duplicate_urls`` is forced on, which makes a retry safe
+        when Encord deduplicates against jobs still running (the contract check's
+        ``concurrent_duplicates``). Otherwise set ``retry_job_start=False``: a lost answer then
+        fails the task, and the task's retry (after ``retry_delay_s``) finds the items as duplicates."""
         payload = items.model_copy(update={"skip_duplicate_urls": True})
+        policy = self.retry if self.retry_job_start else self.retry.model_copy(update={"max_attempts": 1})
 
         def start() -> str:
             return str(folder.add_private_data_to_folder_start(integration_uuid, payload, ignore_errors))
 
         with self._auth_errors():
             job_uuid = call_with_retries(
-                start, policy=self.retry, what=f"start upload job in folder {folder.uuid}", sleep=self._sleep
+                start, policy=policy, what=f"start upload job in folder {folder.uuid}", sleep=self._sleep
             )
         self.log.info("Started Encord upload job %s in folder %s", job_uuid, folder.uuid)
         return job_uuid
