@@ -148,6 +148,7 @@ class ContractCheck:
         self.job_timeout_s = job_timeout_s
         self.search_wait_s = search_wait_s
         self._integration_uuid: str | None = None
+        self._duplicates_as_errors = False
 
     # --- running -------------------------------------------------------------------------------
 
@@ -339,6 +340,7 @@ class ContractCheck:
         if count != 1:
             return Answer("duplicates", "registered-twice", detail, {})
         if outcome.unit_errors:
+            self._duplicates_as_errors = True
             return Answer("duplicates", "unit-error", detail, {"duplicates_as": "unit-error"})
         if str(item.uuid) in listed:
             options = {"duplicates_as": "success", "report_skipped_duplicates": True}
@@ -374,6 +376,10 @@ class ContractCheck:
         variant = url_variant(self.object_url)
         outcome = self._register(scratch, variant)
         stored = [i.url for i in self.hook.iter_folder_items(scratch) if i.url not in (self.object_url, None)]
+        if outcome.unit_errors and not stored and self._duplicates_as_errors:
+            error = outcome.unit_errors[0].error[:200]
+            detail = f"{variant!r} was reported as a duplicate of {self.object_url!r}: {error}"
+            return Answer("url_normalisation", "normalised", detail, {"normalise_urls": True})
         if outcome.unit_errors:
             detail = f"{variant!r} was refused: {outcome.unit_errors[0].error[:200]}"
             return Answer("url_normalisation", "unknown", detail, {})

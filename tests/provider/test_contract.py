@@ -89,6 +89,26 @@ def test_a_strict_emulator_is_measured_as_configured(emulator: EmulatorServer, e
     _assert_cleaned_up(emulator)
 
 
+@pytest.mark.emulator(patch_semantics="merge-recursive", normalise_urls=True, duplicates_as="unit-error")
+def test_merge_patch_normalised_urls_and_duplicates_as_errors_are_measured(
+    emulator: EmulatorServer, encord_conn: str
+) -> None:
+    answers = _answers(_check(encord_conn, emulator))
+    assert answers["patch_semantics"] == "merge-recursive"
+    assert answers["null_handling"] == "deletes"
+    assert answers["duplicates"] == "unit-error"
+    assert answers["url_normalisation"] == "normalised"
+    assert answers["concurrent_duplicates"] == "deduplicated"
+    _assert_cleaned_up(emulator)
+
+
+@pytest.mark.emulator(normalise_urls=True)
+def test_normalised_urls_are_measured_when_duplicates_are_successes(
+    emulator: EmulatorServer, encord_conn: str
+) -> None:
+    assert _answers(_check(encord_conn, emulator))["url_normalisation"] == "normalised"
+
+
 @pytest.mark.parametrize("mode", ["exact", "unindexed"])
 def test_folder_search_modes(mode: str, keypair: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     with EmulatorServer.start(public_keys=[keypair[1]], folder_search=mode) as emulator:
