@@ -413,8 +413,7 @@ class ContractCheck:
         return Answer("schema_validation", "off", detail, {"schema_enforcement": "off"})
 
     def _number_key(self) -> str | None:
-        _, schema = signed_get(self.hook, "organisation/client-metadata-schema-v2")
-        for key, option in sorted((schema or {}).items()):
+        for key, option in sorted(self.hook.schema_document().items()):
             if isinstance(option, dict) and option.get("ty") == "number":
                 return str(key)
         if not self.allow_schema_key:
@@ -522,9 +521,8 @@ def bulk_patch_bytes(item_uuid: str, metadata: dict[str, Any]) -> int:
 
 
 def signed_get(hook: EncordHook, path: str) -> tuple[dict[str, str], Any]:
-    """Headers and JSON body of one signed ``GET /v2/public/<path>``, read without the SDK's models
-    (which hide headers and refuse values they do not know). Signed with the SDK's own config, a
-    private attribute of the pinned 0.1.211."""
+    """Headers and JSON body of one signed ``GET /v2/public/<path>`` (the SDK hides response
+    headers). Signed with the SDK's own config, a private attribute of the pinned 0.1.211."""
     import requests
 
     api = hook.client._api_client
