@@ -273,3 +273,30 @@ def test_without_job_start_retries_a_lost_answer_fails_the_task_and_its_retry_re
     assert [i["url"] for i in emulator.admin.folder_items("ingest/cams")].count(
         f"{BUCKET_URL}/race/new.jpg"
     ) == 2
+
+
+#: Keys other clients may have saved that the pinned SDK cannot model (issue 9, item 9).
+UNMODELLED_SCHEMA: dict[str, Any] = {
+    "o.tags": {"ty": "list", "items": {"ty": "varchar"}},
+    "o.blob": {"ty": "variant", "hint": "json"},
+    "o.many": {"ty": "enum", "values": [f"v{i}" for i in range(300)]},
+    "o.long": {"ty": "varchar", "max_length": 20_000},
+    "o.count": {"ty": "number"},
+}
+
+
+def test_schema_keys_the_sdk_cannot_model_break_neither_apply_schema_nor_metadata_ops(
+    emulator: EmulatorServer, encord_conn: str
+) -> None:
+    from encord_ingest.schema import parse_schema
+    from encord_provider.hooks.encord_scopes import EncordMetadataHook
+
+    emulator.admin.set_schema(UNMODELLED_SCHEMA)
+    plan = _fresh(encord_conn).apply_schema(parse_schema({"keys": {"ours.n": "number"}}, file="s.yaml"))
+    assert [change.describe() for change in plan.changes] == ["+ ours.n: number"]
+    saved = emulator.admin.schema() or {}
+    assert {k: v for k, v in saved.items() if k != "ours.n"} == UNMODELLED_SCHEMA  # kept as read
+    assert "ours.n" in saved
+    typed = EncordMetadataHook(encord_conn, **FAST_HOOK_PARAMS).organisation_schema().keys
+    assert {"o.count", "ours.n"} <= set(typed)
+    assert "o.tags" not in typed and "o.blob" not in typed and "o.many" not in typed

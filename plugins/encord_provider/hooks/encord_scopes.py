@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from encord_ingest.errors import ConfigError
 from encord_ingest.metadata_ops import (
     Desired,
     ItemResult,
@@ -248,7 +249,21 @@ class EncordMetadataHook(EncordHook):
                 document[key] = {"type": "enum", "values": list(existing.values)}
             elif existing.type == "embedding" and existing.size:
                 document[key] = {"type": "embedding", "size": existing.size}
-        return parse_schema({"keys": document}, file=f"the Encord organisation schema ({self.domain})")
+        where = f"the Encord organisation schema ({self.domain})"
+        return parse_schema({"keys": self._modelled_keys(document, where)}, file=where)
+
+    def _modelled_keys(self, document: dict[str, Any], where: str) -> dict[str, Any]:
+        """The keys the pipeline's schema model accepts; any other (e.g. an enum of more than 255
+        values that another client saved) is left out with a warning and counts as unknown."""
+        kept: dict[str, Any] = {}
+        for key, spec in document.items():
+            try:
+                parse_schema({"keys": {key: spec}}, file=where)
+            except ConfigError as error:
+                self.log.warning("Schema key %r is treated as unknown: %s", key, str(error)[:300])
+                continue
+            kept[key] = spec
+        return kept
 
 
 def _unique(reached: ScopeItems) -> ScopeItems:
