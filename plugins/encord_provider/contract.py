@@ -49,6 +49,17 @@ PAD_KEY = "contract_check_pad"
 SCHEMA_KEY = "encord_contract_check.number"
 RATE_LIMIT_MARKERS = ("ratelimit", "rate-limit", "retry-after", "x-quota")
 
+#: Measurements made on the registered scratch item (all ``error`` when it cannot be registered).
+NEEDS_AN_ITEM = (
+    "patch_semantics",
+    "null_handling",
+    "duplicates",
+    "concurrent_duplicates",
+    "url_normalisation",
+    "schema_validation",
+    "max_body_bytes",
+)
+
 WHAT_IT_CHANGES = {
     "folder_search": "Nothing: folders are resolved by exact name over full listings, never by search.",
     "patch_semantics": (
@@ -172,16 +183,12 @@ class ContractCheck:
         return ContractReport(domain=self.hook.domain, folder=self.folder, answers=answers)
 
     def _guard(self, name: str, measure: Callable[[], Answer]) -> Answer:
-        try:
-            return measure()
-        except Exception as exc:  # one failed measurement must not stop the others
-            log.exception("contract check %s failed", name)
-            return Answer(name, "error", f"{type(exc).__name__}: {str(exc)[:300]}")
+        return self._guard_many((name,), lambda: [measure()])[0]
 
     def _guard_many(self, names: Sequence[str], measure: Callable[[], list[Answer]]) -> list[Answer]:
         try:
             return measure()
-        except Exception as exc:
+        except Exception as exc:  # one failed measurement must not stop the others
             log.exception("contract check %s failed", ", ".join(names))
             return [Answer(name, "error", f"{type(exc).__name__}: {str(exc)[:300]}") for name in names]
 
@@ -190,15 +197,7 @@ class ContractCheck:
             return self._register_one(scratch, self.object_url)
         except Exception as exc:
             detail = f"could not register {self.object_url}: {type(exc).__name__}: {str(exc)[:300]}"
-            for name in (
-                "patch_semantics",
-                "null_handling",
-                "duplicates",
-                "concurrent_duplicates",
-                "url_normalisation",
-            ):
-                answers.append(Answer(name, "error", detail))
-            answers.extend(Answer(n, "error", detail) for n in ("schema_validation", "max_body_bytes"))
+            answers.extend(Answer(name, "error", detail) for name in NEEDS_AN_ITEM)
             return None
 
     @contextlib.contextmanager

@@ -208,3 +208,14 @@ def test_the_manual_dag_writes_the_json(emulator: EmulatorServer, encord_conn: s
     assert results["folder_search"]["answer"] == "exact"
     assert results["schema_validation"]["answer"] == "reject"
     _assert_cleaned_up(emulator)
+
+
+def test_an_object_that_cannot_be_registered_fails_only_the_checks_that_need_it(
+    emulator: EmulatorServer, encord_conn: str
+) -> None:
+    emulator.admin.set_unreadable(OBJECT_URL)
+    answers = _answers(_check(encord_conn, emulator))
+    assert answers.pop("folder_search") == "substring"
+    assert answers.pop("rate_limit_headers") == "none"
+    assert set(answers.values()) == {"error"} and len(answers) == 7
+    _assert_cleaned_up(emulator)
