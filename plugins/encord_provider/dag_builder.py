@@ -192,6 +192,7 @@ def _plan_and_scan(config: SourceConfig, *, resync: bool, apply_schema: bool = F
             encord_conn_id=config.encord.conn_id,
             pool=config.encord.pool,
             folder_state_uri=config.state_uri,
+            hook_params=config.encord.hook_params,
             **_state_conns(config),
         )
         run >> schema >> shards
