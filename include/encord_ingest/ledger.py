@@ -266,7 +266,8 @@ class Ledger:
 
     def read_frame(self, ranges: Sequence[KeyRangeLike] | None = None) -> pd.DataFrame:
         """The current rows (all, or those in any of ``ranges``) as a DataFrame."""
-        return self.read_table(ranges).to_pandas()
+        frame: pd.DataFrame = self.read_table(ranges).to_pandas()
+        return frame
 
     def snapshot(self, ranges: Sequence[KeyRangeLike] | None = None) -> LedgerSnapshot:
         """The rows in ``ranges`` (all rows for ``None``), ready for :func:`diff_item` lookups."""

@@ -204,9 +204,10 @@ def _uuid(value: Any, untyped: bool) -> str:
 
 
 def _enum(value: Any, spec: EnumSpec) -> str:
-    if _string(value) not in spec.values:
+    text = _string(value)
+    if text not in spec.values:
         raise _Reject(ErrorCode.NOT_IN_ENUM)
-    return value
+    return text
 
 
 def _list_cell(text: str) -> list[str]:

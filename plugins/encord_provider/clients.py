@@ -37,7 +37,7 @@ def gcs_client(conn_id: str | None, project: str | None = None) -> Any:
     if extra.get("anonymous"):
         from google.auth.credentials import AnonymousCredentials
 
-        return storage.Client(project=project or "anonymous", credentials=AnonymousCredentials())
+        return storage.Client(project=project or "anonymous", credentials=AnonymousCredentials())  # type: ignore[no-untyped-call]
     if extra.get("keyfile_dict"):
         info = extra["keyfile_dict"]
         return storage.Client.from_service_account_info(

@@ -68,5 +68,11 @@ def build_item(
         return VideoItem(object_url=urls[0], video_metadata=video, **common)
     if draft.kind == "text" and probe.client_only:
         return TextItem(object_url=urls[0], text_metadata=text_metadata(member.key, member.size), **common)
-    single = {"audio": AudioItem, "text": TextItem, "pdf": PdfItem, "nifti": NiftiItem}[draft.kind]
+    singles: dict[str, type[AudioItem | TextItem | PdfItem | NiftiItem]] = {
+        "audio": AudioItem,
+        "text": TextItem,
+        "pdf": PdfItem,
+        "nifti": NiftiItem,
+    }
+    single = singles[draft.kind]
     return single(object_url=urls[0], **common)

@@ -41,7 +41,7 @@ class EncordUploadJobTrigger(BaseTrigger):
         poll_timeout_s: int = 20,
         hook_params: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.encord_conn_id = encord_conn_id
         self.folder_uuid = folder_uuid
         self.jobs = [dict(job) for job in jobs]
@@ -78,7 +78,7 @@ class EncordUploadJobTrigger(BaseTrigger):
             }
             for job in self.jobs
         ]
-        return TriggerEvent(
+        return TriggerEvent(  # type: ignore[no-untyped-call]
             {"status": status, "folder_uuid": self.folder_uuid, "jobs": jobs, "message": message}
         )
 
