@@ -192,21 +192,10 @@ class _Rows:
 
 
 def _file_column(header: Sequence[str], file_columns: Sequence[str], file: str) -> int:
-    """The index of the file column; raises :class:`_TableProblem`."""
+    """The index of the file column (a header :func:`_check_header` passed); raises :class:`_TableProblem`."""
     for name in file_columns:
-        positions = [index for index, column in enumerate(header) if column == name]
-        if len(positions) > 1:
-            raise _TableProblem(
-                ItemError.of(
-                    ErrorCode.DUPLICATE_FILE_COLUMN,
-                    file,
-                    key=name,
-                    expected="one file column",
-                    detail="columns " + ", ".join(str(p + 1) for p in positions),
-                )
-            )
-        if positions:
-            return positions[0]
+        if name in header:
+            return list(header).index(name)
     raise _TableProblem(
         ItemError.of(
             ErrorCode.MISSING_FILE_COLUMN,
