@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from croniter import croniter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from encord_ingest.budget import ErrorBudget
 from encord_ingest.classify import ClassifyConfig
@@ -29,10 +38,13 @@ from encord_ingest.schema import MetadataSchema, load_schema
 from encord_ingest.sidecars import SidecarConventions
 from encord_ingest.sources.factory import split_uri
 from encord_ingest.sources.filters import FilterConfig
-from encord_ingest.sources.prefix import validate_template
+from encord_ingest.sources.prefix import validate_template, validate_timezone
 from encord_ingest.sources.readahead import DEFAULT_READ_CONCURRENCY
+from encord_ingest.sources.urls import check_url_style
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+CRON_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
+"""Airflow's cron presets; ``@once``, ``@continuous`` and ``null`` are the other schedules."""
 INCLUDE_DIR = Path(__file__).resolve().parents[1]
 """``include/``: relative paths in source files (schema files) are resolved against it."""
 
@@ -76,6 +88,19 @@ class BucketConfig(_Strict):
     def _template(cls, prefix: str) -> str:
         validate_template(prefix, field="bucket.prefix")
         return prefix
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, timezone: str) -> str:
+        validate_timezone(timezone, field="bucket.timezone")
+        return timezone
+
+    @field_validator("url_style")
+    @classmethod
+    def _url_style(cls, style: str | None, info: ValidationInfo) -> str | None:
+        if "uri" in info.data:  # else the uri itself is the error
+            check_url_style(split_uri(info.data["uri"])[0], style, field="bucket.url_style")
+        return style
 
     @property
     def scheme(self) -> str:
@@ -168,6 +193,8 @@ class SourceConfig(_Strict):
     """Register and sync tasks are mapped over at most this many batches of chunks."""
     error_budget: ErrorBudget = Field(default_factory=lambda: ErrorBudget(max_failed_fraction=0.05))
     """Per-item failures a run tolerates (registration, metadata and sidecar errors alike)."""
+    empty_run: Literal["warn", "fail"] = "warn"
+    """A run that lists 0 objects: ``warn`` (a loud line in the report and the log) or ``fail``."""
     retries: int = Field(default=2, ge=0)
     """Task retries; every task is safe to retry (deterministic run folders, resumable jobs)."""
     retry_delay_s: float = Field(default=30, ge=0)
@@ -183,6 +210,18 @@ class SourceConfig(_Strict):
         if not _NAME.fullmatch(name):
             raise ValueError(f"{name!r}: expected lower-case letters, digits and '_', starting with a letter")
         return name
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, schedule: str | None) -> str | None:
+        if schedule is None or schedule in ("@once", "@continuous", *CRON_PRESETS):
+            return schedule
+        if schedule.startswith("@") or not croniter.is_valid(schedule):
+            raise ValueError(
+                f"{schedule!r} is not a schedule; expected a cron expression of 5 fields "
+                f"('0 * * * *'), one of {', '.join(CRON_PRESETS)}, @once, @continuous, or null"
+            )
+        return schedule
 
     @field_validator("state_uri")
     @classmethod
@@ -266,13 +305,39 @@ def parse_source_config(document: Any, *, file: str) -> SourceConfig:
         raise ConfigError(f"{file}: {error}") from None
 
 
+def _duplicate_key(node: yaml.Node | None, path: str = "") -> str | None:
+    """The first key written twice in one mapping, as ``field: ... (lines a and b)``."""
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[Any, int] = {}
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else None
+            field = f"{path}.{name}" if path else str(name)
+            if name is not None and name in lines:
+                return f"{field}: written twice (lines {lines[name]} and {key.start_mark.line + 1})"
+            if name is not None:
+                lines[name] = key.start_mark.line + 1
+            found = _duplicate_key(value, field)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for index, value in enumerate(node.value):
+            found = _duplicate_key(value, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
 def load_source_config(path: str | Path) -> SourceConfig:
-    """Read and validate one source file."""
+    """Read and validate one source file; a key written twice is refused, not silently overridden."""
     path = Path(path)
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
+        document = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise ConfigError(f"{path}: cannot read source configuration: {error}") from None
+    if duplicate:
+        raise ConfigError(f"{path}: invalid source configuration\n  {duplicate}")
     return parse_source_config(document, file=str(path))
 
 

@@ -56,6 +56,7 @@ class ErrorCode(StrEnum):
     INVALID_URL = "invalid_url"
     PROBE_FAILED = "probe_failed"
     READ_FAILED = "read_failed"
+    EMPTY_OBJECT = "empty_object"
     ITEM_TOO_LARGE = "item_too_large"
     # Registering and syncing in Encord.
     UNIT_ERROR = "unit_error"

@@ -13,6 +13,13 @@ SHA-256 of the version it names, so a torn or foreign version is refused, never 
 Concurrent commits to one ledger are not merged: the last pointer wins. Run commits of one
 source one at a time (the DAG's ``max_active_runs=1`` or a pool of one slot).
 
+Recovery: when the version the pointer names is missing, torn or not Parquet, the reader falls
+back to the pointer's previous version (checked against its SHA-256 when the pointer recorded
+it) and says so in :attr:`Ledger.warning`; the run goes on and re-plans what the lost commit
+recorded (Encord skips URLs it has; metadata is compared, not rewritten). When there is no
+intact previous version, or the pointer itself cannot be read, :class:`LedgerError` says how to
+recover: the source's reconcile DAG rebuilds the ledger from Encord's folder listing.
+
 One row per data object (``url`` is the canonical object URL, the key). Rows of a group or
 series share ``item_url`` (the item's key URL, its first object URL). ``sidecars`` is a JSON
 object ``{sidecar key: version}`` of every metadata input that fed the item (per-file sidecars,
@@ -32,10 +39,12 @@ Change detection (:func:`diff_item`), per item, ``full_rescan`` aside:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
 import json
+import logging
 import re
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -44,13 +53,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from encord_ingest.sources.base import MAX_CHAR
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+
+log = logging.getLogger(__name__)
 
 POINTER_NAME = "CURRENT.json"
 OVER_LIMIT_CODE = "over_limit"
@@ -176,6 +187,13 @@ class LedgerPointer(BaseModel):
     run_id: str
     written_at: datetime
     previous_version_key: str | None = None
+    previous_sha256: str | None = None
+
+
+RECOVER_HINT = (
+    "to recover, trigger the source's encord_reconcile__<source> DAG (it rebuilds the ledger from "
+    "Encord's folder listing), or write CURRENT.json naming an intact file under versions/"
+)
 
 
 class LedgerSnapshot:
@@ -225,6 +243,10 @@ class Ledger:
     def __init__(self, store: BlobStoreLike, prefix: str):
         self.store = store
         self.prefix = prefix.strip("/")
+        self.warning: str | None = None
+        """Set when a read fell back to the previous version (for the run report)."""
+        self._read_from: tuple[str, str] | None = None
+        """``(version key, sha256)`` of the version reads use, once known."""
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
@@ -237,27 +259,72 @@ class Ledger:
         """The current pointer, or ``None`` for a ledger never committed."""
         if not self.store.exists(self.pointer_key):
             return None
-        return LedgerPointer.model_validate_json(self.store.read_bytes(self.pointer_key))
+        try:
+            return LedgerPointer.model_validate_json(self.store.read_bytes(self.pointer_key))
+        except ValidationError as exc:
+            problem = exc.errors()[0]["msg"]
+            raise LedgerError(f"{self.pointer_key} cannot be read ({problem}); {RECOVER_HINT}") from None
+
+    def _version(self, key: str, sha256: str | None) -> tuple[bytes | None, str]:
+        """The bytes of version ``key`` if intact (SHA-256, else a Parquet footer check), or why not."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            data = self.store.read_bytes(key)
+        except FileNotFoundError:
+            return None, "is missing"
+        except Exception as exc:
+            return None, f"cannot be read ({type(exc).__name__}: {exc})"
+        digest = hashlib.sha256(data).hexdigest()
+        if sha256 is not None and digest != sha256:
+            return None, f"has sha256 {digest}, the pointer expects {sha256} (truncated or replaced)"
+        try:
+            pq.ParquetFile(io.BytesIO(data)).schema_arrow  # noqa: B018 - reads the footer
+        except (pa.ArrowException, OSError) as exc:
+            return None, f"is not a Parquet file ({exc})"
+        return data, ""
+
+    def _current_bytes(self) -> bytes | None:
+        """The bytes of the version reads use: the pointer's, else its intact previous version."""
+        pointer = self.pointer()
+        if pointer is None:
+            return None
+        data, problem = self._version(pointer.version_key, pointer.sha256)
+        if data is not None:
+            self._read_from = (pointer.version_key, pointer.sha256)
+            return data
+        what = f"{self.pointer_key} names version {pointer.version_key}, which {problem}"
+        previous = pointer.previous_version_key
+        if previous is None:
+            raise LedgerError(f"{what}; there is no previous version to fall back to; {RECOVER_HINT}")
+        data, previous_problem = self._version(previous, pointer.previous_sha256)
+        if data is None:
+            raise LedgerError(f"{what}; its previous version {previous} {previous_problem}; {RECOVER_HINT}")
+        self._read_from = (previous, hashlib.sha256(data).hexdigest())
+        self.warning = (
+            f"LEDGER RECOVERED: {what}. Read the previous version {previous} instead: what run "
+            f"{pointer.run_id!r} committed is planned again (Encord skips URLs it has, metadata is "
+            "compared, not rewritten). To check the ledger against Encord, trigger the source's "
+            "encord_reconcile__<source> DAG."
+        )
+        log.warning("%s", self.warning)
+        return data
+
+    def check(self) -> str | None:
+        """Read the current version once: ``None`` if intact, the warning if reads fall back to
+        the previous version; :class:`LedgerError` (saying how to recover) if neither is usable."""
+        self._current_bytes()
+        return self.warning
 
     def read_table(self, ranges: Sequence[KeyRangeLike] | None = None) -> pa.Table:
         """The current rows (all, or those in any of ``ranges``) as an Arrow table."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pointer = self.pointer()
-        if pointer is None:
+        data = self._current_bytes()
+        if data is None:
             return ledger_schema().empty_table()
-        try:
-            data = self.store.read_bytes(pointer.version_key)
-        except Exception as exc:
-            where = f"{self.pointer_key}: version {pointer.version_key}"
-            raise LedgerError(f"{where} cannot be read: {exc}") from exc
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != pointer.sha256:
-            raise LedgerError(
-                f"{self.pointer_key}: version {pointer.version_key} has sha256 {digest}, "
-                f"the pointer expects {pointer.sha256}"
-            )
         table = pq.read_table(io.BytesIO(data), filters=_range_filters(ranges))
         if ranges is not None:
             keep = [any(in_range(key, key_range) for key_range in ranges) for key in table["key"].to_pylist()]
@@ -276,8 +343,12 @@ class Ledger:
         return LedgerSnapshot(LedgerRow(*values) for values in zip(*columns, strict=True))
 
     def write(self, frame: pd.DataFrame, run_id: str) -> LedgerPointer:
-        """Write ``frame`` as a new version, then point to it. Returns the new pointer."""
-        previous = self.pointer()
+        """Write ``frame`` as a new version, then point to it. Returns the new pointer (whose
+        previous version is the one reads used: after a fallback, the intact one)."""
+        if self._read_from is None:
+            with contextlib.suppress(LedgerError):  # a rebuild (reconcile) replaces an unreadable ledger
+                self._current_bytes()
+        previous = self._read_from
         data = frame_to_parquet(frame)
         stamp = datetime.now(UTC)
         name = f"{stamp:%Y%m%dT%H%M%S%fZ}-{_safe(run_id)}-{uuid.uuid4().hex[:8]}.parquet"
@@ -289,9 +360,11 @@ class Ledger:
             rows=len(frame),
             run_id=run_id,
             written_at=stamp,
-            previous_version_key=previous.version_key if previous else None,
+            previous_version_key=previous[0] if previous else None,
+            previous_sha256=previous[1] if previous else None,
         )
         self.store.write_bytes(self.pointer_key, pointer.model_dump_json().encode("utf-8"))
+        self._read_from = (version_key, pointer.sha256)
         return pointer
 
 

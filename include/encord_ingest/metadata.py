@@ -99,7 +99,9 @@ _LIST_SEPARATORS = re.compile(r"[,;\s]+")
 _ENUM_SHOWN = 10
 _MAX_INT_DIGITS = 400  # below int("...")'s 4300-digit limit; larger overflows a float anyway
 
-KEYFRAMES_FORM = "a list of non-negative integers"
+MAX_KEYFRAME = 2**63 - 1
+"""Keyframes fit a signed 64-bit integer (what Encord and Parquet store)."""
+KEYFRAMES_FORM = "a list of integers from 0 to 2**63-1"
 CONFIG_FORM = "an object {sampling_rate: number >= 0, keyframe_mode: frame|seconds}"
 
 
@@ -284,13 +286,16 @@ def _keyframes(value: Any, untyped: bool) -> list[int]:
         parts = _list_cell(value)
         if not all(part.isdigit() and part.isascii() and len(part) <= _MAX_INT_DIGITS for part in parts):
             raise _Reject(ErrorCode.INVALID_KEYFRAMES)
-        return sorted({int(part) for part in parts})
-    if not isinstance(value, list | tuple):
+        value = [int(part) for part in parts]
+    elif not isinstance(value, list | tuple):
         raise _Reject(ErrorCode.INVALID_KEYFRAMES)
     value = [_native(v) for v in value]
     bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int) or v < 0]
     if bad:
-        raise _Reject(ErrorCode.INVALID_KEYFRAMES, f"not a non-negative integer: {bad[0]!r}")
+        raise _Reject(ErrorCode.INVALID_KEYFRAMES, f"not a non-negative integer: {value_repr(bad[0])}")
+    too_large = [v for v in value if v > MAX_KEYFRAME]
+    if too_large:
+        raise _Reject(ErrorCode.INVALID_KEYFRAMES, f"{value_repr(too_large[0])} does not fit 64 bits")
     return sorted(set(value))
 
 
@@ -364,6 +369,29 @@ def validate_reserved(
         except _Reject as rej:
             errors.append(_error(rej, file, key, _RESERVED_FORMS[key], value))
     return out, errors
+
+
+def check_keyframes_in_video(
+    metadata: Mapping[str, Any], *, frames: int | None, duration: float | None, file: str
+) -> ItemError | None:
+    """A keyframe past the end of a probed video (frame mode: ``>= frames``; seconds mode:
+    ``> duration``), or ``None``. Nothing is checked when the video was not probed."""
+    keyframes = metadata.get(KEYFRAMES_KEY) or []
+    seconds = (metadata.get(VIDEO_CONFIG_KEY) or {}).get("keyframe_mode") == "seconds"
+    limit: float | None = duration if seconds else frames
+    if limit is None or not keyframes:
+        return None
+    last = max(keyframes)
+    if (last > limit) if seconds else (last >= limit):
+        unit = f"at most the duration {limit:g} s" if seconds else f"below the frame count {limit}"
+        return ItemError.of(
+            ErrorCode.INVALID_KEYFRAMES,
+            file,
+            key=KEYFRAMES_KEY,
+            expected=f"keyframes {unit} (probed)",
+            value=last,
+        )
+    return None
 
 
 # --- typing a layer -----------------------------------------------------------------------------

@@ -16,19 +16,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from encord_ingest.config import SourceConfig
 from encord_ingest.errors import ConfigError
-from encord_ingest.ledger import LEDGER_COLUMNS, Ledger, Outcome, commit_run
+from encord_ingest.ledger import LEDGER_COLUMNS, Ledger, LedgerError, Outcome, commit_run, ledger_schema
 from encord_ingest.manifest import GROUP_KINDS
 from encord_ingest.metadata import metadata_fingerprint
 from encord_ingest.run_folder import RegistrationResults, RunFolder, SyncResults
 from encord_ingest.scan.scanner import ScanContext, scan_shard
 from encord_ingest.schema import MetadataSchema
 from encord_ingest.sources.base import Source
-from encord_ingest.sources.prefix import resolve_prefixes
+from encord_ingest.sources.prefix import placeholders, resolve_prefixes
 from encord_ingest.sources.sharding import Shard, plan_shards
 from encord_ingest.sources.urls import url_identity
 from encord_ingest.storage import BlobStore
@@ -57,6 +57,8 @@ class RunOptions:
     sync_mode: str = "merge"
     limit: int | None = None
     """At most this many new items are registered (manual runs); the rest wait for a later run."""
+    prefix_origin: str = ""
+    """Where the prefixes came from (the form, or which data interval), for logs and the report."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,7 +94,9 @@ def resolve_run(
     """Turn a run's interval (scheduled, backfill) or its form (manual) into :class:`RunOptions`.
 
     ``params["prefix"]`` overrides the template (several prefixes: comma-separated). A manual run
-    has no data interval, so a templated source needs that override: the error says so.
+    has no data interval, so a templated source needs that override: the error says so. A run
+    triggered from the UI form does have one (Airflow infers it from the logical date): it lists
+    that interval's prefix, and :attr:`RunOptions.prefix_origin` says so.
     """
     override = params.get("prefix") or None
     prefixes = resolve_prefixes(
@@ -116,7 +120,28 @@ def resolve_run(
         full_rescan=as_flag(params.get("full_rescan", False), f"{config.name}: param full_rescan"),
         sync_mode=str(mode),
         limit=limit,
+        prefix_origin=prefix_origin(config, run_id, data_interval_start, data_interval_end, bool(override)),
     )
+
+
+def prefix_origin(
+    config: SourceConfig, run_id: str, start: datetime | None, end: datetime | None, overridden: bool
+) -> str:
+    """Where a run's prefixes come from, in words (shown in the task log and the report)."""
+    if overridden:
+        return "the form's prefix override"
+    if not placeholders(config.bucket.prefix):
+        return "the source's fixed bucket.prefix"
+    if start is None or end is None:
+        return ""
+    span = f"{start.astimezone(UTC):%Y-%m-%d %H:%M} to {end.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    interval = f"the data interval {span}"
+    if run_id.startswith("manual__"):
+        return (
+            f"{interval}, which Airflow inferred from the manual run's logical date; set the form's "
+            "prefix override to list another folder"
+        )
+    return interval
 
 
 def plan_run_shards(config: SourceConfig, source: Source, prefixes: Sequence[str]) -> list[dict[str, Any]]:
@@ -197,6 +222,19 @@ def commit_ledger(
     return {"ledger_version": pointer.version_key, "rows": pointer.rows}
 
 
+def ledger_alerts(state: BlobStore) -> tuple[list[str], str | None]:
+    """Report alerts about the ledger and the error that stops a commit: ``([], None)`` when it is
+    intact, a warning when reads fall back to its previous version, the error (saying how to
+    recover) when it cannot be read at all."""
+    ledger = ledger_of(state)
+    try:
+        warning = ledger.check()
+    except LedgerError as exc:
+        error = f"LEDGER UNREADABLE, nothing committed: {exc}"
+        return [error], error
+    return ([warning] if warning else []), None
+
+
 def outcome_table(
     state: BlobStore, options: RunOptions, summaries: Sequence[Mapping[str, Any]]
 ) -> pd.DataFrame:
@@ -206,10 +244,20 @@ def outcome_table(
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["key", "outcome"])
 
 
+DONE_OUTCOMES = {str(Outcome.NEW): "registered", str(Outcome.METADATA_CHANGED): "metadata_updated"}
+"""Outcomes after a (not dry) run's commit: planned ``new`` items were registered, and so on."""
+
+
 def final_outcomes(
-    table: pd.DataFrame, registration: RegistrationResults, failed_sync: Mapping[str, str]
+    table: pd.DataFrame,
+    registration: RegistrationResults,
+    failed_sync: Mapping[str, str],
+    *,
+    dry_run: bool = False,
 ) -> pd.DataFrame:
-    """The plan's outcomes corrected by what Encord answered: a registration or sync failure wins."""
+    """The plan's outcomes corrected by what Encord answered: a registration or sync failure wins
+    (``failed`` with its reason), item UUIDs learnt at registration are filled in, and outside a
+    dry run ``new``/``metadata_changed`` become ``registered``/``metadata_updated``."""
     table = table.copy()
     if table.empty:
         return table
@@ -220,7 +268,52 @@ def final_outcomes(
     )
     table.loc[failed, "message"] = [failures[url] for url in item_urls[failed]]
     table.loc[failed, "outcome"] = str(Outcome.FAILED)
+    if "item_uuid" in table:
+        learnt = item_urls.map(registration.item_uuids)
+        table["item_uuid"] = learnt.where(learnt.notna() & ~failed, table["item_uuid"])
+    if not dry_run:
+        table["outcome"] = table["outcome"].replace(DONE_OUTCOMES)
     return table
+
+
+def empty_run_alert(
+    config: SourceConfig, options: RunOptions, objects: int, failed_tasks: Sequence[str] = ()
+) -> str | None:
+    """The loud line of a run that listed nothing (``None`` otherwise, or when a task failed)."""
+    if objects or failed_tasks:
+        return None
+    where = ", ".join(options.prefixes) or "(bucket root)"
+    origin = f" (from {options.prefix_origin})" if options.prefix_origin else ""
+    action = (
+        "this fails the run (empty_run: fail)"
+        if config.empty_run == "fail"
+        else "empty_run: fail makes this fail"
+    )
+    return f"NO OBJECTS: the run listed 0 objects under {where} in {config.bucket.uri}{origin}; {action}"
+
+
+def asset_extra(options: RunOptions, result: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``extra`` of the source's Asset event: the run, its prefixes, counts and report URI."""
+    return {
+        "run_id": options.run_id,
+        "prefixes": list(options.prefixes),
+        "dry_run": options.dry_run,
+        "counts": dict(result["counts"]),
+        "objects": result["objects"],
+        "report_uri": result["report_uri"],
+        "outcomes_uri": result.get("outcomes_uri"),
+    }
+
+
+def budget_counts(table: pd.DataFrame) -> tuple[int, int]:
+    """``(failed items, items)`` for the error budget: data items (a group counts once), never
+    their sidecars; rule-skipped objects and ``gone`` rows are not items."""
+    if table.empty or "kind" not in table:
+        return 0, 0
+    data = table[table["kind"].notna() & ~table["outcome"].isin([Outcome.SKIPPED.value, Outcome.GONE.value])]
+    items = data["item_url"] if "item_url" in data else data["url"]
+    failed = items[data["outcome"] == Outcome.FAILED.value]
+    return int(failed.nunique()), int(items.nunique())
 
 
 def outcome_counts(table: pd.DataFrame) -> dict[str, int]:
@@ -240,21 +333,24 @@ def report_markdown(
     sync_counts: Mapping[str, int],
     ledger: Mapping[str, Any] | None,
     failed_tasks: Sequence[str] = (),
+    alerts: Sequence[str] = (),
 ) -> str:
-    """The human-readable run report (Markdown)."""
+    """The human-readable run report (Markdown); ``alerts`` are shown in bold above everything."""
     import pandas as pd
 
     counts = outcome_counts(table)
     seen = objects_seen(table)
+    shown = ", ".join(f"`{p}`" for p in options.prefixes) or "(bucket root)"
     lines = [
-        f"# Encord ingestion report: `{config.name}`",
+        f"# Encord ingestion report: `{config.name}`, {shown}",
         "",
+        *[f"> **{alert}**\n" for alert in alerts],
         f"- run: `{options.run_id}`" + (" (dry run: nothing written to Encord)" if options.dry_run else ""),
-        f"- prefixes: {', '.join(f'`{p}`' for p in options.prefixes) or '(bucket root)'}",
+        f"- prefixes: {shown}" + (f", from {options.prefix_origin}" if options.prefix_origin else ""),
         f"- Encord folder: `{config.encord.folder}`, metadata sync mode `{options.sync_mode}`",
         f"- upload jobs: {', '.join(f'`{j}`' for j in registration.job_uuids) or 'none'}",
         f"- metadata writes: {sync_counts.get('written', 0)} items in {sync_counts.get('patch_calls', 0)} "
-        "patch calls",
+        f"patch calls ({sync_counts.get('patch_attempts', 0)} requests with retries)",
         f"- ledger: {'committed ' + str(ledger['ledger_version']) if ledger else 'not committed'}",
         *(
             [f"- **incomplete run**: task(s) {', '.join(f'`{t}`' for t in failed_tasks)} failed"]
@@ -307,11 +403,21 @@ class RunResult:
     objects: int
     ledger: dict[str, Any] | None
     failed: int
+    """Failed data items (a group counts once; sidecars never): :func:`budget_counts`."""
     items: int
+    markdown: str = ""
+    """The report itself (printed in the task log)."""
+    outcomes_uri: str | None = None
+    """``final_outcomes.parquet``: every object's final outcome."""
+    ledger_error: str | None = None
+    """The ledger could not be read: nothing was committed (the report says how to recover)."""
+    empty: str | None = None
+    """The loud line of a run that listed nothing."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "report_uri": self.report_uri,
+            "outcomes_uri": self.outcomes_uri,
             "counts": self.counts,
             "objects": self.objects,
             "ledger": self.ledger,
@@ -319,7 +425,6 @@ class RunResult:
 
 
 #: Outcome names in the report of a run that wrote to Encord (the plan's words are for dry runs).
-DONE_OUTCOMES = {str(Outcome.NEW): "registered", str(Outcome.METADATA_CHANGED): "metadata_updated"}
 
 
 def finish_run(
@@ -338,13 +443,16 @@ def finish_run(
     manifests = [] if options.dry_run else chunk_uris(summaries, "manifest")
     registration = folder.registration_results(manifests)
     sync = folder.sync_results(chunk_uris(summaries, "metadata"), dry_run=options.dry_run)
+    alerts, ledger_error = ledger_alerts(state)
     ledger = None
-    if not options.dry_run:
+    if not options.dry_run and ledger_error is None:
         ledger = commit_ledger(state, options, summaries, registration, sync.failed_urls)
-    table = final_outcomes(outcome_table(state, options, summaries), registration, sync.failed_urls)
-    if not options.dry_run:
-        table["outcome"] = table["outcome"].replace(DONE_OUTCOMES)
-    counts = outcome_counts(table)
+    table = final_outcomes(
+        outcome_table(state, options, summaries), registration, sync.failed_urls, dry_run=options.dry_run
+    )
+    outcomes_uri = folder.write_final_outcomes(table) if not table.empty else None
+    seen = objects_seen(table)
+    empty = empty_run_alert(config, options, seen, failed_tasks)
     markdown = report_markdown(
         config,
         options,
@@ -353,15 +461,20 @@ def finish_run(
         sync_counts=sync.counts,
         ledger=ledger,
         failed_tasks=failed_tasks,
+        alerts=[*alerts, *([empty] if empty else [])],
     )
-    seen = objects_seen(table)
+    failed, items = budget_counts(table)
     return RunResult(
         report_uri=folder.write_report(markdown),
-        counts=counts,
+        counts=outcome_counts(table),
         objects=seen,
         ledger=ledger,
-        failed=counts.get("failed", 0),
-        items=max(seen - counts.get("skipped", 0) - counts.get("sidecar", 0), 0),
+        failed=failed,
+        items=items,
+        markdown=markdown,
+        outcomes_uri=outcomes_uri,
+        ledger_error=ledger_error,
+        empty=empty,
     )
 
 
@@ -412,6 +525,8 @@ class Drift:
     items_without_url: int = 0
     groups_not_checked: int = 0
     """Groups, sequences and series: Encord lists them without an object URL, so they are kept."""
+    ledger_problem: str | None = None
+    """The ledger was unreadable (rebuilt from Encord) or read from its previous version."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -444,8 +559,13 @@ def reconcile_ledger(
     import pandas as pd
 
     ledger = ledger_of(state)
-    frame = ledger.read_frame()
     drift = Drift()
+    try:
+        frame = ledger.read_frame()
+        drift.ledger_problem = ledger.warning
+    except LedgerError as exc:  # rebuild from Encord's listing alone
+        frame = ledger_schema().empty_table().to_pandas()
+        drift.ledger_problem = f"the ledger could not be read and was rebuilt from Encord: {exc}"
     listed: dict[str, tuple[str, str]] = {}
     for item_uuid, url, metadata in encord_items:
         if not url:
@@ -504,6 +624,7 @@ def drift_markdown(config: SourceConfig, run_id: str, drift: Drift, sample: int 
         f"# Encord reconcile report: `{config.name}`",
         "",
         f"- run: `{run_id}`, Encord folder `{config.encord.folder}`",
+        *([f"- **{drift.ledger_problem}**"] if drift.ledger_problem else []),
         "",
         "| check | items |",
         "|---|---:|",

@@ -26,7 +26,7 @@ from typing import Any
 
 from encord_ingest.manifest import Manifest
 from encord_ingest.results import RegisterReport
-from encord_ingest.scan.outcomes import COMMIT_COLUMNS, read_outcomes
+from encord_ingest.scan.outcomes import COMMIT_COLUMNS, frame_to_outcome_bytes, read_outcomes
 from encord_ingest.scan.writers import BlobWriter
 from encord_ingest.storage import BlobStore
 from encord_ingest.sync import SyncReport, read_changes
@@ -39,9 +39,13 @@ SUMMARIES = "summaries"
 RESULTS = "results"
 CHUNK_SUFFIXES = {MANIFESTS: ".json", METADATA: ".jsonl", OUTCOMES: ".parquet"}
 REGISTER_SUFFIX = ".register.json"
+REGISTER_FAILURE_SUFFIX = ".register.failed.txt"
+"""Why a register task failed before writing a chunk's result (the cause named in the report)."""
 SYNC_SUFFIX = ".sync.json"
 DRY_RUN_SYNC_SUFFIX = ".sync.dry-run.json"
 REPORT_NAME = "report.md"
+FINAL_OUTCOMES = "final_outcomes.parquet"
+"""After the commit: the final outcome of every object (registered, failed with its reason, ...)."""
 EVENT_PLAN = "events/plan.json"
 EVENT_REPORT = "events/report.md"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -159,8 +163,9 @@ class RunFolder:
                 report = RegisterReport.from_bytes(self.read(result_uri(chunk, REGISTER_SUFFIX)))
             except FileNotFoundError:
                 results.missing_chunks.append(chunk)
+                reason = f"registration did not complete for chunk {chunk}{self._register_failure(chunk)}"
                 for item in Manifest.from_bytes(self.read(chunk), source=chunk).items:
-                    results.failed_urls[item.key_url] = f"registration did not complete for chunk {chunk}"
+                    results.failed_urls[item.key_url] = reason
                 continue
             results.job_uuids.append(report.job_uuid)
             for url, outcome in report.results.items():
@@ -169,6 +174,14 @@ class RunFolder:
                 elif outcome.error is not None:
                     results.failed_urls[url] = outcome.error.message
         return results
+
+    def _register_failure(self, chunk: str) -> str:
+        """``": the register task failed: <cause>"`` when the task recorded one, else ``""``."""
+        try:
+            cause = self.read(result_uri(chunk, REGISTER_FAILURE_SUFFIX)).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+        return f": the register task failed: {cause.strip()}"
 
     def sync_results(self, change_uris: Sequence[str], *, dry_run: bool) -> SyncResults:
         """Failed URLs and summed counts of the sync results; a chunk without a result failed whole."""
@@ -197,6 +210,11 @@ class RunFolder:
 
     def read_event_plan(self) -> bytes:
         return self.store.read_bytes(EVENT_PLAN)
+
+    def write_final_outcomes(self, table: Any) -> str:
+        """Write the final outcome table (a DataFrame of :data:`OUTCOME_COLUMNS`) as Parquet; returns
+        its URI."""
+        return self.store.write_bytes(FINAL_OUTCOMES, frame_to_outcome_bytes(table))
 
     def write_report(self, markdown: str) -> str:
         """Write ``report.md``; returns its URI."""

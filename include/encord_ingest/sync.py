@@ -351,6 +351,9 @@ class SyncCounts(BaseModel):
     failed: int = 0
     not_found: int = 0
     patch_calls: int = 0
+    """PATCH requests that carried a bundle (a bundle retried after a transient error is one call)."""
+    patch_attempts: int = 0
+    """Every PATCH attempt, retries included."""
 
 
 class SyncReport(BaseModel):

@@ -30,6 +30,7 @@ from airflow.sdk.exceptions import AirflowException
 from encord_ingest.config import SourceConfig
 from encord_ingest.pipeline import (
     RunOptions,
+    asset_extra,
     batches,
     chunk_uris,
     finish_resync,
@@ -172,7 +173,7 @@ def _plan_and_scan(config: SourceConfig, *, resync: bool, apply_schema: bool = F
             data_interval_end=None if resync else context.get("data_interval_end"),
             params=params,
         )
-        log.info("Run %s lists %s", options.run_id, options.prefixes)
+        log.info("Run %s lists %s (from %s)", options.run_id, options.prefixes, options.prefix_origin or "-")
         return {**options.to_json(), "run_uri": RunFolder.of(_state(config), options.run_id).uri()}
 
     @task
@@ -280,7 +281,10 @@ def register_sync_commit(
         failed_tasks = _failed_tasks(context, among)
         if run is None:
             raise _unplanned(failed_tasks)
-        return _commit_and_report(config, list(summaries or []), RunOptions.from_json(run), failed_tasks)
+        options = RunOptions.from_json(run)
+        return _commit_and_report(
+            config, list(summaries or []), options, failed_tasks, context.get("outlet_events")
+        )
 
     manifests: Any = manifest_chunks(summaries, run)
     changes: Any = change_chunks(summaries)
@@ -323,20 +327,36 @@ def register_sync_commit(
 
 
 def _commit_and_report(
-    config: SourceConfig, summaries: list[dict[str, Any]], options: RunOptions, failed_tasks: list[str]
+    config: SourceConfig,
+    summaries: list[dict[str, Any]],
+    options: RunOptions,
+    failed_tasks: list[str],
+    outlet_events: Any = None,
 ) -> dict[str, Any]:
-    """:func:`~encord_ingest.pipeline.finish_run`, then fail if a task failed (an error that is
-    not per item: auth, a missing folder, an unreadable bucket) or past the error budget."""
+    """:func:`~encord_ingest.pipeline.finish_run` (the report goes to the log too, and the counts
+    and report URI to the Asset event), then fail if the ledger could not be read, a task failed
+    (an error that is not per item: auth, a missing folder, an unreadable bucket), nothing was
+    listed and ``empty_run`` is ``fail``, or past the error budget."""
     result = finish_run(config, _state(config), options, summaries, failed_tasks)
     log.info(
-        "Run report: %s\n%s",
+        "Run report: %s (every object's final outcome: %s)\n%s\n\n%s",
         result.report_uri,
+        result.outcomes_uri,
         summary_table({**result.counts, "objects seen": result.objects}),
+        result.markdown,
     )
+    if result.empty:
+        log.warning("%s", result.empty)
+    if result.ledger_error is not None:
+        raise AirflowException(f"{result.ledger_error}; see {result.report_uri}")
+    if outlet_events is not None:
+        outlet_events[source_asset(config)].extra = asset_extra(options, result.to_json())
     _raise_for_failed_tasks(failed_tasks, result.report_uri)
+    if result.empty and config.empty_run == "fail":
+        raise AirflowException(f"{result.empty}; see {result.report_uri}")
     if config.error_budget.exceeded(result.failed, result.items):
         raise AirflowException(
-            f"{result.failed} of {result.items} objects failed, more than the error budget "
+            f"{result.failed} of {result.items} items failed, more than the error budget "
             f"({config.error_budget.model_dump()}); see {result.report_uri}"
         )
     return result.to_json()

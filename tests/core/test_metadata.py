@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from encord_ingest.errors import ErrorCode, ItemError, value_repr
 from encord_ingest.metadata import (
     MetadataMapping,
+    check_keyframes_in_video,
     flatten,
     map_and_type,
     metadata_fingerprint,
@@ -324,6 +325,9 @@ def test_keyframes_from_csv_cells(schema: MetadataSchema, cell: str, expected: l
         (5, False),
         ("1,x", True),
         ("-1", True),
+        ([0, 2**70], False),
+        ([2**63], False),
+        (str(2**64), True),
     ],
 )
 def test_bad_keyframes(schema: MetadataSchema, value: Any, untyped: bool) -> None:
@@ -331,7 +335,7 @@ def test_bad_keyframes(schema: MetadataSchema, value: Any, untyped: bool) -> Non
     assert typed.values == {}
     [error] = typed.errors
     assert (error.code, error.file, error.key) == (ErrorCode.INVALID_KEYFRAMES, FILE, "keyframes")
-    assert error.expected == "a list of non-negative integers"
+    assert error.expected == "a list of integers from 0 to 2**63-1"
     out, errors = validate_reserved({"keyframes": value}, kind="video", file=FILE)
     if not untyped:
         assert out == {} and [e.code for e in errors] == [ErrorCode.INVALID_KEYFRAMES]
@@ -550,3 +554,31 @@ def test_fingerprint_ignores_key_order_and_sees_every_change() -> None:
     ]
     prints = {metadata_fingerprint(c) for c in changed}
     assert len(prints) == len(changed) and metadata_fingerprint(base) not in prints
+
+
+def test_the_largest_64_bit_keyframe_is_kept(schema: MetadataSchema) -> None:
+    typed = type_metadata(
+        {"keyframes": [2**63 - 1, 0]}, schema, file=FILE, untyped=False, unknown_keys="reject"
+    )
+    assert typed.values == {"keyframes": [0, 2**63 - 1]}
+
+
+@pytest.mark.parametrize(
+    ("metadata", "frames", "duration", "bad"),
+    [
+        ({"keyframes": [0, 299]}, 300, 10.0, None),
+        ({"keyframes": [0, 300]}, 300, 10.0, 300),
+        ({"keyframes": [0, 300]}, None, None, None),
+        ({"keyframes": [10], "config": {"keyframe_mode": "seconds"}}, 300, 10.0, None),
+        ({"keyframes": [11], "config": {"keyframe_mode": "seconds"}}, 300, 10.0, 11),
+    ],
+)
+def test_keyframes_must_lie_inside_a_probed_video(
+    metadata: dict[str, Any], frames: int | None, duration: float | None, bad: int | None
+) -> None:
+    error = check_keyframes_in_video(metadata, frames=frames, duration=duration, file=FILE)
+    if bad is None:
+        assert error is None
+    else:
+        assert error is not None
+        assert (error.code, error.key, error.value) == (ErrorCode.INVALID_KEYFRAMES, "keyframes", str(bad))

@@ -160,9 +160,24 @@ def test_depth_at_the_limit_is_fine() -> None:
 
 def test_check_size_helper() -> None:
     assert check_size("a.json", 10, 10) is None
-    error = check_size("a.json", 11, 10)
+    error = check_size("a.json", 11, 10, object_size=12_000_000)
     assert error is not None
-    assert (error.code, error.file, error.value) == (ErrorCode.FILE_TOO_LARGE, "a.json", "11")
+    assert (error.code, error.file, error.value) == (ErrorCode.FILE_TOO_LARGE, "a.json", "12000000")
+
+
+def test_a_too_large_file_never_claims_the_truncated_read_length_as_its_size() -> None:
+    """Readers stop one byte past the limit: without the listed size the error says "more than"."""
+    big = b'{"a": "' + b"x" * 64 + b'"}'
+    error = parse_sidecar(big[:11], file="d/x.json", max_bytes=10)
+    assert isinstance(error, ItemError)
+    assert error.value is None
+    assert error.message == (
+        "d/x.json: expected at most 10 bytes, more than 10 bytes (reading stopped there) [file_too_large]"
+    )
+    sized = SidecarConventions(max_sidecar_bytes=10).parse("d/x.json", big[:11], object_size=len(big))
+    assert isinstance(sized, ItemError)
+    expected = f"d/x.json: expected at most 10 bytes, got {len(big)}, size in bytes [file_too_large]"
+    assert sized.message == expected
 
 
 def test_conventions_parse_applies_configured_limits() -> None:
@@ -309,7 +324,7 @@ def test_yaml_complex_key() -> None:
 def test_file_over_the_size_limit() -> None:
     error = failed(b'{"a": "' + b"x" * 100 + b'"}', "d/x.json", ErrorCode.FILE_TOO_LARGE, max_bytes=64)
     assert error.expected == "at most 64 bytes"
-    assert error.value == "109"
+    assert error.detail == "more than 64 bytes (reading stopped there)"
 
 
 def test_default_size_limit_is_four_mib() -> None:

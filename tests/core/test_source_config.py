@@ -48,6 +48,15 @@ def test_the_demo_source_loads_with_its_planning_view() -> None:
             "encord.requests.max_bundle_byte",
             "Extra inputs are not permitted",
         ),
+        ({"schedule": "61 * * * *"}, "schedule", "expected a cron expression of 5 fields"),
+        ({"schedule": "@dialy"}, "schedule", "expected a cron expression of 5 fields"),
+        (
+            {"bucket": {**DEMO["bucket"], "url_style": "https://cdn.example.com/{bucket}/"}},
+            "bucket.url_style",
+            "must contain {key} exactly once",
+        ),
+        ({"bucket": {**DEMO["bucket"], "url_style": "cdn"}}, "bucket.url_style", "unknown URL style 'cdn'"),
+        ({"bucket": {**DEMO["bucket"], "timezone": "Mars/Olympus"}}, "bucket.timezone", "IANA name"),
     ],
 )
 def test_a_bad_field_is_named_with_the_file_and_the_expected_form(
@@ -80,3 +89,19 @@ def test_encord_requests_become_hook_parameters_only_where_set() -> None:
     encord = {**DEMO["encord"], "requests": {"retry_job_start": False, "max_bundle_bytes": 200_000}}
     changed = parse_source_config({**DEMO, "encord": encord}, file="demo.yaml")
     assert changed.encord.hook_params == {"retry_job_start": False, "max_bundle_bytes": 200_000}
+
+
+@pytest.mark.parametrize("schedule", [None, "@daily", "@once", "0 6 * * 1-5", "*/15 * * * *"])
+def test_valid_schedules_load(schedule: str | None) -> None:
+    assert parse_source_config({**DEMO, "schedule": schedule}, file="x.yaml").schedule == schedule
+
+
+def test_a_key_written_twice_is_refused_at_load_naming_file_field_and_lines(tmp_path: Path) -> None:
+    text = yaml.safe_dump(DEMO, sort_keys=False).replace("encord:\n", "encord:\n  folder: team/other\n", 1)
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_source_config(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: invalid source configuration")
+    assert "encord.folder: written twice (lines " in message

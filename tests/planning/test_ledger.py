@@ -230,3 +230,58 @@ def test_any_member_url_names_a_group_for_uuids_and_failures() -> None:
         {"key": "g/1.jpg", "item_uuid": "u-g"},
         {"key": "g/2.jpg", "item_uuid": "u-g"},
     ]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_a_damaged_version_falls_back_to_the_previous_one_with_a_warning(
+    store: BlobStore, damage: str
+) -> None:
+    ledger = Ledger(store, "ledger/src")
+    first = ledger.write(frame(row("a.jpg")), "r1")
+    second = ledger.write(frame(row("a.jpg"), row("b.jpg")), "r2")
+    if damage == "truncated":
+        store.write_bytes(second.version_key, store.read_bytes(second.version_key)[:100])
+    else:
+        store.delete(second.version_key)
+    reread = Ledger(store, "ledger/src")
+    assert list(reread.read_frame()["key"]) == ["a.jpg"]
+    warning = reread.check()
+    assert warning is not None
+    assert warning.startswith(
+        f"LEDGER RECOVERED: ledger/src/{POINTER_NAME} names version {second.version_key}"
+    )
+    assert first.version_key in warning and "'r2'" in warning and "encord_reconcile__" in warning
+    third = reread.write(frame(row("a.jpg"), row("c.jpg")), "r3")
+    assert (third.previous_version_key, third.previous_sha256) == (first.version_key, first.sha256)
+    fresh = Ledger(store, "ledger/src")
+    assert list(fresh.read_frame()["key"]) == ["a.jpg", "c.jpg"]
+    assert fresh.check() is None
+
+
+def test_a_damaged_first_version_fails_saying_how_to_recover(store: BlobStore) -> None:
+    ledger = Ledger(store, "ledger/src")
+    pointer = ledger.write(frame(row("a.jpg")), "r1")
+    store.delete(pointer.version_key)
+    with pytest.raises(LedgerError) as raised:
+        Ledger(store, "ledger/src").read_frame()
+    message = str(raised.value)
+    assert f"names version {pointer.version_key}, which is missing" in message
+    assert "no previous version to fall back to" in message and "encord_reconcile__<source>" in message
+
+
+def test_a_damaged_previous_version_is_not_used_either(store: BlobStore) -> None:
+    ledger = Ledger(store, "ledger/src")
+    first = ledger.write(frame(row("a.jpg")), "r1")
+    second = ledger.write(frame(row("b.jpg")), "r2")
+    store.write_bytes(first.version_key, b"PAR1 torn")
+    store.delete(second.version_key)
+    with pytest.raises(LedgerError, match=rf"its previous version {first.version_key} has sha256 \w+"):
+        Ledger(store, "ledger/src").read_frame()
+
+
+def test_an_unreadable_pointer_fails_saying_how_to_recover(store: BlobStore) -> None:
+    ledger = Ledger(store, "ledger/src")
+    ledger.write(frame(row("a.jpg")), "r1")
+    store.write_bytes(f"ledger/src/{POINTER_NAME}", store.read_bytes(f"ledger/src/{POINTER_NAME}")[:40])
+    with pytest.raises(LedgerError, match=rf"ledger/src/{POINTER_NAME} cannot be read .*encord_reconcile__"):
+        Ledger(store, "ledger/src").read_frame()

@@ -20,7 +20,7 @@ from encord_ingest.errors import ErrorCode, ItemError, value_repr
 
 MAX_URL_BYTES = 16 * 1024
 #: Manifest kinds whose Encord item has no URL of its own (found by title in a listing).
-GROUP_KINDS: frozenset[str] = frozenset({"image_group", "dicom_series"})
+GROUP_KINDS: frozenset[str] = frozenset({"image_group", "image_sequence", "dicom_series"})
 """Encord's limit on one object URL (16 KB), measured in UTF-8 bytes."""
 
 _URL_SHAPE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\x00-\x20\x7f]+")

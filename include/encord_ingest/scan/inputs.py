@@ -78,8 +78,15 @@ class FolderInputs:
     def parsed(self, key: str) -> Parsed:
         """The parse of a folder-level file (read once while its folder is open)."""
         if key not in self._parsed:
-            self._parsed[key] = read_and_parse(self.source, self.conventions, key)
+            info = self._infos.get(folder_of(key), {}).get(key)
+            size = info.size if info is not None else None
+            self._parsed[key] = read_and_parse(self.source, self.conventions, key, size)
         return self._parsed[key]
+
+    def table_read(self, key: str) -> ParsedTable | None:
+        """The parse of the table ``key`` if it was read (and parsed) in this scan."""
+        parsed = self._parsed.get(key)
+        return parsed if isinstance(parsed, ParsedTable) else None
 
     def parse_error(self, key: str) -> ItemError | None:
         """The error of a folder-level file parsed earlier, if any."""
@@ -92,10 +99,13 @@ def find_object(objects: Sequence[ObjectInfo], key: str) -> ObjectInfo | None:
     return objects[index] if index < len(objects) and objects[index].key == key else None
 
 
-def read_and_parse(source: Source, conventions: SidecarConventions, key: str) -> Parsed:
-    """Read a sidecar (one byte past its limit, so "too large" is detected) and parse it."""
+def read_and_parse(
+    source: Source, conventions: SidecarConventions, key: str, size: int | None = None
+) -> Parsed:
+    """Read a sidecar (one byte past its limit, so "too large" is detected) and parse it;
+    ``size`` (the listed size) is what a "too large" error names."""
     try:
         data = source.read_bytes(key, conventions.read_limit(key))
     except Exception as exc:
         return ItemError.of(ErrorCode.READ_FAILED, key, detail=f"{type(exc).__name__}: {exc}")
-    return conventions.parse(key, data)
+    return conventions.parse(key, data, object_size=size)

@@ -18,6 +18,7 @@ from encord_ingest.manifest import (
     TextItem,
     VideoItem,
 )
+from encord_ingest.metadata import check_keyframes_in_video
 from encord_ingest.probe import (
     NOT_DESCRIBABLE,
     ProbeConfig,
@@ -65,6 +66,11 @@ def build_item(
             )
             if isinstance(video, ItemError):
                 return video
+            outside = check_keyframes_in_video(
+                metadata, frames=round(video.fps * video.duration), duration=video.duration, file=member.key
+            )
+            if outside is not None:
+                return outside
         return VideoItem(object_url=urls[0], video_metadata=video, **common)
     if draft.kind == "text" and probe.client_only:
         return TextItem(object_url=urls[0], text_metadata=text_metadata(member.key, member.size), **common)

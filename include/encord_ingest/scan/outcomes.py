@@ -51,6 +51,17 @@ def outcome_table_bytes(rows: list[tuple[Any, ...]]) -> bytes:
     return bytes(buffer.getvalue().to_pybytes())
 
 
+def frame_to_outcome_bytes(frame: Any) -> bytes:
+    """A whole outcome DataFrame (:data:`OUTCOME_COLUMNS`) as Parquet bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame[list(OUTCOME_COLUMNS)], schema=outcome_schema(), preserve_index=False)
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="zstd")
+    return bytes(buffer.getvalue().to_pybytes())
+
+
 def read_outcomes(data: bytes, columns: Sequence[str] | None = None) -> Any:
     """An outcome chunk as a pandas DataFrame (all columns, or ``columns``)."""
     import pyarrow as pa

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -55,6 +56,8 @@ from encord_ingest.sync import MetadataChange, write_changes
 log = logging.getLogger(__name__)
 
 OVER_LIMIT = OVER_LIMIT_CODE
+UNMATCHED_ROWS_SHOWN = 20
+"""Unmatched table rows named in the table's warning; the rest are counted."""
 DATA_CHANGED_WARNING = (
     "the object changed under the same URL; Encord keeps the registered media "
     "(skip_duplicate_urls), only the metadata is synced"
@@ -150,12 +153,12 @@ class ShardScanner:
     def _skip(self, info: ObjectInfo, code: str, message: str | None = None) -> None:
         self._row(info, Outcome.SKIPPED, self.ctx.source.object_url(info.key), code=code, message=message)
 
-    def _sidecar_row(self, info: ObjectInfo, error: ItemError | None) -> None:
+    def _sidecar_row(self, info: ObjectInfo, error: ItemError | None, warning: str | None = None) -> None:
         url = self.ctx.source.object_url(info.key)
         if error is not None and error.file == info.key:
             self._row(info, Outcome.FAILED, url, code=error.code.value, message=error.message)
         else:
-            self._row(info, Outcome.SIDECAR, url)
+            self._row(info, Outcome.SIDECAR, url, warning=warning)
 
     # -- listing ------------------------------------------------------------------------------------
 
@@ -215,15 +218,17 @@ class ShardScanner:
         for draft in plan.drafts:
             self._evaluate(draft, index)
         self._uid_dicom(plan.uid_dicom)
-        self._side_rows(plan)
+        self._side_rows(plan, batch)
         self.inputs.release(batch.folder)
 
     def _is_folder_input(self, key: str) -> bool:
         return self.conventions.sidecar_role(key) in (SidecarRole.FOLDER_DEFAULTS, SidecarRole.FOLDER_TABLE)
 
-    def _side_rows(self, plan: FolderPlan) -> None:
+    def _side_rows(self, plan: FolderPlan, batch: FolderBatch) -> None:
         for info in plan.folder_inputs:
-            self._sidecar_row(info, self.inputs.parse_error(info.key))
+            table = self.inputs.table_read(info.key)
+            warning = self._unmatched_rows(table, batch) if table is not None else None
+            self._sidecar_row(info, self.inputs.parse_error(info.key), warning)
         for info in plan.paired:
             self.claimed_outside.discard(info.key)
             self._sidecar_row(info, self.parse_errors.pop(info.key, None))
@@ -240,6 +245,38 @@ class ShardScanner:
                 self._skip(info, ErrorCode.ORPHAN_SIDECAR.value, error.message)
         for info, reason in plan.not_data:
             self._skip(info, reason)
+
+    def _unmatched_rows(self, table: ParsedTable, batch: FolderBatch) -> str | None:
+        """A warning naming every row of ``table`` (read this run) that matches no object: names
+        are checked against the folder's listing, then with a HEAD (or a listing of the folder a
+        row names), in NFC and NFD spelling."""
+        listed = {unicodedata.normalize("NFC", info.key) for info in batch.objects}
+        missing = [
+            f"{where} names {path!r}"
+            for path, where in table.row_names.items()
+            if table.folder + path not in listed and not self._exists(table.folder + path)
+        ]
+        if not missing:
+            return None
+        shown = "; ".join(missing[:UNMATCHED_ROWS_SHOWN])
+        more = (
+            f"; and {len(missing) - UNMATCHED_ROWS_SHOWN} more" if len(missing) > UNMATCHED_ROWS_SHOWN else ""
+        )
+        return f"{len(missing)} row(s) of {table.file} match no object: {shown}{more}"
+
+    def _spellings(self, key: str) -> list[str]:
+        return list(
+            dict.fromkeys([key, unicodedata.normalize("NFC", key), unicodedata.normalize("NFD", key)])
+        )
+
+    def _exists(self, key: str) -> bool:
+        """An object ``key``, or a folder ``key/`` (a row may name a group folder), in any spelling."""
+        source = self.ctx.source
+        return any(
+            source.head(spelling) is not None
+            or next(iter(source.iter_objects(spelling + "/")), None) is not None
+            for spelling in self._spellings(key)
+        )
 
     def _uid_dicom(self, files: Sequence[ObjectInfo]) -> None:
         grouping = self.ctx.config.grouping
@@ -309,6 +346,10 @@ class ShardScanner:
             if bad_url is not None:
                 self._fail(draft, bad_url, urls)
                 return
+        empty = next((member for member in draft.members if member.size == 0), None)
+        if empty is not None:
+            self._fail(draft, _empty_object(empty.key), urls)
+            return
         inputs = self._inputs(draft, index)
         versions = {key: info.version for key, info in inputs.items()}
         input_fp = _fingerprint(
@@ -364,7 +405,7 @@ class ShardScanner:
                 Outcome.SKIPPED,
                 url,
                 item_url=urls[0],
-                kind=draft.kind,
+                kind=row_kind(draft),
                 title=draft.title,
                 code=OVER_LIMIT,
                 message=message,
@@ -404,7 +445,7 @@ class ShardScanner:
             if self._is_folder_input(key):
                 parsed[key] = self.inputs.parsed(key)
             else:
-                document = read_and_parse(self.ctx.source, self.conventions, key)
+                document = read_and_parse(self.ctx.source, self.conventions, key, inputs[key].size)
                 if isinstance(document, ItemError):
                     self.parse_errors[key] = document
                 parsed[key] = document
@@ -464,7 +505,7 @@ class ShardScanner:
                 outcome,
                 url,
                 item_url=urls[0],
-                kind=draft.kind,
+                kind=row_kind(draft),
                 title=draft.title,
                 item_uuid=uuid,
                 **fields,
@@ -472,7 +513,7 @@ class ShardScanner:
 
     def _fail(self, draft: Draft, error: ItemError, urls: Sequence[str] | None = None) -> None:
         urls = list(urls) if urls is not None else [self.ctx.source.object_url(m.key) for m in draft.members]
-        self._fail_members(draft.members, urls, error, draft.kind, draft.title)
+        self._fail_members(draft.members, urls, error, row_kind(draft), draft.title)
 
     def _fail_members(
         self, members: Sequence[ObjectInfo], urls: Sequence[str], error: ItemError, kind: str, title: str
@@ -531,6 +572,21 @@ class ShardScanner:
                 f"shard {self.ctx.shard.index}: {summary.objects} objects but outcomes {summary.counts}"
             )
         return summary
+
+
+def row_kind(draft: Draft) -> str:
+    """The ``kind`` column of an item's rows: an image group made into a video is an ``image_sequence``."""
+    return "image_sequence" if draft.kind == "image_group" and draft.create_video else draft.kind
+
+
+def _empty_object(key: str) -> ItemError:
+    return ItemError.of(
+        ErrorCode.EMPTY_OBJECT,
+        key,
+        expected="a data file with content",
+        value=0,
+        detail="size in bytes; set filters.skip_empty to skip empty files instead",
+    )
 
 
 def _value(reason: Any) -> str | None:

@@ -27,16 +27,24 @@ def fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def check_size(file: str, size: int, max_bytes: int) -> ItemError | None:
-    """``FILE_TOO_LARGE`` when ``size`` exceeds ``max_bytes`` (callers may check before reading)."""
+def check_size(file: str, size: int, max_bytes: int, *, object_size: int | None = None) -> ItemError | None:
+    """``FILE_TOO_LARGE`` when ``size`` (bytes read) exceeds ``max_bytes``.
+
+    Readers stop one byte past the limit, so ``size`` is then a lower bound: the error names
+    ``object_size`` (the listed size) when known, else says "more than" the limit.
+    """
     if size <= max_bytes:
         return None
+    if object_size is not None and object_size >= size:
+        shown, detail = object_size, "size in bytes"
+    else:
+        shown, detail = None, f"more than {max_bytes} bytes (reading stopped there)"
     return ItemError.of(
         ErrorCode.FILE_TOO_LARGE,
         file,
         expected=f"at most {max_bytes} bytes",
-        value=size,
-        detail="size in bytes",
+        value=shown,
+        detail=detail,
     )
 
 

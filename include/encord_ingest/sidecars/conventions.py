@@ -234,8 +234,11 @@ class SidecarConventions(BaseModel):
             return None
         return self.read_limit(key)
 
-    def parse(self, key: str, data: bytes) -> ParsedSidecar | ParsedTable | ItemError:
-        """Parse the sidecar ``key`` read as ``data`` with these limits (a table by its role)."""
+    def parse(
+        self, key: str, data: bytes, *, object_size: int | None = None
+    ) -> ParsedSidecar | ParsedTable | ItemError:
+        """Parse the sidecar ``key`` read as ``data`` with these limits (a table by its role);
+        ``object_size`` (the listed size) is named when the file is too large."""
         if self.sidecar_role(key) is SidecarRole.FOLDER_TABLE:
             return parse_table(
                 data,
@@ -243,5 +246,7 @@ class SidecarConventions(BaseModel):
                 file_columns=self.table_file_columns,
                 max_bytes=self.max_table_bytes,
                 max_depth=self.max_depth,
+                object_size=object_size,
             )
-        return parse_sidecar(data, file=key, max_bytes=self.max_sidecar_bytes, max_depth=self.max_depth)
+        limits = {"max_bytes": self.max_sidecar_bytes, "max_depth": self.max_depth}
+        return parse_sidecar(data, file=key, object_size=object_size, **limits)

@@ -145,9 +145,11 @@ def parse_sidecar(
     file: str,
     max_bytes: int = DEFAULT_MAX_SIDECAR_BYTES,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    object_size: int | None = None,
 ) -> ParsedSidecar | ItemError:
-    """Parse one JSON or YAML sidecar read from ``file``; bad input is an :class:`ItemError`."""
-    too_large = check_size(file, len(data), max_bytes)
+    """Parse one JSON or YAML sidecar read from ``file``; bad input is an :class:`ItemError`.
+    ``object_size`` (the listed size) is named when the file is too large."""
+    too_large = check_size(file, len(data), max_bytes, object_size=object_size)
     if too_large is not None:
         return too_large
     doc_format = document_format(file)

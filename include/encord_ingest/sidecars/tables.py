@@ -7,7 +7,9 @@ The file column is the first of ``file_columns`` present in the header (default 
 ``file_name``, the Hugging Face ``metadata.csv`` name); other candidate columns stay metadata.
 Its value is a path relative to the table's folder (``img.jpg`` for a file next to the table,
 ``day1/img.jpg`` for one below it); a leading ``./`` is dropped. Rows therefore only reach
-files at or below the table's folder.
+files at or below the table's folder. Names match after Unicode NFC normalisation (a row naming
+``café.jpg`` in NFD matches an NFC object key), and :attr:`ParsedTable.row_names` remembers the
+row of each name, so rows that match no object can be reported.
 
 Values:
 
@@ -38,6 +40,7 @@ import csv
 import io
 import math
 import sys
+import unicodedata
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time
 from enum import StrEnum
@@ -90,6 +93,8 @@ class ParsedTable(BaseModel):
     file_column: str
     rows: dict[str, dict[str, Any]]
     row_errors: dict[str, ItemError]
+    row_names: dict[str, str] = {}
+    """``{relative path (NFC): where}`` (``row 3``, ``line 3``) of every row, to report unmatched rows."""
 
     @property
     def folder(self) -> str:
@@ -100,7 +105,7 @@ class ParsedTable(BaseModel):
         """The row for ``data_key`` (do not mutate it), its row error, or ``None``."""
         if not data_key.startswith(self.folder):
             return None
-        relative = data_key[len(self.folder) :]
+        relative = unicodedata.normalize("NFC", data_key[len(self.folder) :])
         return self.row_errors.get(relative) or self.rows.get(relative)
 
 
@@ -147,6 +152,11 @@ class _Rows:
         self.row_errors: dict[str, ItemError] = {}
         self._seen: dict[str, list[str]] = {}
 
+    @property
+    def row_names(self) -> dict[str, str]:
+        """``{path: where}`` of the first row naming each path."""
+        return {path: seen[0] for path, seen in self._seen.items()}
+
     def add(self, where: str, named: Any, values: dict[str, Any] | ValueProblem) -> None:
         """Add the row at ``where`` (``row 3`` / ``line 3``) naming ``named``."""
         path = self._relative_path(where, named)
@@ -177,7 +187,7 @@ class _Rows:
             and not path.startswith("/")
             and ".." not in path.split("/")
         ):
-            return path
+            return unicodedata.normalize("NFC", path)
         raise _TableProblem(
             ItemError.of(
                 ErrorCode.INVALID_TABLE,
@@ -405,9 +415,11 @@ def _parse_parquet(data: bytes, file: str, file_columns: Sequence[str], max_dept
     return rows
 
 
-def checked_table_format(data: bytes, *, file: str, max_bytes: int) -> TableFormat | ItemError:
+def checked_table_format(
+    data: bytes, *, file: str, max_bytes: int, object_size: int | None = None
+) -> TableFormat | ItemError:
     """The table format named by ``file``'s extension, once the bytes are within ``max_bytes``."""
-    too_large = check_size(file, len(data), max_bytes)
+    too_large = check_size(file, len(data), max_bytes, object_size=object_size)
     if too_large is not None:
         return too_large
     table = table_format(file)
@@ -454,9 +466,10 @@ def parse_table(
     file_columns: Sequence[str] = DEFAULT_FILE_COLUMNS,
     max_bytes: int = DEFAULT_MAX_TABLE_BYTES,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    object_size: int | None = None,
 ) -> ParsedTable | ItemError:
     """Parse a metadata table read from ``file``; bad input is an :class:`ItemError`."""
-    table = checked_table_format(data, file=file, max_bytes=max_bytes)
+    table = checked_table_format(data, file=file, max_bytes=max_bytes, object_size=object_size)
     if isinstance(table, ItemError):
         return table
     try:
@@ -480,4 +493,5 @@ def parse_table(
         file_column=rows.file_column,
         rows=rows.rows,
         row_errors=rows.row_errors,
+        row_names=rows.row_names,
     )

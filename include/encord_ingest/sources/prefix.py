@@ -92,11 +92,16 @@ def render_prefix(
     return _PLACEHOLDER.sub(replace, template)
 
 
-def _zone(name: str) -> ZoneInfo:
+def _zone(name: str, field: str = "timezone") -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"timezone: unknown time zone {name!r}; expected an IANA name like 'UTC'") from exc
+        raise ConfigError(f"{field}: unknown time zone {name!r}; expected an IANA name like 'UTC'") from exc
+
+
+def validate_timezone(name: str, *, field: str = "timezone") -> None:
+    """Raise :class:`ConfigError` unless ``name`` is an IANA time zone."""
+    _zone(name, field)
 
 
 def finest_unit(formats: Sequence[str]) -> str:

@@ -106,6 +106,12 @@ def _template_fields(template: str, field: str) -> list[str]:
     return names
 
 
+def check_url_style(scheme: str, style: str | None, *, field: str = "url_style") -> None:
+    """Raise :class:`ConfigError` unless ``style`` names a style of ``scheme`` or is a template with
+    ``{key}`` exactly once (checked when a source file is loaded, not when a run first lists)."""
+    _template_fields(template_for(scheme, style, field=field), field)
+
+
 class UrlBuilder:
     """Builds (and parses back) the canonical URL of every object of one bucket."""
 

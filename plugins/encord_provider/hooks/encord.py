@@ -527,11 +527,12 @@ class EncordHook(BaseHook):
         from encord.http.bundle import Bundle
 
         def send() -> None:
-            result.calls += 1
+            result.attempts += 1
             with Bundle() as sdk_bundle:
                 for item, metadata in bundle:
                     item.update(client_metadata=metadata, bundle=sdk_bundle)
 
+        result.calls += 1
         try:
             with self._auth_errors():
                 call_with_retries(
@@ -623,6 +624,7 @@ class EncordHook(BaseHook):
             failed=sum(1 for result in results.values() if result.status is WriteStatus.FAILED),
             not_found=sum(1 for result in results.values() if result.status is WriteStatus.NOT_FOUND),
             patch_calls=patch.calls,
+            patch_attempts=patch.attempts,
         )
         return counts, results
 
@@ -699,6 +701,9 @@ class PatchResult:
         self.written: list[str] = []
         self.failed: dict[str, str] = {}
         self.calls = 0
+        """Bundles sent (a bundle split after a refusal sends each half as a call of its own)."""
+        self.attempts = 0
+        """Every PATCH request, retries of one bundle included."""
 
 
 def _refusal(exc: EncordException, body_bytes: int) -> str:

@@ -8,7 +8,8 @@ counts and ids; per-item results go to ``results/`` in the run folder.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,13 @@ from encord_ingest.budget import ErrorBudget
 from encord_ingest.manifest.model import Manifest
 from encord_ingest.pipeline import as_flag
 from encord_ingest.results import RegisterCounts, RegisterReport
-from encord_ingest.run_folder import DRY_RUN_SYNC_SUFFIX, REGISTER_SUFFIX, SYNC_SUFFIX, result_uri
+from encord_ingest.run_folder import (
+    DRY_RUN_SYNC_SUFFIX,
+    REGISTER_FAILURE_SUFFIX,
+    REGISTER_SUFFIX,
+    SYNC_SUFFIX,
+    result_uri,
+)
 from encord_ingest.schema import load_schema
 from encord_ingest.sync import ReservedKeysPolicy, SyncCounts, SyncMode, SyncReport, WriteStatus, read_changes
 from encord_provider.hooks.encord import EncordFolderNotFound, EncordHook
@@ -185,11 +192,28 @@ class EncordRegisterDataOperator(EncordBaseOperator):
         self._running: tuple[str, list[dict[str, str]]] | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        folder_uuid = str(self.encord_folder(self.folder).uuid)
-        jobs = self._start_jobs(context, folder_uuid)
-        if self.deferrable and jobs:
-            self._defer(folder_uuid, jobs)
-        return self._finish(context, folder_uuid, self._wait(folder_uuid, jobs))
+        with self._cause_recorded():
+            folder_uuid = str(self.encord_folder(self.folder).uuid)
+            jobs = self._start_jobs(context, folder_uuid)
+            if self.deferrable and jobs:
+                self._defer(folder_uuid, jobs)
+            return self._finish(context, folder_uuid, self._wait(folder_uuid, jobs))
+
+    @contextmanager
+    def _cause_recorded(self) -> Iterator[None]:
+        """A failure (auth, a refused job, a timeout) is written next to each chunk without a
+        result, so the run report names the cause per item instead of "did not complete".
+        Deferral (``TaskDeferred``, a ``BaseException``) passes through."""
+        try:
+            yield
+        except Exception as exc:
+            cause = f"{type(exc).__name__}: {exc}".encode()
+            for uri in _as_list(self.manifest_uris):
+                try:
+                    self.run_io.write(result_uri(uri, REGISTER_FAILURE_SUFFIX), cause)
+                except Exception as write_error:  # the original error matters more
+                    self.log.warning("Could not record the failure for %s: %s", uri, write_error)
+            raise
 
     def _defer(self, folder_uuid: str, jobs: list[dict[str, str]]) -> None:
         trigger = EncordUploadJobTrigger(
@@ -219,11 +243,12 @@ class EncordRegisterDataOperator(EncordBaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume from the trigger; the event alone holds the folder, the jobs and their outcomes."""
-        if event["status"] != "done":
-            raise AirflowException(
-                f"waiting for Encord upload jobs stopped ({event['status']}): {event['message']}"
-            )
-        return self._finish(context, event["folder_uuid"], event["jobs"])
+        with self._cause_recorded():
+            if event["status"] != "done":
+                raise AirflowException(
+                    f"waiting for Encord upload jobs stopped ({event['status']}): {event['message']}"
+                )
+            return self._finish(context, event["folder_uuid"], event["jobs"])
 
     def on_kill(self) -> None:
         from encord.exceptions import EncordException
