@@ -670,6 +670,7 @@ class EncordHook(BaseHook):
         )
         again = self.patch_metadata(repairs, bundle_size=MAX_BUNDLE_SIZE)
         patch.calls += again.calls
+        patch.attempts += again.attempts
         patch.failed.update(again.failed)
         patch.written = [uuid for uuid in patch.written if uuid not in again.failed]
 
