@@ -11,9 +11,11 @@ The tree (generated in a temporary directory) is ``day/cam-NNNN/`` folders, each
 4. second plan (nothing changed: the ledger lets the planner skip reading sidecars);
 5. third plan after rewriting one sidecar per folder (only those items are re-read).
 
-Usage: ``python bench/bench_planning.py [--objects 200000] [--per-folder 200] [--shards 1]``.
-Timings are printed, never asserted. Peak RSS is the process high-water mark (``ru_maxrss``) after
-each phase (a phase that leaves it flat stayed below the earlier peak); "now" is the RSS after it.
+Usage: ``python bench/bench_planning.py [--objects 200000] [--per-folder 200] [--shards N]
+[--json FILE]`` (shards default to one per 100,000 objects: a shard is the unit of memory).
+Wall and CPU time are printed (ratios use CPU time: the machine is shared), never asserted.
+Peak RSS is the process high-water mark (``ru_maxrss``) after each phase (a phase that leaves
+it flat stayed below the earlier peak); "now" is the RSS after it.
 """
 
 from __future__ import annotations
@@ -65,26 +67,38 @@ def current_rss_mb() -> float:
 
 
 def generate(root: Path, objects: int, per_folder: int) -> int:
-    """Write the tree; returns the number of objects written (a multiple of ``per_folder``)."""
+    """Write the tree; returns the number of objects written (a multiple of ``per_folder``).
+
+    Images and sidecars are hard links to one template per image index (the same index has the
+    same sidecar in every folder), so a million objects take seconds, not minutes."""
     images = (per_folder - 2) // 2
     folders = max(objects // per_folder, 1)
-    written = 0
+    template = root.parent / "template"
+    template.mkdir(parents=True)
+    for image in range(images):
+        name = f"img_{image}.jpg"
+        (template / name).write_bytes(b"\xff\xd8\xff\xe0 not a real jpeg")
+        sidecar = {"capture.frame": image, "capture.time": "2026-11-20T10:00:00Z", "capture.site": "lab"}
+        (template / f"{name}.json").write_text(json.dumps(sidecar))
+    table = "file,quality.score\n" + "".join(f"img_{image}.jpg,{image % 10}\n" for image in range(images))
+    names = [f"img_{image}.jpg{suffix}" for image in range(images) for suffix in ("", ".json")]
     for folder_index in range(folders):
         folder = root / "day" / f"cam-{folder_index:04d}"
         folder.mkdir(parents=True)
         (folder / "_defaults.yaml").write_text(
             f"capture.camera: cam-{folder_index:04d}\nreview.status: pending\n"
         )
-        rows = ["file,quality.score"]
-        for image in range(images):
-            name = f"img_{image}.jpg"
-            (folder / name).write_bytes(b"\xff\xd8\xff\xe0 not a real jpeg")
-            sidecar = {"capture.frame": image, "capture.time": "2026-11-20T10:00:00Z", "capture.site": "lab"}
-            (folder / f"{name}.json").write_text(json.dumps(sidecar))
-            rows.append(f"{name},{image % 10}")
-        (folder / "metadata.csv").write_text("\n".join(rows) + "\n")
-        written += 2 + 2 * images
-    return written
+        for name in names:
+            os.link(template / name, folder / name)
+        (folder / "metadata.csv").write_text(table)
+    return folders * (2 + 2 * images)
+
+
+def rewrite(path: Path, text: str) -> None:
+    """Replace a (hard-linked) file with new content without touching its other links."""
+    fresh = path.with_name(path.name + ".tmp-rewrite")
+    fresh.write_text(text)
+    os.replace(fresh, path)
 
 
 def baseline(root: Path) -> int:
@@ -99,15 +113,20 @@ def baseline(root: Path) -> int:
     return seen
 
 
+FIGURES: dict[str, dict[str, float]] = {}
+
+
 def timed(label: str, action: Callable[[], Any]) -> tuple[Any, float]:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = action()
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(
-        f"{label:<34} {elapsed:8.2f} s   peak RSS {peak_rss_mb():7.1f} MiB   now {current_rss_mb():7.1f} MiB",
+        f"{label:<34} {elapsed:8.2f} s wall {cpu:8.2f} s CPU   peak RSS {peak_rss_mb():7.1f} MiB   "
+        f"now {current_rss_mb():7.1f} MiB",
         flush=True,
     )
-    return result, elapsed
+    FIGURES[label] = {"wall": elapsed, "cpu": cpu, "peak_rss_mb": peak_rss_mb()}
+    return result, cpu
 
 
 def plan_run(
@@ -131,8 +150,8 @@ def report(label: str, summaries: list[dict[str, Any]], seconds: float, baseline
             counts[outcome] = counts.get(outcome, 0) + count
     rate = objects / seconds if seconds else float("inf")
     print(
-        f"  {label}: {objects} objects, {rate:,.0f} objects/s, "
-        f"{seconds / baseline_seconds:.1f}x the baseline time; outcomes {counts}"
+        f"  {label}: {objects} objects, {rate:,.0f} objects/s of CPU, "
+        f"{seconds / baseline_seconds:.1f}x the baseline CPU time; outcomes {counts}"
     )
 
 
@@ -140,8 +159,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=200_000)
     parser.add_argument("--per-folder", type=int, default=200)
-    parser.add_argument("--shards", type=int, default=1)
+    parser.add_argument("--shards", type=int, default=0, help="default: one per 100,000 objects")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
+    args.shards = args.shards or max(1, -(-args.objects // 100_000))
     work = Path(tempfile.mkdtemp(prefix="bench-planning-"))
     try:
         data = work / "bucket"
@@ -170,12 +191,16 @@ def main() -> None:
 
         for folder in sorted((data / "day").iterdir()):
             sidecar = folder / "img_0.jpg.json"
-            sidecar.write_text(json.dumps({"capture.frame": 0, "capture.site": "moved"}))
+            rewrite(sidecar, json.dumps({"capture.frame": 0, "capture.site": "moved"}))
         third, seconds = timed(
             "plan 3 (one sidecar per folder)",
             lambda: plan_run(source, store, ledger, "r3", shards=args.shards, config=config),
         )
         report("plan 3", third, seconds, base)
+        if args.json:
+            args.json.write_text(
+                json.dumps({"objects": count, "shards": args.shards, "phases": FIGURES}, indent=1)
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

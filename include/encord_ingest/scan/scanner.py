@@ -601,9 +601,10 @@ def _source_uri(source: Source) -> str:
 def read_ahead(context: ScanContext, snapshot: LedgerSnapshot) -> AbstractContextManager[Source]:
     """The shard's source, reading ahead (``read_concurrency`` at a time) every listed sidecar
     whose version the ledger did not record: those the scan reads (unchanged ones it skips).
-    ``read_concurrency`` 1: the plain source, the scanner reads one sidecar after another."""
+    ``read_concurrency`` 1, or a local directory (reads take microseconds there): the plain
+    source, the scanner reads one sidecar after another."""
     conventions = context.config.sidecars
-    if context.config.read_concurrency <= 1:
+    if context.config.read_concurrency <= 1 or context.source.scheme == "file":
         return nullcontext(context.source)
     recorded = recorded_sidecars(row.sidecars for row in snapshot.rows.values())
     return ReadAhead(
