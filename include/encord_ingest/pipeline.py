@@ -24,7 +24,7 @@ from encord_ingest.errors import ConfigError
 from encord_ingest.ledger import LEDGER_COLUMNS, Ledger, LedgerError, Outcome, commit_run, ledger_schema
 from encord_ingest.manifest import GROUP_KINDS
 from encord_ingest.metadata import metadata_fingerprint
-from encord_ingest.run_folder import RegistrationResults, RunFolder, SyncResults
+from encord_ingest.run_folder import RegistrationResults, RunFolder, SyncResults, chunk_uris
 from encord_ingest.scan.scanner import ScanContext, scan_shard
 from encord_ingest.schema import MetadataSchema
 from encord_ingest.sources.base import Source
@@ -197,9 +197,20 @@ def batches(uris: Sequence[str], max_batches: int) -> list[list[str]]:
     return [list(uris[start : start + size]) for start in range(0, len(uris), size)]
 
 
-def chunk_uris(summaries: Iterable[Mapping[str, Any]], kind: str) -> list[str]:
-    """All ``manifest_uris`` or ``metadata_uris`` of the shard summaries, in shard order."""
-    return [uri for summary in summaries for uri in summary.get(f"{kind}_uris", [])]
+def registration_chunks(
+    config: SourceConfig, state: BlobStore, options: RunOptions, summaries: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """The manifest chunks to register, one upload job each: the shards' chunks with their last
+    (partial) chunks combined (:meth:`~.run_folder.RunFolder.combine_manifests`); none in a dry run."""
+    if options.dry_run:
+        return []
+    limits = config.planning()
+    return RunFolder.of(state, options.run_id).combine_manifests(
+        summaries,
+        max_items=limits.manifest_max_items,
+        max_urls=limits.manifest_max_urls,
+        max_bytes=limits.manifest_max_bytes,
+    )
 
 
 def commit_ledger(
@@ -440,7 +451,7 @@ def finish_run(
     A dry run commits nothing and reports the plan's outcomes.
     """
     folder = RunFolder.of(state, options.run_id)
-    manifests = [] if options.dry_run else chunk_uris(summaries, "manifest")
+    manifests = [] if options.dry_run else folder.registered_chunks(summaries)
     registration = folder.registration_results(manifests)
     sync = folder.sync_results(chunk_uris(summaries, "metadata"), dry_run=options.dry_run)
     alerts, ledger_error = ledger_alerts(state)

@@ -3,6 +3,8 @@
 ::
 
     <state_uri>/runs/<run key>/manifests/shard-<i>-<n>.json     items to register (written by the scan)
+                               manifests/combined-<n>.json      the shards' last chunks re-packed
+                               registration.json                the chunks the register step got
                                metadata/shard-<i>-<n>.jsonl     metadata changes (scan)
                                outcomes/shard-<i>-<n>.parquet   one row per object (scan)
                                summaries/shard-<i>.json         the shard's summary (scan, last)
@@ -19,6 +21,7 @@ same DAG run writes to the same place. Chunk URIs travel through XCom; a result 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +30,7 @@ from typing import Any
 from encord_ingest.manifest import Manifest
 from encord_ingest.results import RegisterReport
 from encord_ingest.scan.outcomes import COMMIT_COLUMNS, frame_to_outcome_bytes, read_outcomes
-from encord_ingest.scan.writers import BlobWriter
+from encord_ingest.scan.writers import BlobWriter, ManifestWriter
 from encord_ingest.storage import BlobStore
 from encord_ingest.sync import SyncReport, read_changes
 
@@ -46,6 +49,9 @@ DRY_RUN_SYNC_SUFFIX = ".sync.dry-run.json"
 REPORT_NAME = "report.md"
 FINAL_OUTCOMES = "final_outcomes.parquet"
 """After the commit: the final outcome of every object (registered, failed with its reason, ...)."""
+REGISTRATION_PLAN = "registration.json"
+"""The manifest chunks given to the register step (:meth:`RunFolder.combine_manifests`)."""
+COMBINED_STEM = "combined"
 EVENT_PLAN = "events/plan.json"
 EVENT_REPORT = "events/report.md"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -76,6 +82,11 @@ def result_uri(chunk_uri: str, suffix: str) -> str:
 
 def shard_stem(shard: int) -> str:
     return f"shard-{shard:04d}"
+
+
+def chunk_uris(summaries: Iterable[Mapping[str, Any]], kind: str) -> list[str]:
+    """All ``manifest_uris`` or ``metadata_uris`` of the shard summaries, in shard order."""
+    return [uri for summary in summaries for uri in summary.get(f"{kind}_uris", [])]
 
 
 @dataclass
@@ -134,9 +145,57 @@ class RunFolder:
 
     def clear_results(self, shard: int) -> None:
         """Delete register/sync results of an earlier attempt of this run (a cleared or re-run DAG
-        run reuses the run folder and the chunk names): they describe other chunk contents."""
+        run reuses the run folder and the chunk names): they describe other chunk contents. The
+        registration plan goes too: :meth:`combine_manifests` writes it again from the new chunks."""
         for key in list(self.store.list(f"{RESULTS}/{shard_stem(shard)}-")):
             self.store.delete(key)
+        self.store.delete(REGISTRATION_PLAN)
+
+    # --- between the scan and the register step -------------------------------------------------
+
+    def combine_manifests(
+        self, summaries: Sequence[Mapping[str, Any]], *, max_items: int, max_urls: int, max_bytes: int
+    ) -> list[str]:
+        """The manifest chunks to register, one upload job each, saved as ``registration.json``.
+
+        Every shard's chunks but its last are full: they stay as they are. The last chunks of two or
+        more shards are re-packed together, in shard order, into ``manifests/combined-<n>.json``
+        under the same limits, so a run makes ``ceil(new items / max_items)`` upload jobs whatever
+        the number of shards. The same chunks give the same files and URIs: a retried step rewrites
+        them, and a retried register task resumes the job it saved for a chunk URI.
+        """
+        per_shard = [list(summary.get("manifest_uris", [])) for summary in summaries]
+        tails = [uris[-1] for uris in per_shard if uris]
+        writer = ManifestWriter(
+            BlobWriter(self.store, MANIFESTS, COMBINED_STEM, CHUNK_SUFFIXES[MANIFESTS]),
+            max_items=max_items,
+            max_urls=max_urls,
+            max_bytes=max_bytes,
+        )
+        for key in list(self.store.list(f"{RESULTS}/{COMBINED_STEM}-")):
+            self.store.delete(key)  # results of an earlier attempt's combined chunks
+        if len(tails) < 2:
+            uris = [uri for chunks in per_shard for uri in chunks]
+        else:
+            for tail in tails:
+                for item in Manifest.from_bytes(self.read(tail), source=tail).items:
+                    error = writer.add(item)
+                    if error is not None:  # the scan checked every item against the same limits
+                        raise ValueError(f"{tail}: {error.message}")
+            writer.flush()
+            uris = [uri for chunks in per_shard for uri in chunks[:-1]] + writer.writer.uris
+        writer.writer.remove_leftovers()
+        self.store.write_bytes(REGISTRATION_PLAN, json.dumps({"manifest_uris": uris}, indent=1).encode())
+        return uris
+
+    def registered_chunks(self, summaries: Iterable[Mapping[str, Any]]) -> list[str]:
+        """The manifest chunks the register step was given (``registration.json``); without that
+        file (the step did not run), the shards' own chunks."""
+        try:
+            plan = json.loads(self.store.read_bytes(REGISTRATION_PLAN))
+        except FileNotFoundError:
+            return chunk_uris(summaries, "manifest")
+        return [str(uri) for uri in plan["manifest_uris"]]
 
     # --- readers ---------------------------------------------------------------------------------
 

@@ -32,15 +32,15 @@ from encord_ingest.pipeline import (
     RunOptions,
     asset_extra,
     batches,
-    chunk_uris,
     finish_resync,
     finish_run,
     plan_run_shards,
+    registration_chunks,
     resolve_run,
     scan,
     summary_table,
 )
-from encord_ingest.run_folder import RunFolder
+from encord_ingest.run_folder import RunFolder, chunk_uris
 from encord_ingest.sources.factory import open_source
 from encord_ingest.storage import BlobStore
 from encord_provider.clients import storage_clients
@@ -267,7 +267,7 @@ def register_sync_commit(
 
     @task
     def manifest_chunks(summaries: list[dict[str, Any]], run: dict[str, Any]) -> list[list[str]]:
-        uris = [] if RunOptions.from_json(run).dry_run else chunk_uris(list(summaries), "manifest")
+        uris = registration_chunks(config, _state(config), RunOptions.from_json(run), list(summaries))
         return batches(uris, config.max_mapped_tasks)
 
     @task

@@ -35,7 +35,7 @@ def test_first_run_registers_every_valid_object_once_then_only_changes_are_writt
     assert first.state == "success", runner.states(first)
     assert {"scan_shard[0]", "scan_shard[1]"} <= set(runner.states(first))  # `shards: 2`
     calls = counts()
-    assert calls["upload_jobs.start"] == 2  # one manifest chunk per shard
+    assert calls["upload_jobs.start"] == 1  # the two shards' 17 new items share one upload job
     items = runner.items()
     assert {title: item["item_type"] for title, item in items.items()} == EXPECTED_KINDS
     assert (
@@ -209,7 +209,7 @@ def test_a_crash_between_registration_and_ledger_commit_converges_without_duplic
     rerun = runner.run(day=covering(20))
     assert rerun.state == "success", runner.states(rerun)
     calls = counts()
-    assert calls["upload_jobs.start"] == 2  # one per shard again: Encord skips every duplicate URL
+    assert calls["upload_jobs.start"] == 1  # one again: Encord skips every duplicate URL
     assert calls.get("items.patch_bulk", 0) == 0  # and what it holds already matches
     after = runner.items()
     assert len(after) == len(before) == len(runner.stack.emulator.admin.folder_items("demo/fleet/raw"))

@@ -183,7 +183,7 @@ def test_reconcile_rebuilds_a_lost_ledger_so_the_next_run_writes_nothing(
     assert after.state == "success", runner.states(after)
     calls = counts()
     assert calls.get("items.patch_bulk", 0) == 0
-    assert calls["upload_jobs.start"] == 2  # the groups and series (in both shards), skipped as duplicates
+    assert calls["upload_jobs.start"] == 1  # the groups and series (both shards, one job): duplicates
     assert len(runner.items()) == 10
 
 

@@ -86,6 +86,58 @@ def test_clear_results_forgets_one_shards_results_only(tmp_path: Path) -> None:
     assert list(folder.store.list("results/")) == ["results/shard-0001-00000.sync.json"]
 
 
+def _shard_chunks(folder: RunFolder, shard: int, sizes: list[int]) -> dict[str, list[str]]:
+    uris = [
+        _manifest(folder, f"shard-{shard:04d}-{n:05d}", [f"s{shard}/c{n}/{i}.jpg" for i in range(size)])
+        for n, size in enumerate(sizes)
+    ]
+    return {"manifest_uris": uris}
+
+
+def _urls(folder: RunFolder, uris: list[str]) -> list[str]:
+    return [url for uri in uris for url in Manifest.from_bytes(folder.read(uri)).key_urls()]
+
+
+def test_the_shards_last_chunks_are_combined_so_jobs_follow_the_item_count(tmp_path: Path) -> None:
+    """113 new items in 3 shards, at most 50 per job: 3 jobs (ceil(113 / 50)), not one per shard
+    remainder (4). Full chunks stay as they are; every item is in exactly one chunk; a retried step
+    writes the same chunks, removes an earlier attempt's extra chunk and stale results; the commit
+    reads the chunk list back; a new scan of the run forgets it."""
+    folder = RunFolder.of(BlobStore.from_uri(str(tmp_path)), "r1")
+    summaries = [
+        _shard_chunks(folder, 0, [50, 21]),
+        _shard_chunks(folder, 1, [21]),
+        _shard_chunks(folder, 2, [21]),
+    ]
+    shard_uris = [uri for summary in summaries for uri in summary["manifest_uris"]]
+    folder.store.write_bytes("manifests/combined-00005.json", b"{}")
+    folder.store.write_bytes("results/combined-00000.register.json", b"{}")
+    limits = {"max_items": 50, "max_urls": 1000, "max_bytes": 1 << 20}
+
+    uris = folder.combine_manifests(summaries, **limits)
+
+    assert uris[0] == shard_uris[0]
+    assert [uri.rsplit("/", 1)[1] for uri in uris[1:]] == ["combined-00000.json", "combined-00001.json"]
+    assert [len(Manifest.from_bytes(folder.read(uri))) for uri in uris] == [50, 50, 13]
+    assert sorted(_urls(folder, uris)) == sorted(_urls(folder, shard_uris))
+    assert not folder.store.exists("manifests/combined-00005.json")
+    assert list(folder.store.list("results/")) == []
+    written = [folder.read(uri) for uri in uris]
+    assert folder.combine_manifests(summaries, **limits) == uris
+    assert [folder.read(uri) for uri in uris] == written
+    assert folder.registered_chunks(summaries) == uris
+    folder.clear_results(1)
+    assert folder.registered_chunks(summaries) == shard_uris
+
+
+def test_one_shards_chunks_are_registered_as_they_are(tmp_path: Path) -> None:
+    folder = RunFolder.of(BlobStore.from_uri(str(tmp_path)), "r1")
+    summaries = [_shard_chunks(folder, 0, [3, 2]), {"manifest_uris": []}]
+    uris = folder.combine_manifests(summaries, max_items=3, max_urls=100, max_bytes=1 << 20)
+    assert uris == summaries[0]["manifest_uris"] == folder.registered_chunks(summaries)
+    assert list(folder.store.list("manifests/combined-")) == []
+
+
 def test_the_outcome_table_carries_every_ledger_column_with_the_ledgers_type() -> None:
     """The outcome columns are derived from the ledger's, so a commit finds each of them."""
     from encord_ingest.ledger import LEDGER_COLUMNS, ledger_schema

@@ -12,6 +12,9 @@ from encord.exceptions import InvalidArgumentsError
 
 from encord_emulator.testing import EmulatorServer
 from encord_ingest.errors import ErrorCode
+from encord_ingest.manifest import DEFAULT_MAX_BYTES, DEFAULT_MAX_URLS, ImageItem, Manifest
+from encord_ingest.run_folder import RunFolder
+from encord_ingest.storage import BlobStore
 from encord_provider.operators.encord import EncordLinkDatasetOperator
 from tests.provider.helpers import (
     BUCKET_URL,
@@ -229,3 +232,41 @@ def test_registered_items_are_linked_to_a_dataset(
     [stored] = emulator.admin.datasets()
     expected = set(item_uuids(read_result(run_folder, "c0.register.json")).values())
     assert {entry["item"] for entry in stored["links"]} == expected
+
+
+@pytest.mark.usefixtures("integration")
+@pytest.mark.parametrize("layout", [(2, 1250, 1), (3, 2100, 2)], ids=["2x1250", "3x2100"])
+def test_the_shards_of_a_run_share_upload_jobs_and_a_retry_resumes_them(
+    encord_conn: str, emulator: EmulatorServer, run_folder: Path, layout: tuple[int, int, int]
+) -> None:
+    """Each shard planned fewer items than ``manifest_max_items`` (5,000): the run still makes
+    ``ceil(new items / 5000)`` upload jobs, not one per shard. The first register try dies while
+    waiting (the job status call answers 400, never retried); the retried combine step gives the
+    same chunk URIs and the retried task resumes the saved jobs; every item lands once and the
+    commit reads its UUID by chunk URI."""
+    shards, per_shard, jobs = layout
+    folder = RunFolder(BlobStore.from_uri(str(run_folder)))
+    summaries = []
+    for shard in range(shards):
+        images = [ImageItem(object_url=f"{B}/s{shard}/{i:05d}.jpg") for i in range(per_shard)]
+        key = f"manifests/shard-{shard:04d}-00000.json"
+        summaries.append({"manifest_uris": [folder.store.write_bytes(key, Manifest(images).to_bytes())]})
+    limits = {"max_items": 5000, "max_urls": DEFAULT_MAX_URLS, "max_bytes": DEFAULT_MAX_BYTES}
+    uris = folder.combine_manifests(summaries, **limits)
+    assert len(uris) == jobs == -(-shards * per_shard // 5000)
+    store = TaskStateStore()
+    emulator.admin.inject("upload_jobs.get", 400, times=1)
+    with pytest.raises(InvalidArgumentsError):
+        register_operator(encord_conn, uris).execute(task_context(store))
+    assert emulator.admin.counts()["upload_jobs.start"] == jobs
+
+    retried = folder.combine_manifests(summaries, **limits)
+    assert retried == uris
+    xcom = register_operator(encord_conn, retried).execute(task_context(store))
+
+    assert emulator.admin.counts()["upload_jobs.start"] == jobs
+    assert xcom["counts"]["registered_items"] == shards * per_shard
+    results = folder.registration_results(folder.registered_chunks(summaries))
+    assert len(results.item_uuids) == shards * per_shard and results.failed_urls == {}
+    assert len(results.job_uuids) == jobs
+    assert len(emulator.admin.folder_items("ingest/cams")) == shards * per_shard
