@@ -10,17 +10,13 @@ Only the YAML files are read at parse time: no connections, no network.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
-from pathlib import Path
 
-from encord_ingest.config import load_source_configs
+from encord_ingest.config import load_source_configs, sources_dir
 from encord_provider.dag_builder import build_source_dags
 
 log = logging.getLogger(__name__)
-SOURCES_DIR = Path(
-    os.environ.get("ENCORD_INGEST_SOURCES_DIR", Path(__file__).resolve().parents[1] / "include" / "sources")
-)
+SOURCES_DIR = sources_dir()
 
 
 class SourceConfigWarning(UserWarning):

@@ -9,6 +9,7 @@ README's "Source YAML reference" for every field.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import date
 from pathlib import Path
@@ -47,6 +48,12 @@ CRON_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@year
 """Airflow's cron presets; ``@once``, ``@continuous`` and ``null`` are the other schedules."""
 INCLUDE_DIR = Path(__file__).resolve().parents[1]
 """``include/``: relative paths in source files (schema files) are resolved against it."""
+SOURCES_DIR_ENV = "ENCORD_INGEST_SOURCES_DIR"
+
+
+def sources_dir() -> Path:
+    """Where the source files are: ``$ENCORD_INGEST_SOURCES_DIR``, by default ``include/sources/``."""
+    return Path(os.environ.get(SOURCES_DIR_ENV) or INCLUDE_DIR / "sources")
 
 
 class _Strict(BaseModel):

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 
 from encord_emulator.testing import EmulatorServer
 from tests.metadata_ops.helpers import B, read_csv, write_csv
@@ -16,9 +18,7 @@ from tests.metadata_ops.helpers import B, read_csv, write_csv
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "encord_metadata_ops.py"
 
 
-@pytest.fixture
-def dag_module() -> ModuleType:
-    """A fresh import per test: ``dag.test(run_conf=...)`` leaves the conf in the in-memory params."""
+def load_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("encord_metadata_ops", DAG_FILE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -26,22 +26,97 @@ def dag_module() -> ModuleType:
     return module
 
 
+@pytest.fixture
+def dag_module() -> ModuleType:
+    """A fresh import per test: ``dag.test(run_conf=...)`` leaves the conf in the in-memory params."""
+    return load_module()
+
+
+def ui_required(schema: dict[str, Any]) -> bool:
+    """The Airflow 3.3 trigger form's rule (``isRequired`` in its FlexibleForm): a param is marked
+    required, and refused when empty, unless its JSON-schema ``type`` includes ``"null"``."""
+    kind = schema.get("type")
+    return bool(kind) and not (isinstance(kind, list) and "null" in kind)
+
+
 def test_the_params_form(dag_module: ModuleType) -> None:
     dag = dag_module.dag
     assert dag.dag_id == "encord_metadata_ops"
     assert type(dag.timetable).__name__ == "NullTimetable"  # schedule=None: manual runs only
+    assert dag.owner == "data-platform" and "dry by default" in dag.description
+    assert dag.doc_md.lstrip().startswith("### Encord metadata operations")
+    assert "``" not in dag.doc_md and ":data:" not in dag.doc_md  # Markdown, not RST
     params = dag.params.dump()
     assert params["operation"] == "apply" and params["dry_run"] is True
     schema = {name: dag.params.get_param(name).schema for name in params}
     assert schema["scope"]["enum"] == ["folder", "dataset", "project", "group_frames"]
     assert schema["mode"]["enum"] == ["merge", "replace"]
-    assert schema["target_ids"] == {"type": "array", "items": {"type": "string"}, "title": "Target ids"}
-    assert {"table_uri", "metadata", "recursive", "folder", "export_uri", "schema_path"} <= set(params)
+    assert schema["target_ids"]["type"] == ["array", "null"]
+    assert "examples" not in schema["target_ids"]  # examples would turn it into a closed multi-select
+    # Only choices that always hold a value, and the Encord connection, are marked required.
+    assert {name for name in params if ui_required(schema[name])} == {
+        "operation",
+        "scope",
+        "mode",
+        "reserved_keys",
+        "unknown_keys",
+        "encord_conn_id",
+    }
+    for name in params:  # the defaults, and every cleared optional field, pass validation
+        dag.params.get_param(name).resolve(params[name])
+        if not ui_required(schema[name]):
+            dag.params.get_param(name).resolve(None)
     assert {t.task_id for t in dag.tasks} == {"choose_operation", "apply_metadata", "export_metadata"}
+    assert all(t.doc_md and t.task_display_name != t.task_id for t in dag.tasks)
     assert dag_module.project_path("include/schemas/example.yaml") == str(
         DAG_FILE.parents[1] / "include" / "schemas" / "example.yaml"
     )
-    assert dag_module.project_path("") == "" and dag_module.project_path("/abs/s.yaml") == "/abs/s.yaml"
+    assert dag_module.project_path("") == "" and dag_module.project_path(None) == ""
+    assert dag_module.project_path("/abs/s.yaml") == "/abs/s.yaml"
+
+
+def test_connection_defaults_come_from_the_configured_sources(
+    tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demo = yaml.safe_load((repo_root / "include" / "sources" / "demo_media.yaml").read_text())
+    gcs = {
+        **demo,
+        "name": "gcs_cams",
+        "bucket": {"uri": "gs://cams", "conn_id": "gcp_cams"},
+        "state_uri": "gs://cams-state/x",
+        "encord": {**demo["encord"], "conn_id": "encord_cams", "folder": "cams/raw"},
+    }
+    second = {**demo, "name": "second", "state_conn_id": "aws_state"}
+    for name, document in (("a_demo", demo), ("b_gcs", gcs), ("c_second", second), ("d_bad", {"x": 1})):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    monkeypatch.setenv("ENCORD_INGEST_SOURCES_DIR", str(tmp_path))
+    params = load_module().dag.params
+    encord, aws = params.get_param("encord_conn_id"), params.get_param("aws_conn_id")
+    assert (encord.value, encord.schema["examples"]) == ("encord_demo", ["encord_demo", "encord_cams"])
+    assert (aws.value, aws.schema["examples"]) == ("aws_demo", ["aws_demo", "aws_state"])
+    assert "demo/fleet/raw, cams/raw." in params.get_param("target_ids").description
+
+    monkeypatch.setenv("ENCORD_INGEST_SOURCES_DIR", str(tmp_path / "none"))
+    params = load_module().dag.params
+    assert (params["encord_conn_id"], params["aws_conn_id"]) == ("encord_default", "aws_default")
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_run_with_the_forms_defaults_does_nothing_and_says_what_to_fill_in(
+    dag_module: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The form's defaults as the UI submits them (the Encord connection is never reached)."""
+    caplog.set_level(logging.WARNING)
+    dag_run, tis = run(dag_module, dag_module.dag.params.dump())
+    assert dag_run.state == "success"
+    assert {task: ti.state for task, ti in tis.items()} == {
+        "choose_operation": "success",
+        "apply_metadata": "skipped",
+        "export_metadata": "skipped",
+    }
+    assert "Nothing to do: target_ids is empty" in caplog.text
+    assert "Fill in target_ids (folder scope), and table_uri (a change table) or metadata" in caplog.text
+    assert "export_uri" in dag_module.nothing_to_do({"operation": "export", "target_ids": None})
 
 
 def run(dag_module: ModuleType, conf: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
