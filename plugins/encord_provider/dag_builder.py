@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, TaskGroup, task
 from airflow.sdk.exceptions import AirflowException
@@ -42,6 +43,7 @@ from encord_ingest.pipeline import (
 )
 from encord_ingest.run_folder import RunFolder, chunk_uris
 from encord_ingest.sources.factory import open_source
+from encord_ingest.sources.prefix import placeholders, render_prefix
 from encord_ingest.storage import BlobStore
 from encord_provider.clients import storage_clients
 from encord_provider.operators.encord import (
@@ -110,23 +112,72 @@ def _state(config: SourceConfig) -> BlobStore:
     return BlobStore.from_uri(config.state_uri, **storage_clients(config.state_uri, config.state_connection))
 
 
-def run_params(config: SourceConfig) -> dict[str, Param]:
-    """The manual-run form of an ingestion run (give these to a DAG that embeds the task group)."""
+TASK_DOCS = {
+    "resolve": "The run's prefixes (the form's **Prefix override**, else the source's prefix over the "
+    "data interval; a run triggered from the form has the interval Airflow infers from its logical "
+    "date) and its options. The log names the prefixes and where they came from.",
+    "plan_shards": "Splits the prefixes into at most `shards` key ranges that cover them once.",
+    "scan_shard": "Lists one shard, pairs sidecars, parses and types metadata, groups, and diffs "
+    "against the ledger; writes manifest, metadata-change and outcome chunks to the run folder.",
+    "manifest_chunks": "The manifest chunk URIs in batches for `register` (none in a dry run).",
+    "change_chunks": "The metadata-change chunk URIs in batches for `sync_metadata`.",
+    "register": "One Encord upload job per manifest chunk (`skip_duplicate_urls` on); the per-URL "
+    "results (item UUID or error) go to the run folder. Extra links: the Encord folder and job.",
+    "sync_metadata": "Reads what Encord holds for the changed items and patches only the differences.",
+    "link_dataset": "Links the items registered in this run to the source's dataset.",
+    "apply_schema": "Merges the source's schema file into the organisation's metadata schema.",
+    "commit_and_report": "Commits what Encord confirmed to the ledger, writes `final_outcomes.parquet` "
+    "and `report.md` (printed in this task's log, failed objects included) and emits the source's "
+    "Asset with the counts and the report URI in its `extra`. Extra link: the report.",
+}
+"""Task documentation shown in the UI (task ``doc_md``), by task id."""
+
+
+def prefix_example(config: SourceConfig) -> str:
+    """A prefix this source really lists: its template over the first day from ``start_date`` (in
+    the bucket's time zone). Deterministic, so the serialised DAG does not change from day to day."""
+    zone = ZoneInfo(config.bucket.timezone)
+    start = datetime(config.start_date.year, config.start_date.month, config.start_date.day, tzinfo=zone)
+    example = render_prefix(
+        config.bucket.prefix,
+        data_interval_start=start,
+        data_interval_end=start + timedelta(days=1),
+        timezone=config.bucket.timezone,
+    )
+    return example or "some/folder/"
+
+
+def run_params(config: SourceConfig, *, interval: bool = True) -> dict[str, Param]:
+    """The manual-run form of an ingestion run (give these to a DAG that embeds the task group).
+    ``interval=False``: the DAG's runs ignore the data interval (resync), so a templated prefix
+    needs the override."""
+    example = prefix_example(config)
+    if not placeholders(config.bucket.prefix):
+        empty = f"the source's prefix {config.bucket.prefix or '(the bucket root)'}"
+    elif interval:
+        empty = (
+            f"the source's prefix {config.bucket.prefix} over the data interval; a run triggered "
+            "from this form lists the interval Airflow infers from its logical date"
+        )
+    else:
+        empty = f"not allowed, since the source's prefix {config.bucket.prefix} needs a data interval"
     return {
         "prefix": Param(
             None,
             type=["null", "string"],
             title="Prefix override",
-            description=(
-                "List only this prefix (comma-separated for several). Required for manual runs of a "
-                f"source whose prefix is a template ({config.bucket.prefix or 'none'})."
-            ),
+            description=f"List only this prefix, e.g. {example} (comma-separated for several). "
+            f"Empty: {empty}.",
+            examples=[example],
         ),
         "dry_run": Param(
-            False, type="boolean", title="Dry run", description="Plan and report; write nothing."
+            False, type=["boolean", "null"], title="Dry run", description="Plan and report; write nothing."
         ),
         "full_rescan": Param(
-            False, type="boolean", title="Full rescan", description="Ignore the ledger: re-plan every object."
+            False,
+            type=["boolean", "null"],
+            title="Full rescan",
+            description="Ignore the ledger: re-plan every object.",
         ),
         "limit": Param(
             None,
@@ -150,7 +201,10 @@ def _doc(config: SourceConfig, kind: str) -> str:
         f"- bucket: `{config.bucket.uri}`, prefix `{config.bucket.prefix or '(root)'}`\n"
         f"- Encord folder: `{config.encord.folder}` (integration `{config.encord.integration}`)\n"
         f"- state (ledger, run folders, reports): `{config.state_uri}`\n"
-        "- manual runs: set **Prefix override** (manual runs have no data interval in Airflow 3).\n"
+        f"- manual runs: **Prefix override** lists that prefix (e.g. `{prefix_example(config)}`). Left "
+        "empty, a run triggered from the form lists the source's prefix over the data interval that "
+        "Airflow infers from the logical date (the report's headline says which); a run triggered "
+        "through the API or CLI without a logical date has no interval and needs the override.\n"
     )
 
 
@@ -163,7 +217,9 @@ def _plan_and_scan(config: SourceConfig, *, resync: bool, apply_schema: bool = F
     comes from the form.
     """
 
-    @task(multiple_outputs=True)
+    @task(
+        multiple_outputs=True, task_display_name="Resolve prefixes and options", doc_md=TASK_DOCS["resolve"]
+    )
     def resolve(**context: Any) -> dict[str, Any]:
         params = {**context["params"], "full_rescan": True} if resync else context["params"]
         options = resolve_run(
@@ -176,7 +232,7 @@ def _plan_and_scan(config: SourceConfig, *, resync: bool, apply_schema: bool = F
         log.info("Run %s lists %s (from %s)", options.run_id, options.prefixes, options.prefix_origin or "-")
         return {**options.to_json(), "run_uri": RunFolder.of(_state(config), options.run_id).uri()}
 
-    @task
+    @task(task_display_name="Plan shards", doc_md=TASK_DOCS["plan_shards"])
     def plan_shards(run: dict[str, Any]) -> list[dict[str, Any]]:
         shards = plan_run_shards(config, _source(config), run["prefixes"])
         log.info("Planned %d shard(s)", len(shards))
@@ -188,6 +244,8 @@ def _plan_and_scan(config: SourceConfig, *, resync: bool, apply_schema: bool = F
     if apply_schema and config.schema_path is not None:
         schema = EncordMetadataSchemaOperator(
             task_id="apply_schema",
+            task_display_name="Apply metadata schema",
+            doc_md=TASK_DOCS["apply_schema"],
             schema_path=str(config.schema_path),
             dry_run=run["dry_run"],
             encord_conn_id=config.encord.conn_id,
@@ -203,7 +261,7 @@ def _plan_and_scan(config: SourceConfig, *, resync: bool, apply_schema: bool = F
 def scan_shards(config: SourceConfig, run: Any, shards: Any) -> Any:
     """``scan_shard`` mapped over the shard descriptors ``shards`` (an XComArg); its summaries."""
 
-    @task
+    @task(task_display_name="Scan shard", doc_md=TASK_DOCS["scan_shard"])
     def scan_shard(shard: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         return scan(config, _source(config), _state(config), shard, RunOptions.from_json(run))
 
@@ -265,16 +323,21 @@ def register_sync_commit(
         **_state_conns(config),
     }
 
-    @task
+    @task(task_display_name="Batch manifest chunks", doc_md=TASK_DOCS["manifest_chunks"])
     def manifest_chunks(summaries: list[dict[str, Any]], run: dict[str, Any]) -> list[list[str]]:
         uris = registration_chunks(config, _state(config), RunOptions.from_json(run), list(summaries))
         return batches(uris, config.max_mapped_tasks)
 
-    @task
+    @task(task_display_name="Batch metadata changes", doc_md=TASK_DOCS["change_chunks"])
     def change_chunks(summaries: list[dict[str, Any]]) -> list[list[str]]:
         return batches(chunk_uris(list(summaries), "metadata"), config.max_mapped_tasks)
 
-    @task(trigger_rule="all_done", outlets=[source_asset(config)])
+    @task(
+        trigger_rule="all_done",
+        outlets=[source_asset(config)],
+        task_display_name="Commit ledger and report",
+        doc_md=TASK_DOCS["commit_and_report"],
+    )
     def commit_and_report(
         summaries: list[dict[str, Any]] | None, run: dict[str, Any] | None, **context: Any
     ) -> dict[str, Any]:
@@ -290,6 +353,8 @@ def register_sync_commit(
     changes: Any = change_chunks(summaries)
     register = EncordRegisterDataOperator.partial(
         task_id="register",
+        task_display_name="Register in Encord",
+        doc_md=TASK_DOCS["register"],
         folder=encord.folder,
         integration=encord.integration,
         ignore_errors=encord.ignore_errors,
@@ -300,6 +365,8 @@ def register_sync_commit(
     ).expand(manifest_uris=manifests)
     sync = EncordSyncMetadataOperator.partial(
         task_id="sync_metadata",
+        task_display_name="Sync metadata",
+        doc_md=TASK_DOCS["sync_metadata"],
         folder=encord.folder,
         mode=run["sync_mode"],
         dry_run=run["dry_run"],
@@ -314,6 +381,8 @@ def register_sync_commit(
     if encord.dataset:
         link = EncordLinkDatasetOperator(
             task_id="link_dataset",
+            task_display_name="Link to dataset",
+            doc_md=TASK_DOCS["link_dataset"],
             result_uris=run["run_uri"],
             dataset_hash=encord.dataset,
             trigger_rule="none_failed",
@@ -384,7 +453,7 @@ def _raise_for_failed_tasks(failed_tasks: list[str], report_uri: str) -> None:
 
 
 def _manual_params(config: SourceConfig) -> dict[str, Param]:
-    params = run_params(config)
+    params = run_params(config, interval=False)
     params.pop("full_rescan")
     params.pop("limit")
     return params
@@ -408,11 +477,15 @@ def build_resync_dag(config: SourceConfig) -> DAG:
         "are written. Nothing is registered and the ledger is not changed.\n",
     ) as dag:
 
-        @task
+        @task(task_display_name="Batch metadata changes", doc_md=TASK_DOCS["change_chunks"])
         def changes(summaries: list[dict[str, Any]]) -> list[list[str]]:
             return batches(chunk_uris(list(summaries), "metadata"), config.max_mapped_tasks)
 
-        @task(trigger_rule="all_done")
+        @task(
+            trigger_rule="all_done",
+            task_display_name="Report",
+            doc_md="Writes the resync report (every metadata update and failure) and logs its counts.",
+        )
         def report(
             summaries: list[dict[str, Any]] | None,
             uris: list[list[str]] | None,
@@ -436,6 +509,8 @@ def build_resync_dag(config: SourceConfig) -> DAG:
         uris: Any = changes(summaries)
         sync = EncordSyncMetadataOperator.partial(
             task_id="sync_metadata",
+            task_display_name="Sync metadata",
+            doc_md=TASK_DOCS["sync_metadata"],
             folder=encord.folder,
             mode=run["sync_mode"],
             dry_run=run["dry_run"],
@@ -467,7 +542,11 @@ def build_reconcile_dag(config: SourceConfig) -> DAG:
         "does not have (they are registered again next run) and reports the drift.\n",
     ) as dag:
 
-        @task(pool=config.encord.pool)
+        @task(
+            pool=config.encord.pool,
+            task_display_name="Reconcile the ledger with Encord",
+            doc_md="Lists the Encord folder, rebuilds the ledger's item UUIDs, writes the drift report.",
+        )
         def reconcile(**context: Any) -> dict[str, Any]:
             from encord_ingest.pipeline import drift_markdown, reconcile_ledger
             from encord_provider.hooks.encord import EncordHook

@@ -213,3 +213,28 @@ def test_the_ingestion_steps_embed_in_any_dag_as_a_task_group(airflow_db: Path, 
         "sync_mode",
         "dry_run",
     ]
+
+
+def test_the_forms_and_the_tasks_explain_themselves(airflow_db: Path, repo_root: Path) -> None:
+    """The prefix hint shows a prefix the demo source really lists (its template over its first
+    day), the manual-run line says what an empty prefix does, and every task has a display name
+    and documentation. Booleans are nullable: the 3.3 form marks every param whose type lacks
+    "null" as required (``tests/metadata_ops/test_metaops_dag.py::ui_required``)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.metadata_ops.test_metaops_dag import ui_required
+
+    dags = DagBag(dag_folder=str(repo_root / "dags" / "encord_sources.py")).dags
+    ingest, resync = dags["encord_ingest__demo_media"], dags["encord_resync__demo_media"]
+    prefix = ingest.params.get_param("prefix")
+    assert prefix.schema["examples"] == ["raw/2026/11/01/"]
+    assert prefix.description.startswith("List only this prefix, e.g. raw/2026/11/01/ (comma-separated")
+    assert "Required" not in prefix.description and "infers from its logical date" in prefix.description
+    assert "needs a data interval" in resync.params.get_param("prefix").description
+    assert "e.g. `raw/2026/11/01/`" in ingest.doc_md and "no data interval in Airflow 3" not in ingest.doc_md
+    assert "infers from the logical date" in ingest.doc_md
+    schemas = {name: ingest.params.get_param(name).schema for name in ingest.params}
+    assert {name for name, schema in schemas.items() if ui_required(schema)} == set()
+    for dag in dags.values():
+        for task in dag.tasks:
+            assert task.task_display_name != task.task_id and task.doc_md, (dag.dag_id, task.task_id)

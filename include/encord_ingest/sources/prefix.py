@@ -10,7 +10,7 @@ prefix per calendar period of the finest unit in its format (second, minute, hou
 year) that overlaps ``[start, end)``, at least one. A weekly run with a daily template lists
 seven day folders; a daily run lists one. Other templates are rendered once.
 
-An explicit ``override`` always wins (manual runs in Airflow 3 have no data interval). A
+An explicit ``override`` always wins (a manual run through the API or CLI has no data interval). A
 template with variables, no interval and no override is a :class:`ConfigError`.
 
 These are not Jinja templates: keep the field out of an operator's ``template_fields``.
