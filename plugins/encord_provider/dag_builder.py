@@ -119,7 +119,8 @@ TASK_DOCS = {
     "plan_shards": "Splits the prefixes into at most `shards` key ranges that cover them once.",
     "scan_shard": "Lists one shard, pairs sidecars, parses and types metadata, groups, and diffs "
     "against the ledger; writes manifest, metadata-change and outcome chunks to the run folder.",
-    "manifest_chunks": "The manifest chunk URIs in batches for `register` (none in a dry run).",
+    "manifest_chunks": "Packs the shards' manifest chunks into upload-job-sized chunks and batches "
+    "them for `register` (none in a dry run).",
     "change_chunks": "The metadata-change chunk URIs in batches for `sync_metadata`.",
     "register": "One Encord upload job per manifest chunk (`skip_duplicate_urls` on); the per-URL "
     "results (item UUID or error) go to the run folder. Extra links: the Encord folder and job.",
