@@ -3,8 +3,14 @@
 One Parquet file per version plus a small JSON pointer, both in a :class:`BlobStore` (object
 storage or a local directory)::
 
-    <prefix>/versions/<utc-time>-<run-id>-<token>.parquet   immutable, one per commit
-    <prefix>/CURRENT.json                                    {"version_key", "sha256", "rows", ...}
+    <prefix>/versions/<utc-time>-<run-id>-<token>.parquet             immutable: a version's first part
+    <prefix>/versions/<utc-time>-<run-id>-<token>.part-NNNNN.parquet  its further parts
+    <prefix>/CURRENT.json                                    {"version_key", "sha256", "rows", "parts"}
+
+A version is split into parts of at most ``PART_ROWS`` rows in key order; the pointer lists each
+part with its SHA-256 and first and last key, so a shard reads only the parts its key ranges
+meet and a commit (:func:`commit_run`) merges and writes one key range at a time. Pointers of
+format 1 (one file) are still read.
 
 A commit writes a new version first and then replaces the pointer (one PUT, atomic on S3, GCS
 and, via rename, on a local disk). A crash in between leaves the old pointer, so readers keep
@@ -13,12 +19,13 @@ SHA-256 of the version it names, so a torn or foreign version is refused, never 
 Concurrent commits to one ledger are not merged: the last pointer wins. Run commits of one
 source one at a time (the DAG's ``max_active_runs=1`` or a pool of one slot).
 
-Recovery: when the version the pointer names is missing, torn or not Parquet, the reader falls
-back to the pointer's previous version (checked against its SHA-256 when the pointer recorded
-it) and says so in :attr:`Ledger.warning`; the run goes on and re-plans what the lost commit
-recorded (Encord skips URLs it has; metadata is compared, not rewritten). When there is no
-intact previous version, or the pointer itself cannot be read, :class:`LedgerError` says how to
-recover: the source's reconcile DAG rebuilds the ledger from Encord's folder listing.
+Recovery: when a part of the version the pointer names is missing, torn or not Parquet, that
+version is broken and the reader falls back to the pointer's previous version (its parts are
+listed in the pointer with their SHA-256) and says so in :attr:`Ledger.warning`; the run goes
+on and re-plans what the lost commit recorded (Encord skips URLs it has; metadata is compared,
+not rewritten). When there is no intact previous version, or the pointer itself cannot be read,
+:class:`LedgerError` says how to recover: the source's reconcile DAG rebuilds the ledger from
+Encord's folder listing.
 
 One row per data object (``url`` is the canonical object URL, the key). Rows of a group or
 series share ``item_url`` (the item's key URL, its first object URL). ``sidecars`` is a JSON
@@ -47,13 +54,13 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from encord_ingest.sources.base import MAX_CHAR
 
@@ -62,13 +69,16 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 POINTER_NAME = "CURRENT.json"
 OVER_LIMIT_CODE = "over_limit"
 """Skip code of new items a run's ``limit`` left out (see :mod:`encord_ingest.scan.scanner`)."""
 VERSIONS_FOLDER = "versions"
-ROW_GROUP_SIZE = 50_000
-FORMAT_VERSION = 1
+ROW_GROUP_SIZE = 10_000
+PART_ROWS = 50_000
+"""Rows per Parquet part of a version: what a commit or a shard's read holds at once."""
+FORMAT_VERSION = 2
 
 
 class Outcome(StrEnum):
@@ -175,6 +185,35 @@ class LedgerRow:
     last_outcome: str
 
 
+class LedgerPart(BaseModel):
+    """One Parquet file of a version: at most :data:`PART_ROWS` rows, keys ``first``..``last``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    key: str
+    sha256: str | None = None
+    """``None`` only for the previous version of an old format-1 pointer (then a footer check)."""
+    rows: int = 0
+    first: str | None = None
+    last: str | None = None
+
+    def overlaps(self, ranges: Sequence[KeyRangeLike] | None) -> bool:
+        """Whether any of ``ranges`` (``None``: everything) may hold a key of this part."""
+        if ranges is None or self.first is None or self.last is None:
+            return True
+        return any(_range_overlaps(r, self.first, self.last) for r in ranges)
+
+
+def _range_overlaps(key_range: KeyRangeLike, first: str, last: str) -> bool:
+    lower = max(key_range.prefix, key_range.start_at or "")
+    if lower > last:
+        return False
+    upper = key_range.end_before
+    if key_range.prefix and (upper is None or key_range.prefix + MAX_CHAR < upper):
+        upper = key_range.prefix + MAX_CHAR
+    return upper is None or first < upper
+
+
 class LedgerPointer(BaseModel):
     """The small object that names the current version."""
 
@@ -182,18 +221,52 @@ class LedgerPointer(BaseModel):
 
     format: int = FORMAT_VERSION
     version_key: str
+    """The version's first part (a version of format 1 is that one file)."""
     sha256: str
     rows: int
     run_id: str
     written_at: datetime
     previous_version_key: str | None = None
     previous_sha256: str | None = None
+    parts: list[LedgerPart] = Field(default_factory=list)
+    """Every part in key order, the first one included (empty for format 1)."""
+    previous_parts: list[LedgerPart] = Field(default_factory=list)
+    """The previous version's parts, to fall back to when a part of this one is broken."""
+
+    def all_parts(self) -> list[LedgerPart]:
+        """The version's parts. A format-1 pointer, or one whose ``version_key`` was rewritten by
+        hand (so ``parts`` no longer start with it), names that one file."""
+        if self.parts and self.parts[0].key == self.version_key:
+            return self.parts
+        return [LedgerPart(key=self.version_key, sha256=self.sha256, rows=self.rows)]
+
+    def previous(self) -> list[LedgerPart] | None:
+        """The previous version's parts (the same rules as :meth:`all_parts`), ``None`` if none."""
+        if self.previous_version_key is None:
+            return None
+        if self.previous_parts and self.previous_parts[0].key == self.previous_version_key:
+            return self.previous_parts
+        return [LedgerPart(key=self.previous_version_key, sha256=self.previous_sha256)]
 
 
 RECOVER_HINT = (
     "to recover, trigger the source's encord_reconcile__<source> DAG (it rebuilds the ledger from "
     "Encord's folder listing), or write CURRENT.json naming an intact file under versions/"
 )
+
+
+class _BrokenPart(Exception):
+    """A part of the version being read is missing, torn or not Parquet."""
+
+    def __init__(self, version: list[LedgerPart], part: LedgerPart, problem: str):
+        super().__init__(problem)
+        self.version, self.part, self.problem = version, part, problem
+
+    def says(self, lead: str) -> str:
+        """``<lead><problem>`` for the version's first part (its own file), else names the part."""
+        if self.part.key == self.version[0].key:
+            return f"{lead}{self.problem}"
+        return f", whose part {self.part.key} {self.problem}"
 
 
 class LedgerSnapshot:
@@ -245,8 +318,10 @@ class Ledger:
         self.prefix = prefix.strip("/")
         self.warning: str | None = None
         """Set when a read fell back to the previous version (for the run report)."""
-        self._read_from: tuple[str, str] | None = None
-        """``(version key, sha256)`` of the version reads use, once known."""
+        self._in_use: list[LedgerPart] | None = None
+        """The parts of the version reads use, once pinned (:meth:`check`, a fallback, a write)."""
+        self._fell_back_from: str | None = None
+        """What was wrong with the current version, once reads fell back to the previous one."""
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
@@ -265,67 +340,113 @@ class Ledger:
             problem = exc.errors()[0]["msg"]
             raise LedgerError(f"{self.pointer_key} cannot be read ({problem}); {RECOVER_HINT}") from None
 
-    def _version(self, key: str, sha256: str | None) -> tuple[bytes | None, str]:
-        """The bytes of version ``key`` if intact (SHA-256, else a Parquet footer check), or why not."""
+    def _part_bytes(self, version: list[LedgerPart], part: LedgerPart) -> bytes:
+        """The bytes of ``part`` if intact (SHA-256, and a Parquet footer), else :class:`_BrokenPart`."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         try:
-            data = self.store.read_bytes(key)
+            data = self.store.read_bytes(part.key)
         except FileNotFoundError:
-            return None, "is missing"
+            raise _BrokenPart(version, part, "is missing") from None
         except Exception as exc:
-            return None, f"cannot be read ({type(exc).__name__}: {exc})"
+            raise _BrokenPart(version, part, f"cannot be read ({type(exc).__name__}: {exc})") from None
         digest = hashlib.sha256(data).hexdigest()
-        if sha256 is not None and digest != sha256:
-            return None, f"has sha256 {digest}, the pointer expects {sha256} (truncated or replaced)"
+        if part.sha256 is not None and digest != part.sha256:
+            problem = f"has sha256 {digest}, the pointer expects {part.sha256} (truncated or replaced)"
+            raise _BrokenPart(version, part, problem)
         try:
             pq.ParquetFile(io.BytesIO(data)).schema_arrow  # noqa: B018 - reads the footer
         except (pa.ArrowException, OSError) as exc:
-            return None, f"is not a Parquet file ({exc})"
-        return data, ""
+            raise _BrokenPart(version, part, f"is not a Parquet file ({exc})") from None
+        return data
 
-    def _current_bytes(self) -> bytes | None:
-        """The bytes of the version reads use: the pointer's, else its intact previous version."""
-        pointer = self.pointer()
-        if pointer is None:
-            return None
-        data, problem = self._version(pointer.version_key, pointer.sha256)
-        if data is not None:
-            self._read_from = (pointer.version_key, pointer.sha256)
-            return data
-        what = f"{self.pointer_key} names version {pointer.version_key}, which {problem}"
-        previous = pointer.previous_version_key
+    def _fall_back(self, pointer: LedgerPointer, broken: _BrokenPart) -> list[LedgerPart]:
+        """Pin the previous version after ``broken`` (a part of the current one); say so."""
+        what = f"{self.pointer_key} names version {pointer.version_key}{broken.says(', which ')}"
+        previous = pointer.previous()
         if previous is None:
             raise LedgerError(f"{what}; there is no previous version to fall back to; {RECOVER_HINT}")
-        data, previous_problem = self._version(previous, pointer.previous_sha256)
-        if data is None:
-            raise LedgerError(f"{what}; its previous version {previous} {previous_problem}; {RECOVER_HINT}")
-        self._read_from = (previous, hashlib.sha256(data).hexdigest())
+        self._in_use, self._fell_back_from = previous, what
         self.warning = (
-            f"LEDGER RECOVERED: {what}. Read the previous version {previous} instead: what run "
+            f"LEDGER RECOVERED: {what}. Read the previous version {previous[0].key} instead: what run "
             f"{pointer.run_id!r} committed is planned again (Encord skips URLs it has, metadata is "
             "compared, not rewritten). To check the ledger against Encord, trigger the source's "
             "encord_reconcile__<source> DAG."
         )
         log.warning("%s", self.warning)
-        return data
+        return previous
+
+    def _read_parts(self, version: list[LedgerPart], ranges: Sequence[KeyRangeLike] | None) -> pa.Table:
+        import pyarrow as pa
+
+        tables = [
+            self._part_table(self._part_bytes(version, part), ranges)
+            for part in version
+            if part.overlaps(ranges)
+        ]
+        return pa.concat_tables(tables) if tables else ledger_schema().empty_table()
+
+    def _reading(self, action: Callable[[list[LedgerPart]], _T]) -> _T | None:
+        """``action`` on the version reads use (``None`` for a ledger never committed): the pinned
+        one, else the pointer's, else (pinned from then on) its previous one."""
+        if self._in_use is not None:
+            return self._pinned(action)
+        pointer = self.pointer()
+        if pointer is None:
+            return None
+        try:
+            return action(pointer.all_parts())
+        except _BrokenPart as broken:
+            self._fall_back(pointer, broken)
+        return self._pinned(action)
+
+    def _pinned(self, action: Callable[[list[LedgerPart]], _T]) -> _T:
+        assert self._in_use is not None
+        try:
+            return action(self._in_use)
+        except _BrokenPart as broken:
+            version = broken.version[0].key
+            if self._fell_back_from is None:  # pinned intact, broken since
+                what = f"{self.pointer_key} names version {version}{broken.says(', which ')}"
+            else:
+                what = f"{self._fell_back_from}; its previous version {version}{broken.says(' ')}"
+            raise LedgerError(f"{what}; {RECOVER_HINT}") from None
 
     def check(self) -> str | None:
-        """Read the current version once: ``None`` if intact, the warning if reads fall back to
-        the previous version; :class:`LedgerError` (saying how to recover) if neither is usable."""
-        self._current_bytes()
+        """Verify every part of the version reads use, one at a time: ``None`` if the current one
+        is intact, the warning if reads fall back to the previous version; :class:`LedgerError`
+        (saying how to recover) if neither is usable. Pins the version for later reads."""
+
+        def verify(version: list[LedgerPart]) -> list[LedgerPart]:
+            for part in version:
+                self._part_bytes(version, part)
+            return version
+
+        pinned = self._reading(verify)
+        if pinned is not None:
+            self._in_use = pinned
         return self.warning
 
     def read_table(self, ranges: Sequence[KeyRangeLike] | None = None) -> pa.Table:
-        """The current rows (all, or those in any of ``ranges``) as an Arrow table."""
+        """The current rows (all, or those in any of ``ranges``) as an Arrow table. Only the
+        parts whose key span meets ``ranges`` are read."""
+        table = self._reading(lambda version: self._read_parts(version, ranges))
+        return table if table is not None else ledger_schema().empty_table()
+
+    def iter_parts(self) -> Iterator[LedgerPart]:
+        """The parts of the version reads use, in key order (none for a ledger never committed)."""
+        if self._in_use is not None:
+            return iter(self._in_use)
+        pointer = self.pointer()
+        return iter(pointer.all_parts() if pointer is not None else [])
+
+    @staticmethod
+    def _part_table(data: bytes, ranges: Sequence[KeyRangeLike] | None) -> pa.Table:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        data = self._current_bytes()
-        if data is None:
-            return ledger_schema().empty_table()
-        table = pq.read_table(io.BytesIO(data), filters=_range_filters(ranges))
+        table = pq.read_table(io.BytesIO(data), filters=_range_filters(ranges), schema=ledger_schema())
         if ranges is not None:
             keep = [any(in_range(key, key_range) for key_range in ranges) for key in table["key"].to_pylist()]
             table = table.filter(pa.array(keep, type=pa.bool_()))
@@ -342,38 +463,109 @@ class Ledger:
         columns = [table[name].to_pylist() for name in LEDGER_COLUMNS]
         return LedgerSnapshot(LedgerRow(*values) for values in zip(*columns, strict=True))
 
+    def version_in_use(self) -> list[LedgerPart] | None:
+        """The parts of the version reads use (checked first if not yet pinned), ``None`` for a
+        ledger never committed or one that cannot be read (a reconcile rebuilds over it)."""
+        if self._in_use is None:
+            with contextlib.suppress(LedgerError):
+                self.check()
+        return self._in_use
+
+    def pinned(self, parts: list[LedgerPart]) -> None:
+        """Reads use ``parts`` from now on (the version this object just wrote)."""
+        self._in_use, self._fell_back_from = parts, None
+
     def write(self, frame: pd.DataFrame, run_id: str) -> LedgerPointer:
         """Write ``frame`` as a new version, then point to it. Returns the new pointer (whose
         previous version is the one reads used: after a fallback, the intact one)."""
-        if self._read_from is None:
-            with contextlib.suppress(LedgerError):  # a rebuild (reconcile) replaces an unreadable ledger
-                self._current_bytes()
-        previous = self._read_from
-        data = frame_to_parquet(frame)
-        stamp = datetime.now(UTC)
-        name = f"{stamp:%Y%m%dT%H%M%S%fZ}-{_safe(run_id)}-{uuid.uuid4().hex[:8]}.parquet"
-        version_key = self._key(f"{VERSIONS_FOLDER}/{name}")
-        self.store.write_bytes(version_key, data)
-        pointer = LedgerPointer(
-            version_key=version_key,
-            sha256=hashlib.sha256(data).hexdigest(),
-            rows=len(frame),
-            run_id=run_id,
-            written_at=stamp,
-            previous_version_key=previous[0] if previous else None,
-            previous_sha256=previous[1] if previous else None,
+        writer = self.writer(run_id)
+        ordered = frame[list(LEDGER_COLUMNS)].sort_values("key", kind="stable")
+        writer.add(ordered)
+        return writer.finish()
+
+    def writer(self, run_id: str) -> LedgerWriter:
+        """A :class:`LedgerWriter` for a new version (rows added in key order)."""
+        return LedgerWriter(self, run_id)
+
+
+class LedgerWriter:
+    """Writes a version part by part as sorted rows arrive; :meth:`finish` writes the pointer.
+
+    Holds at most :data:`PART_ROWS` rows besides the frame being added. Parts are immutable
+    objects next to each other; until the pointer names them, readers see the old version."""
+
+    def __init__(self, ledger: Ledger, run_id: str):
+        self.ledger, self.run_id = ledger, run_id
+        self.previous = ledger.version_in_use()
+        self.stamp = datetime.now(UTC)
+        self.base = f"{self.stamp:%Y%m%dT%H%M%S%fZ}-{_safe(run_id)}-{uuid.uuid4().hex[:8]}"
+        self.parts: list[LedgerPart] = []
+        self.pending: list[pd.DataFrame] = []
+        self.pending_rows = 0
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Queue ledger rows sorted by key, all after the rows added before."""
+        if len(frame):
+            self.pending.append(frame[list(LEDGER_COLUMNS)])
+            self.pending_rows += len(frame)
+        while self.pending_rows >= PART_ROWS:
+            self._flush(PART_ROWS)
+
+    def _flush(self, rows: int) -> None:
+        import pandas as pd
+
+        queued = pd.concat(self.pending, ignore_index=True) if len(self.pending) > 1 else self.pending[0]
+        part, rest = queued.iloc[:rows], queued.iloc[rows:]
+        self.pending = [rest] if len(rest) else []
+        self.pending_rows = len(rest)
+        data = frame_to_parquet(part, sort=False)
+        name = self.base if not self.parts else f"{self.base}.part-{len(self.parts):05d}"
+        key = self.ledger._key(f"{VERSIONS_FOLDER}/{name}.parquet")
+        self.ledger.store.write_bytes(key, data)
+        keys = part["key"]
+        self.parts.append(
+            LedgerPart(
+                key=key,
+                sha256=hashlib.sha256(data).hexdigest(),
+                rows=len(part),
+                first=str(keys.iloc[0]) if len(part) else None,
+                last=str(keys.iloc[-1]) if len(part) else None,
+            )
         )
-        self.store.write_bytes(self.pointer_key, pointer.model_dump_json().encode("utf-8"))
-        self._read_from = (version_key, pointer.sha256)
+
+    def finish(self) -> LedgerPointer:
+        """Write what is queued, then the pointer naming every part."""
+        if self.pending_rows or not self.parts:
+            if not self.pending:
+                import pandas as pd
+
+                self.pending = [pd.DataFrame({name: pd.Series(dtype=object) for name in LEDGER_COLUMNS})]
+            self._flush(max(self.pending_rows, 0))
+        pointer = LedgerPointer(
+            version_key=self.parts[0].key,
+            sha256=self.parts[0].sha256,
+            rows=sum(part.rows for part in self.parts),
+            run_id=self.run_id,
+            written_at=self.stamp,
+            previous_version_key=self.previous[0].key if self.previous else None,
+            previous_sha256=self.previous[0].sha256 if self.previous else None,
+            parts=self.parts,
+            previous_parts=self.previous or [],
+        )
+        self.ledger.store.write_bytes(self.ledger.pointer_key, pointer.model_dump_json().encode("utf-8"))
+        self.ledger.pinned(self.parts)
         return pointer
 
 
-def frame_to_parquet(frame: pd.DataFrame) -> bytes:
+def frame_to_parquet(frame: pd.DataFrame, *, sort: bool = True) -> bytes:
     """Ledger rows as Parquet bytes, sorted by key (so range reads skip row groups)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    ordered = frame[list(LEDGER_COLUMNS)].sort_values("key", kind="stable")
+    ordered = frame[list(LEDGER_COLUMNS)]
+    if sort:
+        ordered = ordered.sort_values("key", kind="stable")
+    ordered = ordered.astype({"size": "int64"})
     table = pa.Table.from_pandas(ordered, schema=ledger_schema(), preserve_index=False)
     buffer = io.BytesIO()
     pq.write_table(table, buffer, row_group_size=ROW_GROUP_SIZE, compression="zstd")
@@ -471,13 +663,8 @@ def merge_outcomes(
     """
     outcomes = outcomes.drop_duplicates("url", keep="last")
     failed = _item_urls_named(outcomes, set(failed_item_urls))
-    kinds = outcomes["outcome"]
-    planned_mask = kinds.isin([str(o) for o in DATA_OUTCOMES]) & ~outcomes["item_url"].isin(list(failed))
-    replaced_mask = planned_mask | kinds.isin(
-        [Outcome.SKIPPED.value, Outcome.SIDECAR.value, Outcome.GONE.value]
-    )
-    if "code" in outcomes:  # an item a run's limit left out was not re-planned: it keeps its row
-        replaced_mask &= outcomes["code"].ne(OVER_LIMIT_CODE)
+    planned_mask = _planned_mask(outcomes, failed)
+    replaced_mask = _replaced_mask(outcomes, failed)
     kept = previous[~previous["url"].isin(outcomes.loc[replaced_mask, "url"])]
     updated = outcomes.loc[planned_mask, [c for c in LEDGER_COLUMNS if c in outcomes.columns]]
     uuids = dict(item_uuids or {})
@@ -497,6 +684,22 @@ def merge_outcomes(
     return merged.astype({"size": "int64"})
 
 
+def _planned_mask(outcomes: pd.DataFrame, failed: Collection[str]) -> pd.Series:
+    """Rows whose object takes its new state (planned, and its item did not fail)."""
+    kinds = outcomes["outcome"]
+    return kinds.isin([str(o) for o in DATA_OUTCOMES]) & ~outcomes["item_url"].isin(list(failed))
+
+
+def _replaced_mask(outcomes: pd.DataFrame, failed: Collection[str]) -> pd.Series:
+    """Rows whose object's old ledger row goes (replaced by its new state, or dropped)."""
+    replaced = _planned_mask(outcomes, failed) | outcomes["outcome"].isin(
+        [Outcome.SKIPPED.value, Outcome.SIDECAR.value, Outcome.GONE.value]
+    )
+    if "code" in outcomes:  # an item a run's limit left out was not re-planned: it keeps its row
+        replaced &= outcomes["code"].ne(OVER_LIMIT_CODE)
+    return replaced
+
+
 def _item_urls_named(outcomes: pd.DataFrame, urls: set[str]) -> set[str]:
     """The item URLs of the items any of ``urls`` belongs to (plus ``urls`` themselves)."""
     if not urls:
@@ -513,17 +716,100 @@ def commit_run(
     item_uuids: Mapping[str, str] | None = None,
     failed_item_urls: Collection[str] = (),
 ) -> LedgerPointer:
-    """Merge one run's outcome tables into the ledger and write it atomically."""
-    import pandas as pd
+    """Merge one run's outcome tables into the ledger and write it atomically, range by range.
 
-    frames = list(outcome_frames)
-    outcomes = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["url", "outcome"])
-    if outcomes.empty:
-        outcomes = pd.DataFrame({name: pd.Series(dtype=object) for name in [*LEDGER_COLUMNS, "outcome"]})
-    merged = merge_outcomes(
-        ledger.read_frame(), outcomes, run_id, item_uuids=item_uuids, failed_item_urls=failed_item_urls
-    )
-    return ledger.write(merged, run_id)
+    The same ledger as :func:`merge_outcomes` over everything at once, in bounded memory: the
+    outcome frames are sorted and spilled to a temporary directory one at a time, then each key
+    range (about :data:`PART_ROWS` rows of the old ledger and of the outcomes) is merged and
+    written as the new version's next part. Only the item-level facts that cross ranges are held
+    whole: the failed items and the learnt UUIDs (both as large as the inputs that name them)."""
+    import tempfile
+
+    ledger.check()  # one version for every range: the current one or, if broken, the previous one
+    with tempfile.TemporaryDirectory(prefix="ledger-commit-") as spill:
+        runs = _SpilledOutcomes(spill, set(failed_item_urls), dict(item_uuids or {}))
+        keyless = ledger.read_frame([KeyRange(end_before="\x00")])  # rows a reconcile added
+        runs.keyless = set(keyless["url"])
+        for frame in outcome_frames:
+            runs.add(frame)
+        writer = ledger.writer(run_id)
+        bounds = runs.boundaries([part.first for part in ledger.iter_parts() if part.first])
+        for lower, upper in zip([None, *bounds], [*bounds, None], strict=True):
+            key_range = KeyRange(start_at=lower, end_before=upper)
+            previous = ledger.read_frame([key_range])
+            if lower is None and len(keyless):
+                previous = previous[~previous["url"].isin(runs.replaced_keyless())]
+            outcomes = runs.read(lower, upper)
+            if outcomes is None:
+                writer.add(previous)
+                continue
+            merged = merge_outcomes(
+                previous, outcomes, run_id, item_uuids=runs.uuids, failed_item_urls=runs.failed
+            )
+            writer.add(merged.sort_values("key", kind="stable"))
+        return writer.finish()
+
+
+class _SpilledOutcomes:
+    """A run's outcome frames on local disk, each sorted by key, plus the facts across ranges."""
+
+    def __init__(self, folder: str, failed: set[str], uuids: dict[str, str]):
+        self.folder, self.failed, self.uuids = folder, failed, uuids
+        self.files: list[tuple[str, str, str]] = []  # (path, first key, last key)
+        self.samples: list[str] = []
+        self.keyless: set[str] = set()
+        self._keyless_rows: list[pd.DataFrame] = []
+
+    def add(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if frame.empty:
+            return
+        named = frame["url"].isin(list(self.failed))
+        self.failed.update(frame.loc[named, "item_url"].dropna())
+        learnt = frame.loc[frame["url"].isin(list(self.uuids)), ["url", "item_url"]].dropna()
+        pairs = zip(learnt["url"], learnt["item_url"], strict=True)
+        self.uuids.update({item: self.uuids[url] for url, item in pairs})
+        if self.keyless:
+            self._keyless_rows.append(frame[frame["url"].isin(list(self.keyless))])
+        ordered = frame.sort_values("key", kind="stable")
+        path = f"{self.folder}/run-{len(self.files):05d}.parquet"
+        table = pa.Table.from_pandas(ordered, preserve_index=False)
+        pq.write_table(table, path, row_group_size=ROW_GROUP_SIZE)
+        keys = ordered["key"]
+        self.files.append((path, str(keys.iloc[0]), str(keys.iloc[-1])))
+        self.samples.extend(str(key) for key in keys.iloc[PART_ROWS // 2 :: PART_ROWS // 2])
+
+    def boundaries(self, part_firsts: Sequence[str]) -> list[str]:
+        """Range bounds: every old part's first key and a key every ``PART_ROWS / 2`` outcomes."""
+        return sorted({key for key in [*part_firsts, *self.samples] if key})
+
+    def read(self, lower: str | None, upper: str | None) -> pd.DataFrame | None:
+        """The outcome rows with ``lower <= key < upper`` in spill order, or ``None``."""
+        import pandas as pd
+        import pyarrow.parquet as pq
+
+        filters = [("key", ">=", lower)] if lower is not None else []
+        if upper is not None:
+            filters.append(("key", "<", upper))
+        frames = []
+        for path, first, last in self.files:
+            if (lower is not None and last < lower) or (upper is not None and first >= upper):
+                continue
+            frame = pq.read_table(path, filters=filters or None).to_pandas()
+            if len(frame):
+                frames.append(frame)
+        return pd.concat(frames, ignore_index=True) if frames else None
+
+    def replaced_keyless(self) -> set[str]:
+        """URLs of key-less ledger rows (added by a reconcile) that the run's outcomes replace."""
+        import pandas as pd
+
+        if not self._keyless_rows:
+            return set()
+        outcomes = pd.concat(self._keyless_rows, ignore_index=True)
+        return set(outcomes.loc[_replaced_mask(outcomes, self.failed), "url"])
 
 
 def item_urls_by_title(outcome_frames: Iterable[pd.DataFrame]) -> dict[str, str]:

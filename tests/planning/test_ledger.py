@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from encord_ingest.ledger import (
     LedgerSnapshot,
     ObjectState,
     Outcome,
+    commit_run,
     diff_item,
+    frame_to_parquet,
     merge_outcomes,
     metadata_outcome,
 )
@@ -285,3 +288,136 @@ def test_an_unreadable_pointer_fails_saying_how_to_recover(store: BlobStore) -> 
     store.write_bytes(f"ledger/src/{POINTER_NAME}", store.read_bytes(f"ledger/src/{POINTER_NAME}")[:40])
     with pytest.raises(LedgerError, match=rf"ledger/src/{POINTER_NAME} cannot be read .*encord_reconcile__"):
         Ledger(store, "ledger/src").read_frame()
+
+
+def test_a_broken_part_breaks_its_version_and_reads_fall_back_to_the_previous_parts(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recovery per part: any part of a version missing or torn makes the whole version unusable;
+    reads (a shard's range, a commit) use the previous version's parts, listed in the pointer."""
+    monkeypatch.setattr("encord_ingest.ledger.PART_ROWS", 2)
+    ledger = Ledger(store, "ledger/src")
+    first = ledger.write(frame(*[row(f"{k}.jpg") for k in "abcde"]), "r1")
+    second = ledger.write(frame(*[row(f"{k}.jpg", version="v2") for k in "abcdef"]), "r2")
+    assert (len(first.parts), len(second.parts)) == (3, 3)
+    assert second.previous_parts == first.parts
+    store.delete(second.parts[2].key)  # e.jpg, f.jpg
+    reader = Ledger(store, "ledger/src")
+    back = reader.read_frame([KeyRange(prefix="e")])  # a shard whose range meets the broken part
+    assert back[["key", "version"]].to_dict("records") == [{"key": "e.jpg", "version": "v1"}]
+    assert reader.warning is not None
+    assert reader.warning.startswith(
+        f"LEDGER RECOVERED: ledger/src/{POINTER_NAME} names version {second.version_key}, "
+        f"whose part {second.parts[2].key} is missing. Read the previous version {first.version_key}"
+    )
+    assert list(reader.read_frame()["version"]) == ["v1"] * 5  # pinned: every later read too
+    whole = Ledger(store, "ledger/src")
+    assert whole.check() == reader.warning  # a check finds it without reading a range first
+    third = commit_run(whole, "r3", [frame(outcome_row("g.jpg", Outcome.NEW))])
+    assert (third.previous_version_key, third.previous_parts) == (first.version_key, first.parts)
+    assert list(Ledger(store, "ledger/src").read_frame()["key"]) == [f"{k}.jpg" for k in "abcdeg"]
+    store.write_bytes(first.parts[1].key, store.read_bytes(first.parts[1].key)[:50])
+    store.delete(third.parts[0].key)
+    with pytest.raises(LedgerError) as raised:
+        Ledger(store, "ledger/src").check()
+    previous_broken = f"its previous version {first.version_key}, whose part {first.parts[1].key} has sha256"
+    assert f"which is missing; {previous_broken}" in str(raised.value)
+
+
+def test_a_format_1_pointer_is_read_and_becomes_the_previous_version(store: BlobStore) -> None:
+    """A ledger written before versions had parts: one file, a pointer without ``parts``."""
+    data = frame_to_parquet(frame(row("b.jpg"), row("a.jpg")))
+    store.write_bytes("ledger/src/versions/old.parquet", data)
+    old_pointer = {
+        "format": 1,
+        "version_key": "ledger/src/versions/old.parquet",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "rows": 2,
+        "run_id": "r1",
+        "written_at": "2026-11-20T00:00:00Z",
+        "previous_version_key": None,
+    }
+    store.write_bytes(f"ledger/src/{POINTER_NAME}", json.dumps(old_pointer).encode())
+    ledger = Ledger(store, "ledger/src")
+    assert list(ledger.read_frame([KeyRange(prefix="b")])["key"]) == ["b.jpg"]
+    new = commit_run(ledger, "r2", [frame(outcome_row("c.jpg", Outcome.NEW))])
+    assert new.format == 2 and new.rows == 3
+    assert [(p.key, p.sha256) for p in new.previous_parts] == [
+        (old_pointer["version_key"], old_pointer["sha256"])
+    ]
+    store.write_bytes(new.version_key, b"PAR1 torn")
+    fallback = Ledger(store, "ledger/src")
+    assert list(fallback.read_frame()["key"]) == ["a.jpg", "b.jpg"]
+    assert (
+        fallback.warning is not None
+        and "Read the previous version ledger/src/versions/old.parquet" in fallback.warning
+    )
+
+
+def test_a_range_by_range_commit_gives_the_ledger_of_a_whole_merge(
+    store: BlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """commit_run with parts of 3 rows (so every rule meets range and part bounds) equals one
+    merge_outcomes over everything, as the commit did before it streamed."""
+    previous = frame(
+        row("", url="https://b/reconciled.jpg", item_url="https://b/reconciled.jpg", version=""),
+        row("", url="https://b/untouched.jpg", item_url="https://b/untouched.jpg", version=""),
+        *[row(f"a/{i}.jpg", item_uuid=f"u-a{i}") for i in range(7)],
+        row("g/1.jpg", item_url="s3://b/g/1.jpg"),
+        row("g/2.jpg", item_url="s3://b/g/1.jpg"),
+        *[row(f"z/{i}.jpg") for i in range(5)],
+    )
+    outcome_frames = [  # two shards' chunks, not in key order, one chunk partly out of order
+        frame(
+            outcome_row("m/new-2.jpg", Outcome.NEW, metadata_hash="md-n"),
+            outcome_row("m/new-1.jpg", Outcome.NEW, metadata_hash="md-n"),
+            outcome_row("m/limit.jpg", Outcome.SKIPPED, code="over_limit"),
+            outcome_row("reconciled.jpg", Outcome.DATA_CHANGED, url="https://b/reconciled.jpg"),
+        ),
+        frame(
+            outcome_row("a/1.jpg", Outcome.METADATA_CHANGED, metadata_hash="md-2", item_uuid="u-a1"),
+            outcome_row("a/2.jpg", Outcome.GONE),
+            outcome_row("a/3.jpg", Outcome.FAILED, metadata_hash=None),
+            outcome_row("a/4.jpg", Outcome.SKIPPED, code="excluded"),
+            outcome_row("a/5.jpg.json", Outcome.SIDECAR, item_url=None),
+            outcome_row("g/1.jpg", Outcome.DATA_CHANGED, item_url="s3://b/g/1.jpg"),
+            outcome_row("g/2.jpg", Outcome.DATA_CHANGED, item_url="s3://b/g/1.jpg"),
+            outcome_row("g/3.jpg", Outcome.DATA_CHANGED, item_url="s3://b/g/1.jpg"),
+            outcome_row("h/1.jpg", Outcome.NEW, item_url="s3://b/h/1.jpg"),
+            outcome_row("h/2.jpg", Outcome.NEW, item_url="s3://b/h/1.jpg"),
+            outcome_row("a/6.jpg", Outcome.UNCHANGED, item_uuid="u-a6"),
+        ),
+    ]
+    uuids = {"s3://b/m/new-1.jpg": "u-n1", "s3://b/g/3.jpg": "u-g", "s3://b/h/2.jpg": "u-h"}
+    failed = {"s3://b/m/new-2.jpg", "s3://b/g/2.jpg"}
+    whole = Ledger(store, "whole")
+    whole.write(previous, "r0")
+    expected = merge_outcomes(
+        whole.read_frame(),
+        pd.concat(outcome_frames, ignore_index=True),
+        "r1",
+        item_uuids=uuids,
+        failed_item_urls=failed,
+    )
+    monkeypatch.setattr("encord_ingest.ledger.PART_ROWS", 3)
+    ranged = Ledger(store, "ranged")
+    ranged.write(previous, "r0")
+    assert len(ranged.pointer().parts) == 6  # type: ignore[union-attr]  # 16 rows, 3 a part
+    pointer = commit_run(ranged, "r1", iter(outcome_frames), item_uuids=uuids, failed_item_urls=failed)
+    assert len(pointer.parts) > 3
+    assert all(part.rows <= 3 for part in pointer.parts)
+    got = ranged.read_frame()
+    assert list(got["key"]) == sorted(got["key"])  # parts in key order, each sorted
+    columns = list(got.columns)
+    want = expected.sort_values(["key", "url"], kind="stable").reset_index(drop=True)[columns]
+    assert got.sort_values(["key", "url"], kind="stable").reset_index(drop=True).equals(want)
+    assert "https://b/reconciled.jpg" in set(got.loc[got["key"] == "reconciled.jpg", "url"])
+    assert set(got.loc[got["key"] == "", "url"]) == {"https://b/untouched.jpg"}
+    assert ranged.read_frame([KeyRange(prefix="g/")])["item_uuid"].isna().all()  # g failed as a whole
+
+
+def test_a_commit_of_nothing_onto_nothing_writes_an_empty_version(store: BlobStore) -> None:
+    ledger = Ledger(store, "empty")
+    pointer = commit_run(ledger, "r1", [])
+    assert (pointer.rows, len(pointer.parts), pointer.parts[0].first) == (0, 1, None)
+    assert len(ledger.read_frame()) == 0
