@@ -46,7 +46,6 @@ Change detection (:func:`diff_item`), per item, ``full_rescan`` aside:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import io
@@ -411,6 +410,7 @@ class Ledger:
                 what = f"{self.pointer_key} names version {version}{broken.says(', which ')}"
             else:
                 what = f"{self._fell_back_from}; its previous version {version}{broken.says(' ')}"
+            self._in_use = self._fell_back_from = None  # nothing usable is pinned
             raise LedgerError(f"{what}; {RECOVER_HINT}") from None
 
     def check(self) -> str | None:
@@ -467,8 +467,10 @@ class Ledger:
         """The parts of the version reads use (checked first if not yet pinned), ``None`` for a
         ledger never committed or one that cannot be read (a reconcile rebuilds over it)."""
         if self._in_use is None:
-            with contextlib.suppress(LedgerError):
+            try:
                 self.check()
+            except LedgerError:
+                return None
         return self._in_use
 
     def pinned(self, parts: list[LedgerPart]) -> None:
