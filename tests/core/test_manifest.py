@@ -503,7 +503,8 @@ def test_hand_written_docs_json_reads_with_documented_defaults_and_camel_case_me
         }
     )
     video, series = manifest.items
-    assert isinstance(video, VideoItem) and isinstance(series, DicomSeriesItem)
+    assert isinstance(video, VideoItem)
+    assert isinstance(series, DicomSeriesItem)
     assert video.video_metadata == VideoMetadata(
         fps=30.0, duration=2.0, width=4, height=4, file_size=9, mime_type="video/mp4"
     )
@@ -596,11 +597,9 @@ def test_kind_discriminates_items_from_plain_dicts() -> None:
         {"items": [{"kind": "image_group", "title": "g", "create_video": True, "frames": ["s3://b/0.jpg"]}]}
     )
     group = manifest.items[0]
-    assert (
-        isinstance(group, ImageGroupItem)
-        and group.is_sequence
-        and group.frames == [GroupFrame(url="s3://b/0.jpg")]
-    )
+    assert isinstance(group, ImageGroupItem)
+    assert group.is_sequence
+    assert group.frames == [GroupFrame(url="s3://b/0.jpg")]
 
 
 @pytest.mark.parametrize(
@@ -746,7 +745,9 @@ def test_chunks_keep_the_flags_and_respect_all_limits_at_once() -> None:
     assert [item for chunk in chunks for item in chunk.items] == manifest.items
     for chunk in chunks:
         assert (chunk.skip_duplicate_urls, chunk.upsert_metadata) == (True, True)
-        assert len(chunk) <= 5 and chunk.url_count <= 9 and len(chunk.to_bytes()) <= 900
+        assert len(chunk) <= 5
+        assert chunk.url_count <= 9
+        assert len(chunk.to_bytes()) <= 900
 
 
 def test_an_item_too_large_for_any_chunk_is_named_before_any_chunk() -> None:

@@ -93,7 +93,8 @@ def only_error(schema: MetadataSchema, key: str, value: Any, *, untyped: bool = 
 )
 def test_typed_sources_accept_each_type(schema: MetadataSchema, key: str, value: Any, expected: Any) -> None:
     result = typed_one(schema, key, value)
-    assert result == expected and type(result) is type(expected)
+    assert result == expected
+    assert type(result) is type(expected)
 
 
 @pytest.mark.parametrize(
@@ -118,7 +119,8 @@ def test_typed_sources_accept_each_type(schema: MetadataSchema, key: str, value:
 )
 def test_csv_cells_are_coerced(schema: MetadataSchema, key: str, cell: str, expected: Any) -> None:
     result = typed_one(schema, key, cell, untyped=True)
-    assert result == expected and type(result) is type(expected)
+    assert result == expected
+    assert type(result) is type(expected)
 
 
 def test_json_three_and_csv_three_type_and_hash_alike(schema: MetadataSchema) -> None:
@@ -136,14 +138,17 @@ def test_numpy_values_from_parquet_become_python(schema: MetadataSchema) -> None
     values = {"num": np.int64(7), "flag": np.bool_(True), "vec": np.array([1.0, 2.0, 3.0], dtype=np.float32)}
     result = type_metadata(values, schema, file="t.parquet", untyped=False, unknown_keys="reject")
     assert result.values == {"num": 7, "flag": True, "vec": [1.0, 2.0, 3.0]}
-    assert type(result.values["num"]) is int and type(result.values["flag"]) is bool
+    assert type(result.values["num"]) is int
+    assert type(result.values["flag"]) is bool
 
 
 def test_empty_csv_cell_is_absent_but_empty_json_string_is_a_value(schema: MetadataSchema) -> None:
     csv = type_metadata(
         {"num": "", "short": "", "extra": ""}, schema, file=CSV, untyped=True, unknown_keys="reject"
     )
-    assert csv.values == {} and csv.errors == [] and csv.warnings == []
+    assert csv.values == {}
+    assert csv.errors == []
+    assert csv.warnings == []
     json_layer = type_metadata({"short": ""}, schema, file=FILE, untyped=False, unknown_keys="reject")
     assert json_layer.values == {"short": ""}
 
@@ -152,7 +157,8 @@ def test_null_is_kept_as_none_for_the_merge_step(schema: MetadataSchema) -> None
     result = type_metadata(
         {"num": None, "other": None}, schema, file=FILE, untyped=False, unknown_keys="allow"
     )
-    assert result.values == {"num": None, "other": None} and result.errors == []
+    assert result.values == {"num": None, "other": None}
+    assert result.errors == []
 
 
 # --- refused values -----------------------------------------------------------------------------
@@ -247,7 +253,8 @@ def test_unknown_keys_reject(schema: MetadataSchema) -> None:
 
 def test_unknown_keys_warn_keeps_the_value(schema: MetadataSchema) -> None:
     result = type_metadata({"camera": {"model": "x"}}, schema, file=FILE, untyped=False, unknown_keys="warn")
-    assert result.values == {"camera": {"model": "x"}} and result.errors == []
+    assert result.values == {"camera": {"model": "x"}}
+    assert result.errors == []
     [warning] = result.warnings
     assert (warning.code, warning.file, warning.key) == (ErrorCode.UNKNOWN_KEY, FILE, "camera")
 
@@ -270,7 +277,8 @@ def test_unknown_keys_allow_is_untyped_but_json_safe(schema: MetadataSchema) -> 
         "tags": ["a", 1],
         "np": 0.5,
     }
-    assert result.errors == [] and result.warnings == []
+    assert result.errors == []
+    assert result.warnings == []
     csv = type_metadata({"rig": "true"}, schema, file=CSV, untyped=True, unknown_keys="allow")
     assert csv.values == {"rig": "true"}, "cells of unknown keys stay strings"
 
@@ -306,7 +314,8 @@ def test_keyframes_are_sorted_and_deduplicated(schema: MetadataSchema) -> None:
     )
     assert typed.values == {"keyframes": [0, 12, 30]}
     out, errors = validate_reserved(typed.values, kind="video", file=FILE)
-    assert out == {"keyframes": [0, 12, 30]} and errors == []
+    assert out == {"keyframes": [0, 12, 30]}
+    assert errors == []
 
 
 @pytest.mark.parametrize(("cell", "expected"), [("[40, 0, 12]", [0, 12, 40]), ("5;3;3", [3, 5]), ("7", [7])])
@@ -338,7 +347,8 @@ def test_bad_keyframes(schema: MetadataSchema, value: Any, untyped: bool) -> Non
     assert error.expected == "a list of integers from 0 to 2**63-1"
     out, errors = validate_reserved({"keyframes": value}, kind="video", file=FILE)
     if not untyped:
-        assert out == {} and [e.code for e in errors] == [ErrorCode.INVALID_KEYFRAMES]
+        assert out == {}
+        assert [e.code for e in errors] == [ErrorCode.INVALID_KEYFRAMES]
 
 
 @pytest.mark.parametrize("kind", ["image", "audio", "image_group", "dicom"])
@@ -358,7 +368,8 @@ def test_video_config_is_normalised(schema: MetadataSchema) -> None:
     typed = type_metadata({"config": config}, schema, file=FILE, untyped=False, unknown_keys="reject")
     assert typed.values == {"config": {"sampling_rate": 2, "keyframe_mode": "seconds"}}
     out, errors = validate_reserved({"config": {"sampling_rate": 0}}, kind="video", file=FILE)
-    assert out == {"config": {"sampling_rate": 0}} and errors == []
+    assert out == {"config": {"sampling_rate": 0}}
+    assert errors == []
     cell = '{"sampling_rate": 0.5, "keyframe_mode": "frame"}'
     csv = type_metadata({"config": cell}, schema, file=CSV, untyped=True, unknown_keys="reject")
     assert csv.values == {"config": {"sampling_rate": 0.5, "keyframe_mode": "frame"}}
@@ -421,7 +432,8 @@ def test_flatten_nested_objects() -> None:
 )
 def test_flatten_conflicts_fail_the_key(values: dict[str, Any]) -> None:
     out, errors = flatten(values, file=FILE)
-    assert "a.b" not in out and out["c"] == 3
+    assert "a.b" not in out
+    assert out["c"] == 3
     conflict = [e for e in errors if e.key == "a.b"]
     assert [e.code for e in conflict] == [ErrorCode.FLATTEN_CONFLICT]
     assert conflict[0].message.startswith(f"{FILE}: key 'a.b': expected one value per key")
@@ -454,7 +466,8 @@ def test_mapping_order_flatten_drop_rename_prefix() -> None:
 
 def test_mapping_without_flatten_leaves_objects_whole() -> None:
     out, errors = MetadataMapping(prefix="p").apply({"capture": {"site": "s"}}, file=FILE)
-    assert out == {"p.capture": {"site": "s"}} and errors == []
+    assert out == {"p.capture": {"site": "s"}}
+    assert errors == []
 
 
 def test_mapping_rename_onto_present_key_is_a_conflict() -> None:
@@ -515,7 +528,8 @@ def test_map_and_type_runs_every_step_on_a_csv_row() -> None:
     typed = map_and_type(row, schema, mapping, file=CSV, untyped=True, unknown_keys="warn")
     assert typed.values == {"fleet.capture.time": "2024-05-01T10:00:00Z", "fleet.capture.indoor": False}
     assert [(e.code, e.key) for e in typed.errors] == [(ErrorCode.TYPE_MISMATCH, "fleet.fps")]
-    assert typed.warnings == [] and not typed.ok
+    assert typed.warnings == []
+    assert not typed.ok
 
 
 def test_map_and_type_reports_mapping_errors_first(schema: MetadataSchema) -> None:
@@ -553,7 +567,8 @@ def test_fingerprint_ignores_key_order_and_sees_every_change() -> None:
         {"a": 1.5, "b": "x"},
     ]
     prints = {metadata_fingerprint(c) for c in changed}
-    assert len(prints) == len(changed) and metadata_fingerprint(base) not in prints
+    assert len(prints) == len(changed)
+    assert metadata_fingerprint(base) not in prints
 
 
 def test_the_largest_64_bit_keyframe_is_kept(schema: MetadataSchema) -> None:

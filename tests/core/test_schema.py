@@ -47,9 +47,11 @@ def test_example_schema_covers_every_type_with_its_parameters() -> None:
     )
     assert schema.get("fleet.capture.weather") == EnumSpec(values=("clear", "cloudy", "rain", "fog", "snow"))
     embedding = schema.get("fleet.embedding.clip_vit_b32")
-    assert isinstance(embedding, EmbeddingSpec) and embedding.size == 512
+    assert isinstance(embedding, EmbeddingSpec)
+    assert embedding.size == 512
     assert schema.get("fleet.camera.model") == VarcharSpec(max_length=128)
-    assert schema.get("nope") is None and "fleet.camera.fps" in schema
+    assert schema.get("nope") is None
+    assert "fleet.camera.fps" in schema
     assert schema.file == str(EXAMPLE)
 
 

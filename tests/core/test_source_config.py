@@ -20,7 +20,8 @@ def test_the_demo_source_loads_with_its_planning_view() -> None:
     assert config.dag_id == "encord_ingest__demo_media"
     assert config.state_connection == "aws_demo"
     planning = config.planning()
-    assert planning.mapping.prefix == "fleet" and planning.mapping.flatten is True
+    assert planning.mapping.prefix == "fleet"
+    assert planning.mapping.flatten is True
     assert [rule.create_video for rule in planning.grouping.groups] == [True, False]
     assert set(config.load_schema().keys) >= {"fleet.capture.time", "fleet.review.status"}
 
@@ -66,7 +67,8 @@ def test_a_bad_field_is_named_with_the_file_and_the_expected_form(
         parse_source_config({**DEMO, **change}, file="include/sources/bad.yaml")
     message = str(raised.value)
     assert message.startswith("include/sources/bad.yaml")
-    assert field in message and expected in message
+    assert field in message
+    assert expected in message
 
 
 def test_bad_files_are_reported_and_the_good_ones_still_load(tmp_path: Path) -> None:

@@ -61,7 +61,8 @@ def test_backfill_dry_run_asks_for_one_run_per_day_and_each_lists_its_own_prefix
         # The run the backfill creates for this logical date: the interval that starts there.
         previous = DataInterval(logical - timedelta(days=1), logical)
         info = timetable.next_dagrun_info(last_automated_data_interval=previous, restriction=restriction)
-        assert info is not None and info.data_interval.start == logical
+        assert info is not None
+        assert info.data_interval.start == logical
         assert info.data_interval.end == logical + timedelta(days=1)
         options = resolve_run(
             config,

@@ -47,7 +47,8 @@ def url_driver(url: str) -> str:
     """The explicit SQLAlchemy driver of a URL: 'db+postgresql+psycopg2://...' -> 'psycopg2'."""
     scheme = url.split("://", 1)[0].removeprefix("db+")
     dialect, _, driver = scheme.partition("+")
-    assert dialect == "postgresql" and driver, f"{url!r} must name its driver (postgresql+<driver>)"
+    assert dialect == "postgresql", f"{url!r} must be a PostgreSQL URL"
+    assert driver, f"{url!r} must name its driver (postgresql+<driver>)"
     return driver
 
 
@@ -153,12 +154,28 @@ def test_recovery_timeouts_are_set_and_explained(repo_root: Path, compose: dict[
     for name in AIRFLOW_SERVICES:  # every process reads the same values
         service_env = compose["services"][name]["environment"]
         assert int(service_env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]) == heartbeat, name
-    lines = (repo_root / "docker-compose.yaml").read_text().splitlines()
-    for key in ("TASK_INSTANCE_HEARTBEAT_TIMEOUT:", "VISIBILITY_TIMEOUT:"):
-        index = next(
-            i for i, line in enumerate(lines) if line.strip().startswith("AIRFLOW__") and key in line
-        )
-        assert lines[index - 1].strip().startswith("#"), f"docker-compose.yaml: say why {key} is set"
+    text = (repo_root / "docker-compose.yaml").read_text()
+    lines = text.splitlines()
+    for key in (
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT",
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT",
+    ):
+        # set once (in the shared anchor); every alias of it is the same node, hence the set
+        (line,) = set(key_lines(yaml.compose(text), key))
+        assert lines[line - 1].strip().startswith("#"), f"docker-compose.yaml: say why {key} is set"
+
+
+def key_lines(node: yaml.Node | None, key: str) -> list[int]:
+    """The 0-based lines where ``key`` is a mapping key anywhere in a composed YAML document.
+
+    YAML drops comments, so the explanation above a key is read from the line before it.
+    """
+    if isinstance(node, yaml.MappingNode):
+        found = [name.start_mark.line for name, _ in node.value if name.value == key]
+        return found + [line for _, value in node.value for line in key_lines(value, key)]
+    if isinstance(node, yaml.SequenceNode):
+        return [line for value in node.value for line in key_lines(value, key)]
+    return []
 
 
 def entrypoint_args(service: dict[str, Any], module: str) -> list[str]:
@@ -200,7 +217,8 @@ def test_standins_profile_wires_the_demo_end_to_end(repo_root: Path, compose: di
     # ... creates the integration the demo source names ...
     assert [title for title, _, _ in emulator_args.integration] == [demo["encord"]["integration"]]
     # ... and the connections point at the services by their compose names and ports.
-    assert init_args.s3_endpoint == "http://s3:5000" and "5000:5000" in services["s3"]["ports"]
+    assert init_args.s3_endpoint == "http://s3:5000"
+    assert "5000:5000" in services["s3"]["ports"]
     assert init_args.emulator_url == f"http://encord-emulator:{emulator_args.port}"
     connections = demo_connections(init_args.s3_endpoint, init_args.emulator_url, "key")
     assert {demo["bucket"]["conn_id"], demo["encord"]["conn_id"]} <= set(connections)

@@ -188,9 +188,12 @@ def test_s3_notifications_drive_runs_that_converge_under_redelivery(
     assert duplicate.state == "success", runner.states(duplicate)
     assert writes(counts) == dict.fromkeys(WRITES, 0)
     plan = events.plan(duplicate)
-    assert len(plan["malformed"]) == 1 and "expected JSON of an S3 event" in plan["malformed"][0]["reason"]
-    assert len(plan["already_applied"]) == 5 and plan["units"] == []
-    assert len(runner.items()) == 10 and events.in_queue() == 0
+    assert len(plan["malformed"]) == 1
+    assert "expected JSON of an S3 event" in plan["malformed"][0]["reason"]
+    assert len(plan["already_applied"]) == 5
+    assert plan["units"] == []
+    assert len(runner.items()) == 10
+    assert events.in_queue() == 0
 
     # A sidecar update: exactly one patch, of that item.
     before = runner.items()

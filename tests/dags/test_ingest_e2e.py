@@ -58,7 +58,9 @@ def test_first_run_registers_every_valid_object_once_then_only_changes_are_writt
     assert items["raw/2026/11/20/groups/group_0001"]["client_metadata"]["fleet.capture.indoor"] is True
     # Two bad sidecars fail only their own images, with the file, the key and the reason.
     report = runner.report(first)
-    assert "| registered | 17 |" in report and "| failed | 3 |" in report and "**32**" in report
+    assert "| registered | 17 |" in report
+    assert "| failed | 3 |" in report
+    assert "**32**" in report
     assert "cam_side_0001.jpg.json: expected valid JSON" in report
     assert (
         "cam_side_0002.jpg.json: key 'fleet.camera.exposure_ms': expected a finite number, got 'fast'"
@@ -123,7 +125,8 @@ def test_a_manual_run_lists_the_prefix_from_its_form_and_keys_its_folder_on_the_
     dry = runner.run(day=None, prefix="raw/2026/11/20/", dry_run=True)
     assert dry.state == "success", runner.states(dry)
     assert counts().get("upload_jobs.start", 0) == 1  # the manual run's job; the dry run started none
-    assert "(dry run" in runner.report(dry) and "| new | 1 |" in runner.report(dry)
+    assert "(dry run" in runner.report(dry)
+    assert "| new | 1 |" in runner.report(dry)
     assert set(runner.items()) == {"adhoc/batch-7/x.jpg"}
 
     runner.put(
@@ -131,10 +134,12 @@ def test_a_manual_run_lists_the_prefix_from_its_form_and_keys_its_folder_on_the_
     )
     limited = runner.run(day=None, prefix="adhoc/batch-8/", limit=2)
     assert limited.state == "success", runner.states(limited)
-    assert "| registered | 2 |" in runner.report(limited) and "| skipped | 1 |" in runner.report(limited)
+    assert "| registered | 2 |" in runner.report(limited)
+    assert "| skipped | 1 |" in runner.report(limited)
     assert "| over_limit | not registered: the run's limit on new items was reached" in runner.report(limited)
     rest = runner.run(day=None, prefix="adhoc/batch-8/")
-    assert "| registered | 1 |" in runner.report(rest) and "| unchanged | 2 |" in runner.report(rest)
+    assert "| registered | 1 |" in runner.report(rest)
+    assert "| unchanged | 2 |" in runner.report(rest)
     assert {t for t in runner.items() if t.startswith("adhoc/batch-8/")} == {
         "adhoc/batch-8/a.jpg",
         "adhoc/batch-8/b.jpg",
@@ -151,7 +156,8 @@ def test_a_dry_run_before_anything_exists_in_encord_plans_and_writes_nothing(
     calls = counts()
     writes = ("upload_jobs.start", "items.patch_bulk", "folders.create", "schema.save", "datasets.link_items")
     assert {name: calls.get(name, 0) for name in writes} == dict.fromkeys(writes, 0)
-    assert "| new | 17 |" in runner.report(dry) and "ledger: not committed" in runner.report(dry)
+    assert "| new | 17 |" in runner.report(dry)
+    assert "ledger: not committed" in runner.report(dry)
     assert runner.stack.emulator.admin.folders() == []
 
 
@@ -166,10 +172,13 @@ def test_a_task_that_fails_outright_fails_the_run_after_reporting_and_the_next_r
     failed = runner.run(day=covering(20))
     assert failed.state == "failed"
     states = runner.states(failed)
-    assert states["register[0]"] == "failed" and states["commit_and_report"] == "failed"
+    assert states["register[0]"] == "failed"
+    assert states["commit_and_report"] == "failed"
     report = runner.report(failed)
-    assert "**incomplete run**" in report and "`register" in report
-    assert "| failed | 2 |" in report and "registration did not complete" in report
+    assert "**incomplete run**" in report
+    assert "`register" in report
+    assert "| failed | 2 |" in report
+    assert "registration did not complete" in report
     runner.stack.emulator.admin.clear_faults()
     counts()
     again = runner.run(day=covering(20))
@@ -186,7 +195,8 @@ def test_a_three_interval_backfill_touches_only_its_own_prefixes(runner: Runner)
         run = runner.run(day=covering(d))
         assert run.state == "success", runner.states(run)
         report = runner.report(run)
-        assert f"`raw/2026/11/{d}/`" in report and "| registered | 1 |" in report
+        assert f"`raw/2026/11/{d}/`" in report
+        assert "| registered | 1 |" in report
     assert set(runner.items()) == {f"raw/2026/11/{d}/cam/frame.jpg" for d in (17, 18, 19)}
 
 

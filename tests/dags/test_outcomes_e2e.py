@@ -49,7 +49,8 @@ def test_a_corrupt_ledger_falls_back_loudly_or_fails_with_a_report_that_says_how
     assert recovered.state == "success", runner.states(recovered)
     report = runner.report(recovered)
     assert f"> **LEDGER RECOVERED: ledger/CURRENT.json names version {latest}" in report
-    assert "| registered | 1 |" in report and "| unchanged | 1 |" in report  # two.jpg planned again
+    assert "| registered | 1 |" in report
+    assert "| unchanged | 1 |" in report
     assert counts()["upload_jobs.start"] == 1  # ... and Encord skipped its duplicate URL
     assert len(runner.items()) == 2
     assert "LEDGER RECOVERED" not in runner.report(runner.run(day=covering(20)))
@@ -124,7 +125,9 @@ def test_every_objects_final_outcome_is_in_a_parquet_file_that_matches_the_repor
     table = pd.read_parquet(io.BytesIO(body))
 
     counts = table["outcome"].value_counts().to_dict()
-    assert counts["failed"] == 5 and "new" not in counts and "registered" in counts
+    assert counts["failed"] == 5
+    assert "new" not in counts
+    assert "registered" in counts
     for outcome, count in counts.items():
         assert f"| {outcome} | {count} |" in report
     failed = table[table["outcome"] == "failed"]
@@ -155,7 +158,8 @@ def test_every_objects_final_outcome_is_in_a_parquet_file_that_matches_the_repor
 
     event = _asset_event(run.run_id)
     assert event["report_uri"].endswith(f"/runs/{run_key(run.run_id)}/report.md")
-    assert event["counts"] == counts and event["prefixes"] == [DAY_PREFIX]
+    assert event["counts"] == counts
+    assert event["prefixes"] == [DAY_PREFIX]
 
 
 def _asset_event(run_id: str) -> dict[str, Any]:

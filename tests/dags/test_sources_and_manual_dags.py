@@ -59,7 +59,8 @@ def test_the_ingest_dag_has_the_documented_shape(airflow_db: Path, repo_root: Pa
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(repo_root / "dags")).dags["encord_ingest__demo_media"]
-    assert dag.catchup is False and dag.max_active_runs == 1
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
     assert set(dag.params) == {"prefix", "dry_run", "full_rescan", "sync_mode", "limit"}
     edges = {(up, task.task_id) for task in dag.tasks for up in task.upstream_task_ids}
     assert {
@@ -77,7 +78,8 @@ def test_the_ingest_dag_has_the_documented_shape(airflow_db: Path, repo_root: Pa
     assert dag.get_task("register").partial_kwargs["deferrable"] is True
     [asset] = dag.get_task("commit_and_report").outlets
     assert asset.name == "encord_ingest.demo_media"
-    assert "Prefix override" in dag.doc_md and "demo/fleet/raw" in dag.doc_md
+    assert "Prefix override" in dag.doc_md
+    assert "demo/fleet/raw" in dag.doc_md
 
 
 def test_a_daily_source_gets_day_long_data_intervals_so_each_run_lists_the_day_that_ended(
@@ -177,7 +179,8 @@ def test_reconcile_rebuilds_a_lost_ledger_so_the_next_run_writes_nothing(
     [ti] = reconcile.get_task_instances()
     drift = ti.xcom_pull(task_ids="reconcile")["drift"]
     # 7 single-file items come back by URL; groups, sequences and series have no URL of their own.
-    assert drift["missing_in_ledger"] == 7 and drift["items_without_url"] == 3
+    assert drift["missing_in_ledger"] == 7
+    assert drift["items_without_url"] == 3
     assert counts().get("items.list", 0) >= 1
     after = runner.run(day=covering(20))
     assert after.state == "success", runner.states(after)
@@ -229,12 +232,15 @@ def test_the_forms_and_the_tasks_explain_themselves(airflow_db: Path, repo_root:
     prefix = ingest.params.get_param("prefix")
     assert prefix.schema["examples"] == ["raw/2026/11/01/"]
     assert prefix.description.startswith("List only this prefix, e.g. raw/2026/11/01/ (comma-separated")
-    assert "Required" not in prefix.description and "infers from its logical date" in prefix.description
+    assert "Required" not in prefix.description
+    assert "infers from its logical date" in prefix.description
     assert "needs a data interval" in resync.params.get_param("prefix").description
-    assert "e.g. `raw/2026/11/01/`" in ingest.doc_md and "no data interval in Airflow 3" not in ingest.doc_md
+    assert "e.g. `raw/2026/11/01/`" in ingest.doc_md
+    assert "no data interval in Airflow 3" not in ingest.doc_md
     assert "infers from the logical date" in ingest.doc_md
     schemas = {name: ingest.params.get_param(name).schema for name in ingest.params}
     assert {name for name, schema in schemas.items() if ui_required(schema)} == set()
     for dag in dags.values():
         for task in dag.tasks:
-            assert task.task_display_name != task.task_id and task.doc_md, (dag.dag_id, task.task_id)
+            assert task.task_display_name != task.task_id, (dag.dag_id, task.task_id)
+            assert task.doc_md, (dag.dag_id, task.task_id)

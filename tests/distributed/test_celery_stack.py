@@ -91,13 +91,17 @@ def test_tasks_spread_over_both_workers_register_resumes_after_the_triggerer_and
 
     # `register` was deferred (the triggerer waited for the upload jobs), then resumed on a worker.
     registers = [ti for ti in first if ti["task_id"] == "register"]
-    assert registers and all(ti["hostname"] in WORKERS for ti in registers), registers
+    assert registers, first
+    assert all(ti["hostname"] in WORKERS for ti in registers), registers
     for ti in registers:
         assert "deferred" in {state for state, _ in observer.seen[label(ti)]}, observer.seen[label(ti)]
         fired = "".join(path.read_text() for path in trigger_logs(stack, "first", ti))
-        assert "Trigger fired event" in fired and "'status': 'done'" in fired, fired
+        assert "Trigger fired event" in fired, fired
+        assert "'status': 'done'" in fired, fired
     text = report(stack, "first")
-    assert "| registered | 17 |" in text and "| failed | 3 |" in text and "**32**" in text, text
+    assert "| registered | 17 |" in text, text
+    assert "| failed | 3 |" in text, text
+    assert "**32**" in text, text
     registered = items(stack)
     assert {item["name"]: item["item_type"] for item in registered} == EXPECTED_KINDS
 
@@ -141,7 +145,8 @@ def test_a_run_whose_worker_is_killed_converges_without_duplicates(
     assert after["hostname"] == survivor, (victim, after)
 
     text = report(stack, "killed")
-    assert "| registered | 17 |" in text and "| failed | 3 |" in text, text
+    assert "| registered | 17 |" in text, text
+    assert "| failed | 3 |" in text, text
     everything = items(stack)
     assert sorted(
         name for name in (i["name"] for i in everything) if name.startswith(KILLED_PREFIX)

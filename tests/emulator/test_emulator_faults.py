@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
+import urllib3.util.retry
 from encord import EncordUserClient
 from encord.exceptions import RateLimitExceededError, UnknownException
 from encord.http.bundle import Bundle
@@ -19,18 +21,20 @@ URL = "https://bkt.s3.eu-west-2.amazonaws.com/a.jpg"
 
 
 def test_sdk_retries_get_after_429_honouring_retry_after(
-    emu: EmulatorServer, client: EncordUserClient
+    emu: EmulatorServer, client: EncordUserClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The SDK's retry policy (urllib3 ``Retry``) waits the ``Retry-After`` the emulator sent."""
     folder = client.create_storage_folder("f")
     emu.admin.add_items(str(folder.uuid), [{"url": URL}])
     emu.admin.reset_counts()
     emu.admin.inject("items.list", 429, times=1, retry_after=1)
-    started = time.monotonic()
+    waits: list[float] = []
+    # urllib3's own clock, replaced for this test only: its sleeps are recorded instead of slept.
+    monkeypatch.setattr(urllib3.util.retry, "time", SimpleNamespace(sleep=waits.append, time=time.time))
     listed = list(folder.list_items())
-    elapsed = time.monotonic() - started
     assert [i.url for i in listed] == [URL]
     assert emu.admin.counts() == {"items.list": 2}
-    assert elapsed >= 1.0
+    assert waits == [1]
 
 
 def test_429_beyond_the_sdk_retries_raises_rate_limit_error(
@@ -102,14 +106,19 @@ def test_legacy_rpc_faults(emu: EmulatorServer, client: EncordUserClient) -> Non
 
 
 def test_slow_response(emu: EmulatorServer, client: EncordUserClient) -> None:
+    """An injected delay holds the next request only (observed through the emulator's pause hook)."""
+    paused: list[float] = []
+
+    async def observe(seconds: float) -> None:
+        paused.append(seconds)
+
+    emu.emulator.pause = observe
     emu.admin.inject("integrations.list", 200, times=1, delay_s=0.4)
-    started = time.monotonic()
-    client.get_cloud_integrations()
-    slow = time.monotonic() - started
-    started = time.monotonic()
-    client.get_cloud_integrations()
-    fast = time.monotonic() - started
-    assert slow >= 0.4 > fast
+    assert client.get_cloud_integrations() == []
+    assert paused == [0.4]
+    assert client.get_cloud_integrations() == []
+    assert paused == [0.4]
+    assert emu.admin.counts() == {"integrations.list": 2}
 
 
 def test_unknown_route_name_is_refused(emu: EmulatorServer) -> None:

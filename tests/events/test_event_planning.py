@@ -68,24 +68,29 @@ def ranges(plan: Any) -> list[tuple[str, str | None, str | None]]:
 def test_events_config_maps_the_batching_window_onto_the_sqs_trigger() -> None:
     events = EventsConfig(queue_url=QUEUE, max_events=35, window_s=20)
     kwargs = events.trigger_kwargs("aws_demo")
-    assert kwargs["max_messages"] == 10 and kwargs["num_batches"] == 4
+    assert kwargs["max_messages"] == 10
+    assert kwargs["num_batches"] == 4
     assert kwargs["num_batches"] * kwargs["wait_time_seconds"] <= 20
     assert kwargs["delete_message_on_reception"] is False
-    assert kwargs["aws_conn_id"] == "aws_demo" and kwargs["visibility_timeout"] == 1800
+    assert kwargs["aws_conn_id"] == "aws_demo"
+    assert kwargs["visibility_timeout"] == 1800
 
 
 def test_a_bad_events_section_names_the_field() -> None:
     with pytest.raises(ConfigError) as raised:
         parse_source_config({**DEMO, "events": {"queue_url": "uploads"}}, file="s.yaml")
-    assert "events.queue_url" in str(raised.value) and "SQS queue URL" in str(raised.value)
+    assert "events.queue_url" in str(raised.value)
+    assert "SQS queue URL" in str(raised.value)
     with pytest.raises(ConfigError, match=r"events\.max_events"):
         parse_source_config({**DEMO, "events": {"queue_url": QUEUE, "max_events": 0}}, file="s.yaml")
 
 
 def test_messages_parse_with_url_decoding_sns_envelopes_and_test_events() -> None:
     parsed = parse_message(s3_message("raw/2026/11/01/my clip+1.mp4"))
-    assert parsed.error is None and parsed.events[0].key == "raw/2026/11/01/my clip+1.mp4"
-    assert parsed.events[0].action == "created" and parsed.events[0].etag == "e1"
+    assert parsed.error is None
+    assert parsed.events[0].key == "raw/2026/11/01/my clip+1.mp4"
+    assert parsed.events[0].action == "created"
+    assert parsed.events[0].etag == "e1"
     wrapped = {
         "MessageId": "s",
         "Body": json.dumps({"Type": "Notification", "Message": s3_message("a.jpg")["Body"]}),
@@ -94,9 +99,9 @@ def test_messages_parse_with_url_decoding_sns_envelopes_and_test_events() -> Non
     test_event = {"MessageId": "t", "Body": json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"})}
     assert parse_message(test_event).ignored == "s3_test_event"
     restore = parse_message(s3_message("a.jpg", "ObjectRestore:Completed"))
-    assert (
-        restore.error is None and not restore.events and "ObjectRestore:Completed" in (restore.ignored or "")
-    )
+    assert restore.error is None
+    assert not restore.events
+    assert "ObjectRestore:Completed" in (restore.ignored or "")
 
 
 @pytest.mark.parametrize(
@@ -114,7 +119,8 @@ def test_messages_parse_with_url_decoding_sns_envelopes_and_test_events() -> Non
 def test_a_malformed_message_fails_alone_with_its_reason(body: str, expected: str) -> None:
     bad = {"MessageId": "bad", "ReceiptHandle": "rb", "Body": body}
     plan = plan_events(config(), [bad, s3_message("raw/2026/11/01/a.jpg")], run_id="r")
-    assert [m["id"] for m in plan.malformed] == ["bad"] and expected in plan.malformed[0]["reason"]
+    assert [m["id"] for m in plan.malformed] == ["bad"]
+    assert expected in plan.malformed[0]["reason"]
     assert plan.malformed[0]["body"] == body
     assert ranges(plan) == [("raw/2026/11/01/", "raw/2026/11/01/a", "raw/2026/11/01/a0")]
     assert {r["Id"] for r in plan.receipts} == {"bad", "m-raw/2026/11/01/a.jpg-ObjectCreated:Put-e1"}
@@ -147,14 +153,19 @@ def test_each_kind_of_event_re_plans_its_unit() -> None:
         "folder_input",
         "group",
     ]
-    assert not plan.skipped and not plan.malformed
+    assert not plan.skipped
+    assert not plan.malformed
     shard = Shard.model_validate(plan.shards[0]).model_copy(
         update={"parts": [p for s in plan.shards for p in Shard.model_validate(s).parts]}
     )
-    assert shard.contains(day + "cam1/clip.mp4") and shard.contains(day + "cam1/clip/frame.jpg")
-    assert shard.contains(day + "cam1/clip.json") and not shard.contains(day + "cam1/clipper.mp4")
-    assert shard.contains(day + "sequences/s1.json") and shard.contains(day + "cam3/sub/x.jpg")
-    assert "" in shard.context_folders and day + "cam1/" in shard.context_folders
+    assert shard.contains(day + "cam1/clip.mp4")
+    assert shard.contains(day + "cam1/clip/frame.jpg")
+    assert shard.contains(day + "cam1/clip.json")
+    assert not shard.contains(day + "cam1/clipper.mp4")
+    assert shard.contains(day + "sequences/s1.json")
+    assert shard.contains(day + "cam3/sub/x.jpg")
+    assert "" in shard.context_folders
+    assert day + "cam1/" in shard.context_folders
 
 
 def test_a_defaults_file_above_the_prefix_re_plans_the_whole_static_prefix() -> None:
@@ -162,7 +173,8 @@ def test_a_defaults_file_above_the_prefix_re_plans_the_whole_static_prefix() -> 
     assert ranges(plan) == [("raw/", None, None)]
     rooted = config(metadata={**DEMO["metadata"], "root": "raw/2026/"})
     skipped = plan_events(rooted, [s3_message("raw/_defaults.yaml")], run_id="r")
-    assert skipped.skipped[0]["rule"] == "outside_metadata_root" and not skipped.units
+    assert skipped.skipped[0]["rule"] == "outside_metadata_root"
+    assert not skipped.units
 
 
 @pytest.mark.parametrize(
@@ -181,7 +193,9 @@ def test_events_outside_the_source_are_skipped_with_a_rule(
     key: str, rule: str, changes: dict[str, Any]
 ) -> None:
     plan = plan_events(config(**changes), [s3_message(key)], run_id="r")
-    assert [s["rule"] for s in plan.skipped] == [rule] and not plan.units and not plan.shards
+    assert [s["rule"] for s in plan.skipped] == [rule]
+    assert not plan.units
+    assert not plan.shards
 
 
 def test_globs_see_paths_relative_to_the_rendered_prefix_as_in_a_scheduled_run() -> None:

@@ -92,12 +92,14 @@ def test_a_broken_table_is_one_error_naming_the_file(
     assert isinstance(error, ItemError)
     assert (error.code, error.file) == (code, name)
     if detail:
-        assert error.detail is not None and error.detail.startswith(detail)
+        assert error.detail is not None
+        assert error.detail.startswith(detail)
 
 
 def test_a_table_larger_than_the_limit_is_refused() -> None:
     error = read_change_table(b"title\n" + b"a\n" * 10, file="t.csv", max_bytes=10)
-    assert isinstance(error, ItemError) and error.code is ErrorCode.FILE_TOO_LARGE
+    assert isinstance(error, ItemError)
+    assert error.code is ErrorCode.FILE_TOO_LARGE
 
 
 def test_the_first_identifier_column_names_the_rows() -> None:

@@ -20,7 +20,8 @@ DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "encord_metadata_ops.p
 
 def load_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("encord_metadata_ops", DAG_FILE)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -43,11 +44,14 @@ def test_the_params_form(dag_module: ModuleType) -> None:
     dag = dag_module.dag
     assert dag.dag_id == "encord_metadata_ops"
     assert type(dag.timetable).__name__ == "NullTimetable"  # schedule=None: manual runs only
-    assert dag.owner == "data-platform" and "dry by default" in dag.description
+    assert dag.owner == "data-platform"
+    assert "dry by default" in dag.description
     assert dag.doc_md.lstrip().startswith("### Encord metadata operations")
-    assert "``" not in dag.doc_md and ":data:" not in dag.doc_md  # Markdown, not RST
+    assert "``" not in dag.doc_md  # Markdown, not RST
+    assert ":data:" not in dag.doc_md
     params = dag.params.dump()
-    assert params["operation"] == "apply" and params["dry_run"] is True
+    assert params["operation"] == "apply"
+    assert params["dry_run"] is True
     schema = {name: dag.params.get_param(name).schema for name in params}
     assert schema["scope"]["enum"] == ["folder", "dataset", "project", "group_frames"]
     assert schema["mode"]["enum"] == ["merge", "replace"]
@@ -71,7 +75,8 @@ def test_the_params_form(dag_module: ModuleType) -> None:
     assert dag_module.project_path("include/schemas/example.yaml") == str(
         DAG_FILE.parents[1] / "include" / "schemas" / "example.yaml"
     )
-    assert dag_module.project_path("") == "" and dag_module.project_path(None) == ""
+    assert dag_module.project_path("") == ""
+    assert dag_module.project_path(None) == ""
     assert dag_module.project_path("/abs/s.yaml") == "/abs/s.yaml"
 
 

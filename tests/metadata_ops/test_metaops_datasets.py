@@ -80,11 +80,13 @@ def test_dataset_units_by_title_are_written_to_their_backing_items(
         schema_path=schema_path,
         max_failed_items=1,
     ).execute({})
-    assert result["counts"]["written"] == 1 and result["counts"]["not_found"] == 1  # c.jpg is not in ds1
+    assert result["counts"]["written"] == 1
+    assert result["counts"]["not_found"] == 1
     assert everything(emulator)["a.jpg"] == {"site": "north", "weather": "fog"}
     assert everything(emulator)["c.jpg"] == {}
     counts = emulator.admin.counts()
-    assert counts["datasets.list_data_rows"] == 1 and counts["items.patch_bulk"] == 1
+    assert counts["datasets.list_data_rows"] == 1
+    assert counts["items.patch_bulk"] == 1
     assert "legacy.unknown" not in counts  # no deprecated data-row setter
     report = OpReport.from_bytes((tmp_path / "reports" / "units.report.json").read_bytes())
     assert [item.status for item in report.items] == [WriteStatus.NOT_FOUND, WriteStatus.UPDATED]
@@ -127,10 +129,12 @@ def test_all_units_of_a_project_each_item_once(
         schema_path=schema_path,
     ).execute({})
     assert result["counts"]["targets"] == 4  # b.jpg is in both datasets: one target
-    assert result["counts"]["written"] == 4 and result["counts"]["patch_calls"] == 1
+    assert result["counts"]["written"] == 4
+    assert result["counts"]["patch_calls"] == 1
     assert everything(emulator) == {name: {**metadata, "weather": "clear"} for name, metadata in HELD.items()}
     counts = emulator.admin.counts()
-    assert counts["projects.get"] == 1 and counts["projects.list_datasets"] == 1
+    assert counts["projects.get"] == 1
+    assert counts["projects.list_datasets"] == 1
     assert counts["datasets.list_data_rows"] == 2
 
 

@@ -92,13 +92,17 @@ def test_export_writes_one_row_per_item_and_one_column_per_key(
         "A title",
         "",
     ]
-    assert rows[3][4] == '{"sampling_rate": 0}' and rows[3][8] == "[0, 12]"
+    assert rows[3][4] == '{"sampling_rate": 0}'
+    assert rows[3][8] == "[0, 12]"
     table = pq.read_table(tmp_path / "out" / "rt-export.parquet")
     assert table.column_names == rows[0]
     records = table.to_pylist()
-    assert records[2]["keyframes"] == [0, 12] and records[2]["config"] == {"sampling_rate": 0}
-    assert records[1]["emb.x"] == [0.5, 1.5] and records[0]["indoor"] is True
-    assert records[0]["team.other"] == "7" and records[2]["team.other"] == "seven"  # mixed types: text
+    assert records[2]["keyframes"] == [0, 12]
+    assert records[2]["config"] == {"sampling_rate": 0}
+    assert records[1]["emb.x"] == [0.5, 1.5]
+    assert records[0]["indoor"] is True
+    assert records[0]["team.other"] == "7"
+    assert records[2]["team.other"] == "seven"
 
 
 def test_dataset_export_lists_index_and_title(

@@ -220,7 +220,8 @@ def test_every_bad_value_of_a_row_is_named(
         schema_path=schema_path,
         max_failed_items=1,
     ).execute({})
-    assert result["counts"]["rejected"] == 1 and result["counts"]["written"] == 1
+    assert result["counts"]["rejected"] == 1
+    assert result["counts"]["written"] == 1
     report = OpReport.from_bytes((tmp_path / "reports" / "bad.report.json").read_bytes())
     (rejected,) = [item for item in report.items if item.status is WriteStatus.REJECTED]
     assert [(e.code, e.key, e.value) for e in rejected.errors] == [

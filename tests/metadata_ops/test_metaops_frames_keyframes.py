@@ -216,7 +216,8 @@ def test_keyframes_are_validated_and_only_for_videos(
         schema_path=schema_path,
         max_failed_items=3,
     ).execute({})
-    assert result["counts"]["rejected"] == 3 and result["counts"]["written"] == 0
+    assert result["counts"]["rejected"] == 3
+    assert result["counts"]["written"] == 0
     report = OpReport.from_bytes((tmp_path / "reports" / "keyframes.report.json").read_bytes())
     assert [(i.where, i.status, [(e.code, e.key) for e in i.errors]) for i in report.items] == [
         ("row 1", WriteStatus.REJECTED, [(ErrorCode.INVALID_KEYFRAMES, "keyframes")]),

@@ -209,7 +209,8 @@ def test_header_of_real_dicom_test_files() -> None:
         header = parse_dicom_header(data)
         assert header is not None
         assert (header.series_uid, header.instance_number) == (uid, 1)
-        assert header.study_uid is not None and header.study_uid.startswith("1.3.6.1.4.1.5962.1.2.")
+        assert header.study_uid is not None
+        assert header.study_uid.startswith("1.3.6.1.4.1.5962.1.2.")
     assert parse_dicom_header(b"not dicom at all" * 20) is None
 
 

@@ -253,7 +253,9 @@ def test_a_damaged_version_falls_back_to_the_previous_one_with_a_warning(
     assert warning.startswith(
         f"LEDGER RECOVERED: ledger/src/{POINTER_NAME} names version {second.version_key}"
     )
-    assert first.version_key in warning and "'r2'" in warning and "encord_reconcile__" in warning
+    assert first.version_key in warning
+    assert "'r2'" in warning
+    assert "encord_reconcile__" in warning
     third = reread.write(frame(row("a.jpg"), row("c.jpg")), "r3")
     assert (third.previous_version_key, third.previous_sha256) == (first.version_key, first.sha256)
     fresh = Ledger(store, "ledger/src")
@@ -269,7 +271,8 @@ def test_a_damaged_first_version_fails_saying_how_to_recover(store: BlobStore) -
         Ledger(store, "ledger/src").read_frame()
     message = str(raised.value)
     assert f"names version {pointer.version_key}, which is missing" in message
-    assert "no previous version to fall back to" in message and "encord_reconcile__<source>" in message
+    assert "no previous version to fall back to" in message
+    assert "encord_reconcile__<source>" in message
 
 
 def test_a_damaged_previous_version_is_not_used_either(store: BlobStore) -> None:

@@ -229,22 +229,27 @@ def test_strict_client_only_probes_everything_it_can_and_fails_the_rest_at_plann
 
     strict = ProbeConfig(client_only=True)  # images/videos flags left off: client_only implies them
     image = build_item(draft("image", "a.png"), ["https://b.s3.amazonaws.com/a.png"], {}, source, strict)
-    assert isinstance(image, ImageItem) and image.image_metadata is not None
+    assert isinstance(image, ImageItem)
+    assert image.image_metadata is not None
     assert (image.image_metadata.width, image.image_metadata.height) == (5, 7)
     text = build_item(
         draft("text", "notes.txt"), ["https://b.s3.amazonaws.com/notes.txt"], {}, source, strict
     )
-    assert isinstance(text, TextItem) and text.text_metadata is not None
+    assert isinstance(text, TextItem)
+    assert text.text_metadata is not None
     assert (text.text_metadata.file_size, text.text_metadata.mime_type) == (5, "text/plain")
     audio = build_item(
         draft("audio", "tone.wav"), ["https://b.s3.amazonaws.com/tone.wav"], {}, source, strict
     )
-    assert isinstance(audio, ItemError) and audio.code is ErrorCode.PROBE_FAILED
-    assert "needs audioMetadata" in audio.message and "tone.wav" in audio.message
+    assert isinstance(audio, ItemError)
+    assert audio.code is ErrorCode.PROBE_FAILED
+    assert "needs audioMetadata" in audio.message
+    assert "tone.wav" in audio.message
     series = build_item(
         draft("dicom_series", "s/1.dcm"), ["https://b.s3.amazonaws.com/s/1.dcm"], {}, source, strict
     )
-    assert isinstance(series, ItemError) and "cannot take dicom_series items" in series.message
+    assert isinstance(series, ItemError)
+    assert "cannot take dicom_series items" in series.message
     # Without the option nothing is probed and nothing fails.
     plain = build_item(
         draft("audio", "tone.wav"), ["https://b.s3.amazonaws.com/tone.wav"], {}, source, ProbeConfig()

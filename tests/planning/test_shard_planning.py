@@ -78,5 +78,6 @@ def test_a_rescan_in_the_same_run_folder_forgets_the_shards_earlier_results(flat
     folder.write_bytes("results/shard-0000-00000.sync.json", b"{}")
     folder.write_bytes("results/shard-0001-00000.register.json", b"{}")
     summary = scan(config, source, state, shards[0], options)
-    assert summary["manifest_uris"] and summary["shard"] == 0
+    assert summary["manifest_uris"]
+    assert summary["shard"] == 0
     assert list(folder.list("results/")) == ["results/shard-0001-00000.register.json"]

@@ -141,11 +141,13 @@ def test_the_json_starts_an_emulator_that_measures_the_same(
     ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "folder_search" in printed and "prefix" in printed
+    assert "folder_search" in printed
+    assert "prefix" in printed
     document = json.loads(out.read_text())
     first = {name: result["answer"] for name, result in document["results"].items()}
     options: dict[str, Any] = behaviour_options(out)
-    assert options["patch_semantics"] == "replace" and options["schema_enforcement"] == "reject"
+    assert options["patch_semantics"] == "replace"
+    assert options["schema_enforcement"] == "reject"
     assert "job_duration_s" not in options  # not measured: jobs must overlap for the race to show
     with EmulatorServer.start(public_keys=[keypair[1]], job_duration_s=0.3, **options) as replay:
         monkeypatch.setenv("AIRFLOW_CONN_ENCORD_REPLAY", connection_json(keypair[0], replay.url))
@@ -170,7 +172,8 @@ def test_the_emulator_command_line_takes_the_behaviour_file_and_its_own_flags_wi
             build_parser().parse_args(["--behaviour-file", str(path), "--folder-search", "prefix"])
         )
     assert options["folder_search"] == "prefix"
-    assert options["max_body_bytes"] == 5000 and options["patch_semantics"] == "replace"
+    assert options["max_body_bytes"] == 5000
+    assert options["patch_semantics"] == "replace"
     path.write_text(json.dumps({"emulator_options": {}}))
     with pytest.raises(ValueError, match="field 'format'"):
         behaviour_options(path)
@@ -189,7 +192,8 @@ def test_the_manual_dag_writes_the_json(emulator: EmulatorServer, encord_conn: s
 
     path = Path(__file__).resolve().parents[2] / "dags" / "encord_contract_check.py"
     spec = importlib.util.spec_from_file_location("encord_contract_check", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     emulator.admin.add_integration("ingest-s3")
@@ -217,5 +221,6 @@ def test_an_object_that_cannot_be_registered_fails_only_the_checks_that_need_it(
     answers = _answers(_check(encord_conn, emulator))
     assert answers.pop("folder_search") == "substring"
     assert answers.pop("rate_limit_headers") == "none"
-    assert set(answers.values()) == {"error"} and len(answers) == 7
+    assert set(answers.values()) == {"error"}
+    assert len(answers) == 7
     _assert_cleaned_up(emulator)

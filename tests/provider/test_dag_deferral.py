@@ -43,7 +43,8 @@ def test_bundle(monkeypatch: pytest.MonkeyPatch, airflow_db: Path) -> ModuleType
     ]
     monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
     spec = importlib.util.spec_from_file_location("encord_register_deferral", DAG_FILE)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

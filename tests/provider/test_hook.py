@@ -43,7 +43,8 @@ def test_missing_folder_without_create_and_ambiguous_names_are_errors(
     second = emulator.admin.add_folder("twin")
     with pytest.raises(EncordHookError, match="2 Encord folders are named 'twin'") as error:
         hook.get_folder("twin/x")
-    assert first in str(error.value) and second in str(error.value)
+    assert first in str(error.value)
+    assert second in str(error.value)
 
 
 def test_folder_create_is_retried_after_a_server_error(hook: EncordHook, emulator: EmulatorServer) -> None:

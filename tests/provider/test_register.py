@@ -267,6 +267,7 @@ def test_the_shards_of_a_run_share_upload_jobs_and_a_retry_resumes_them(
     assert emulator.admin.counts()["upload_jobs.start"] == jobs
     assert xcom["counts"]["registered_items"] == shards * per_shard
     results = folder.registration_results(folder.registered_chunks(summaries))
-    assert len(results.item_uuids) == shards * per_shard and results.failed_urls == {}
+    assert len(results.item_uuids) == shards * per_shard
+    assert results.failed_urls == {}
     assert len(results.job_uuids) == jobs
     assert len(emulator.admin.folder_items("ingest/cams")) == shards * per_shard

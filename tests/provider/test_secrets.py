@@ -75,9 +75,11 @@ def test_non_ed25519_key_is_refused_without_quoting_it(
         "in OpenSSH format (with 'ssh_key_passphrase' if it is encrypted); the key could not be loaded "
         "(ValueError)"
     )
-    assert error.value.__context__ is None and error.value.__cause__ is None
+    assert error.value.__context__ is None
+    assert error.value.__cause__ is None
     ok, message = hook.test_connection()
-    assert not ok and "field 'ssh_private_key'" in message
+    assert not ok
+    assert "field 'ssh_private_key'" in message
     captured = capsys.readouterr()
     assert_no_key(ecdsa, everything_about(error.value), message, caplog.text, captured.out, captured.err)
 
@@ -134,7 +136,8 @@ def test_a_passphrase_protected_key_works_with_its_passphrase_and_fails_clearly_
         del conn["extra"]["ssh_key_passphrase"]
         monkeypatch.setenv("AIRFLOW_CONN_ENCORD_LOCKED", json.dumps(conn))
         ok, message = EncordHook("encord_locked", sdk_max_retries=0).test_connection()
-        assert ok is False and "ssh_key_passphrase" in message
+        assert ok is False
+        assert "ssh_key_passphrase" in message
         assert_no_key(encrypted, message)
         with pytest.raises(EncordAuthError) as raised:
             _ = EncordHook("encord_locked", sdk_max_retries=0).client

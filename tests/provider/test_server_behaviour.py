@@ -72,7 +72,8 @@ def test_resolved_folder_uuid_is_remembered_in_the_source_state(
     # The folder is renamed in Encord: the path is resolved (and created) again, and remembered.
     emulator.emulator.state.folders[str(folder.uuid)].name = "renamed"
     moved = _fresh(encord_conn).get_folder("team/raw", memory=FolderMemory(io, state))
-    assert moved.uuid != folder.uuid and moved.name == "raw"
+    assert moved.uuid != folder.uuid
+    assert moved.name == "raw"
     saved = json.loads((tmp_path / "state" / "encord" / "folders.json").read_text())
     assert saved == {"folders": {"team/raw": str(moved.uuid)}}
 
@@ -118,7 +119,8 @@ def test_bundles_are_capped_by_bytes_so_no_413_happens(emulator: EmulatorServer,
     result = hook.patch_metadata([(item, {"n": 1, "emb": EMBEDDING}) for item in items])
     assert len(result.written) == 40
     calls = emulator.admin.counts()["items.patch_bulk"]
-    assert calls == result.calls and 40 * 2_400 // 15_000 <= calls <= 10  # bundles of ~6, none refused
+    assert calls == result.calls
+    assert 40 * 2_400 // 15_000 <= calls <= 10
 
 
 @pytest.mark.emulator(max_body_bytes=20_000)
@@ -157,7 +159,8 @@ def test_metadata_through_signed_urls_keeps_listing_pages_small(
     listed = list(hook.iter_folder_items(folder))
     assert [item.client_metadata for item in listed] == [{"emb": EMBEDDING}] * 12
     counts = emulator.admin.counts()
-    assert counts["items.list"] == 1 and counts["items.metadata_url"] == 12
+    assert counts["items.list"] == 1
+    assert counts["items.metadata_url"] == 12
 
 
 # --- item 9: values the pinned SDK does not know ----------------------------------------------------
@@ -234,7 +237,8 @@ def test_a_lost_job_start_response_loses_no_result_and_registers_nothing_twice(
     uri = write_manifest(run_folder, "chunk-0", docs)
     out = register_operator(encord_conn, [uri]).execute(task_context(TaskStateStore()))
     assert emulator.admin.counts()["upload_jobs.start"] == 2
-    assert out["counts"]["registered_items"] == 5 and out["counts"]["failed_items"] == 0
+    assert out["counts"]["registered_items"] == 5
+    assert out["counts"]["failed_items"] == 0
     stored = emulator.admin.folder_items("ingest/cams")
     assert len(stored) == 5  # the first job created them; the retried one skipped every duplicate
     by_url = {item["url"]: item["uuid"] for item in stored if item["url"]}
@@ -265,7 +269,8 @@ def test_without_job_start_retries_a_lost_answer_fails_the_task_and_its_retry_re
     out = register_operator(encord_conn, [uri], hook_params=params).execute(task_context(store))
     assert out["counts"]["registered_items"] == 3
     urls = [item["url"] for item in emulator.admin.folder_items("ingest/cams")]
-    assert sorted(urls) == sorted(set(urls)) and len(urls) == 3
+    assert sorted(urls) == sorted(set(urls))
+    assert len(urls) == 3
     # The same lost answer, retried at once while the first job runs, registers every URL twice.
     emulator.admin.configure(drop_job_start_responses=1)
     again = write_manifest(run_folder, "chunk-1", {"images": [{"objectUrl": f"{BUCKET_URL}/race/new.jpg"}]})
@@ -299,4 +304,6 @@ def test_schema_keys_the_sdk_cannot_model_break_neither_apply_schema_nor_metadat
     assert "ours.n" in saved
     typed = EncordMetadataHook(encord_conn, **FAST_HOOK_PARAMS).organisation_schema().keys
     assert {"o.count", "ours.n"} <= set(typed)
-    assert "o.tags" not in typed and "o.blob" not in typed and "o.many" not in typed
+    assert "o.tags" not in typed
+    assert "o.blob" not in typed
+    assert "o.many" not in typed

@@ -142,7 +142,8 @@ def test_dry_run_reports_the_diff_and_writes_nothing(
     emulator.admin.reset_counts()
     xcom = sync_operator(encord_conn, [uri], mode="replace", dry_run=True).execute({})
     assert xcom["dry_run"] is True
-    assert xcom["counts"]["changed"] == 2 and xcom["counts"]["written"] == 0
+    assert xcom["counts"]["changed"] == 2
+    assert xcom["counts"]["written"] == 0
     assert "items.patch_bulk" not in emulator.admin.counts()
     assert stored(emulator) == {url: present(metadata) for url, metadata in HELD.items()}
     assert not (run_folder / "results" / "c0.sync.json").exists()

@@ -14,13 +14,15 @@ from encord_ingest.sources import GCSSource, LocalSource, S3Source, Source, open
 
 def test_open_each_scheme(s3: Any, gcs: GcsEmulator, tmp_path: Path) -> None:
     s3_source = open_source("s3://my-bucket", s3_client=s3, region="eu-west-1", url_style="uri")
-    assert isinstance(s3_source, S3Source) and isinstance(s3_source, Source)
+    assert isinstance(s3_source, S3Source)
+    assert isinstance(s3_source, Source)
     assert s3_source.object_url("a b") == "s3://my-bucket/a%20b"
     gcs_source = open_source("gs://my-bucket", gcs_client=gcs.client())
     assert isinstance(gcs_source, GCSSource)
     assert gcs_source.object_url("a") == "https://storage.cloud.google.com/my-bucket/a"
     local = open_source(tmp_path.as_uri())
-    assert isinstance(local, LocalSource) and local.bucket == tmp_path.resolve().as_posix()
+    assert isinstance(local, LocalSource)
+    assert local.bucket == tmp_path.resolve().as_posix()
     assert isinstance(open_source(str(tmp_path)), LocalSource)
 
 

@@ -53,7 +53,9 @@ def test_object_info_fields(make_source: SourceFactory) -> None:
     source = make_source({"d/a.bin": b"12345", "d/b.bin": b""})
     first, second = list(source.iter_objects("d/"))
     assert (first.key, first.size, second.size) == ("d/a.bin", 5, 0)
-    assert first.version and first.last_modified is not None and first.last_modified.tzinfo is not None
+    assert first.version
+    assert first.last_modified is not None
+    assert first.last_modified.tzinfo is not None
     assert source.head("d/a.bin") == first
 
 

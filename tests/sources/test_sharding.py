@@ -177,7 +177,8 @@ def test_counted_plan_splits_a_flat_folder_between_stem_groups(make_source: Sour
     assert len(shards) == 5
     assert len({owner["flat/clip"], owner["flat/clip-2.jpg"], owner["flat/clip.json"]}) == 1
     assert all("flat/" in shard.context_folders for shard in shards[1:])  # its defaults lie outside
-    assert shards[1].parts[0].start_at is not None and shards[1].parts[0].start_at.startswith("flat/img")
+    assert shards[1].parts[0].start_at is not None
+    assert shards[1].parts[0].start_at.startswith("flat/img")
 
 
 def test_fan_out_plan_cuts_between_whole_folders_only(make_source: SourceFactory) -> None:
@@ -196,7 +197,8 @@ def test_over_the_limit_without_enough_folders_lists_everything(make_source: Sou
     shards = plan_shards(source, ["flat/"], 4, count_limit=50)
     check_plan(source.source, ["flat/"], shards, 4)
     assert len(shards) == 4
-    assert source.levels == [] and source.listings == ["flat/", "flat/"]
+    assert source.levels == []
+    assert source.listings == ["flat/", "flat/"]
 
 
 def test_keep_whole_folders_are_never_cut(make_source: SourceFactory) -> None:
@@ -223,7 +225,8 @@ def test_several_prefixes_are_normalised_and_covered(make_source: SourceFactory)
 def test_one_shard_needs_no_listing_and_empty_prefixes_work(make_source: SourceFactory) -> None:
     source = Recording(make_source(wide_tree(cams=2)))
     [only] = plan_shards(source, ["cams/"], 1)
-    assert source.listings == [] and source.levels == []
+    assert source.listings == []
+    assert source.levels == []
     assert only.model_dump() == {
         "index": 0,
         "count": 1,
@@ -258,6 +261,7 @@ def test_local_flat_folder_at_scale(tmp_path: Path) -> None:
     shards = plan_shards(source, ["big/"], 8)
     assert len(shards) == 8
     counts = [sum(1 for _ in iter_shard(source, shard)) for shard in shards]
-    assert sum(counts) == 2000 and counts == [shard.estimated_objects for shard in shards]
+    assert sum(counts) == 2000
+    assert counts == [shard.estimated_objects for shard in shards]
     assert max(counts) - min(counts) <= 2000 / 8 / 2
     assert len(shards[3].model_dump_json()) < 300

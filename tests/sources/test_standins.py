@@ -25,5 +25,7 @@ def test_gcs_emulator_sets_and_restores_the_env_var() -> None:
         assert os.environ["STORAGE_EMULATOR_HOST"] == emulator.endpoint
         assert emulator.seed("seeded", {"x/y.txt": b"hello"}) == 1
         blob = emulator.client().bucket("seeded").get_blob("x/y.txt")
-        assert blob is not None and blob.size == 5 and blob.download_as_bytes() == b"hello"
+        assert blob is not None
+        assert blob.size == 5
+        assert blob.download_as_bytes() == b"hello"
     assert os.environ.get("STORAGE_EMULATOR_HOST") == before

@@ -14,7 +14,7 @@ import binascii
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -77,6 +77,8 @@ class Emulator:
         self.faults = FaultBoard()
         self.closing = False
         """Set on shutdown: long polls answer at once instead of waiting."""
+        self.pause: Callable[[float], Awaitable[None]] = asyncio.sleep
+        """How an injected ``delay_s`` waits (tests swap it to observe the delays served)."""
 
     def reconfigure(self, changes: dict[str, Any]) -> None:
         for key, value in changes.items():
@@ -109,7 +111,7 @@ class Emulator:
         if fault is None:
             return
         if fault.delay_s > 0:
-            await asyncio.sleep(fault.delay_s)
+            await self.pause(fault.delay_s)
         if fault.status >= 400:
             retry_after = None if fault.retry_after is None else math.ceil(fault.retry_after)
             raise ApiError(
