@@ -15,7 +15,7 @@ venv: $(STAMP)
 $(STAMP): $(LOCK_INPUTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install --python $(BIN)/python -r requirements-dev.txt -c constraints.txt -e . \
+	$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python -r requirements-dev.txt -c constraints.txt -e . \
 	  || $(BIN)/python -m pip install -r requirements-dev.txt -c constraints.txt -e .
 	touch $(STAMP)
 
@@ -31,7 +31,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 test-distributed: venv
 	command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
 	  || { $(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server postgresql; }
-	$(BIN)/uv pip install --python $(BIN)/python -e ".[celery]" -c constraints.txt
+	$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python -e ".[celery]" -c constraints.txt
 	ENCORD_INGEST_DISTRIBUTED=1 $(BIN)/python -m pytest tests/distributed -q -x --timeout 1800
 
 # `make ui` end to end (tests/ui): standalone starts, the API lists the demo DAGs, SIGTERM stops all.

@@ -54,5 +54,21 @@ def test_s3_client_comes_from_an_aws_connection_with_an_endpoint(monkeypatch: py
         assert source.object_url("x/y.jpg") == "https://conn-raw.s3.eu-west-2.amazonaws.com/x/y.jpg"
 
 
+def test_an_s3_client_is_built_once_per_connection_and_again_when_the_connection_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with moto_s3_server() as first, moto_s3_server() as second:
+        s3_client(second).create_bucket(Bucket="only-on-second")
+        conn = {"conn_type": "aws", "login": "testing", "password": "testing"}
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_CACHE", json.dumps({**conn, "extra": {"endpoint_url": first}}))
+        client = storage_clients("s3://raw-bucket", "aws_cache")["s3_client"]
+        assert storage_clients("s3://raw-bucket", "aws_cache")["s3_client"] is client
+        assert client.meta.endpoint_url == first
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_CACHE", json.dumps({**conn, "extra": {"endpoint_url": second}}))
+        moved = storage_clients("s3://raw-bucket", "aws_cache")["s3_client"]
+        assert moved is not client
+        assert [b["Name"] for b in moved.list_buckets()["Buckets"]] == ["only-on-second"]
+
+
 def test_local_paths_need_no_client() -> None:
     assert storage_clients("file:///tmp/data", None) == {}
