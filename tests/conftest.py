@@ -56,6 +56,32 @@ def keypair() -> tuple[str, str]:
     return generate_ssh_keypair()
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """One moto S3 server (real HTTP) for the session; tests make their own uniquely named buckets."""
+    from standins import moto_s3_server
+
+    with moto_s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3(s3_endpoint: str) -> Any:
+    """A boto3 S3 client on the session's moto server."""
+    from standins import s3_client
+
+    return s3_client(s3_endpoint)
+
+
+@pytest.fixture(scope="session")
+def gcs() -> Iterator[Any]:
+    """One GCS emulator (``standins.GcsEmulator``) for the session; tests use their own buckets."""
+    from standins import gcs_emulator
+
+    with gcs_emulator() as emulator:
+        yield emulator
+
+
 @pytest.fixture
 def emulator(keypair: tuple[str, str], request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh emulator per test; ``@pytest.mark.emulator(patch_semantics=...)`` sets options."""

@@ -241,11 +241,12 @@ class ContractCheck:
 
     def _register(self, folder: StorageFolder, url: str) -> Any:
         from encord_ingest.manifest.model import Manifest
+        from encord_provider.upload_items import upload_items
 
         if self._integration_uuid is None:
             self._integration_uuid = self.hook.resolve_integration(self.integration)
         manifest = Manifest.from_docs_json({"images": [{"objectUrl": url, "title": _title_of(url)}]})
-        job = self.hook.start_upload_job(folder, self._integration_uuid, manifest.to_sdk())
+        job = self.hook.start_upload_job(folder, self._integration_uuid, upload_items(manifest))
         return self.hook.wait_for_upload_job(str(folder.uuid), job, timeout_s=self.job_timeout_s, poll_s=10)
 
     def _register_one(self, folder: StorageFolder, url: str) -> StorageItem:
@@ -353,11 +354,13 @@ class ContractCheck:
         if self._integration_uuid is None:
             self._integration_uuid = self.hook.resolve_integration(self.integration)
         from encord_ingest.manifest.model import Manifest
+        from encord_provider.upload_items import upload_items
 
         folder = self.hook.client.create_storage_folder("concurrent", parent_folder=scratch.uuid)
         manifest = Manifest.from_docs_json({"images": [{"objectUrl": self.object_url}]})
         jobs = [
-            self.hook.start_upload_job(folder, self._integration_uuid, manifest.to_sdk()) for _ in range(2)
+            self.hook.start_upload_job(folder, self._integration_uuid, upload_items(manifest))
+            for _ in range(2)
         ]
         for job in jobs:
             self.hook.wait_for_upload_job(str(folder.uuid), job, timeout_s=self.job_timeout_s, poll_s=10)

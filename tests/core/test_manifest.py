@@ -43,6 +43,7 @@ from encord_ingest.manifest import (
     check_object_url,
     chunk_manifest,
 )
+from encord_provider.upload_items import upload_items
 
 INTEGRATION = "11111111-2222-3333-4444-555555555555"
 SHARED_WIRE = Path(__file__).resolve().parents[1] / "fixtures" / "encord-sdk-wire"
@@ -188,7 +189,7 @@ def test_sdk_payload_equals_the_captured_upload_job_body() -> None:
     from encord.orm.storage import PostUploadJobParams
 
     params = PostUploadJobParams(
-        data_items=full_manifest().to_sdk(), integration_hash=uuid.UUID(INTEGRATION), ignore_errors=True
+        data_items=upload_items(full_manifest()), integration_hash=uuid.UUID(INTEGRATION), ignore_errors=True
     )
     assert params.to_dict() == {
         "dataItems": CAPTURED_DATA_ITEMS,
@@ -205,7 +206,7 @@ def test_embedded_capture_equals_the_shared_capture_file() -> None:
 @pytest.mark.parametrize("sdk_list", SDK_LISTS)
 def test_every_kind_alone_becomes_its_captured_sdk_entry(sdk_list: str) -> None:
     manifest = Manifest([captured_items()[sdk_list]], skip_duplicate_urls=True, upsert_metadata=False)
-    wire = manifest.to_sdk().to_dict()
+    wire = upload_items(manifest).to_dict()
     expected = {key: [] for key, value in CAPTURED_DATA_ITEMS.items() if isinstance(value, list)}
     expected[sdk_list] = CAPTURED_DATA_ITEMS[sdk_list]
     assert wire == {**expected, "skipDuplicateUrls": True, "upsertMetadata": False}
@@ -219,7 +220,7 @@ def test_image_group_with_frame_metadata_sdk_entry() -> None:
         client_metadata={"rig": "r1"},
         frames=[GroupFrame(url="gs://b/0.png", image_metadata=frame_media), "gs://b/1.png"],
     )
-    assert Manifest([group]).to_sdk().to_dict()["imageGroups"] == [
+    assert upload_items(Manifest([group])).to_dict()["imageGroups"] == [
         {
             "images": [
                 {
@@ -300,7 +301,9 @@ def test_the_unmodified_sdk_sends_the_manifest_as_captured(encord_stub: tuple[st
     )
     client = EncordUserClient.create_with_ssh_private_key(key.decode(), domain=domain)
     folder = client.get_storage_folder(uuid.UUID(_EncordStub.folder_uuid))
-    job = folder.add_private_data_to_folder_start(INTEGRATION, full_manifest().to_sdk(), ignore_errors=True)
+    job = folder.add_private_data_to_folder_start(
+        INTEGRATION, upload_items(full_manifest()), ignore_errors=True
+    )
 
     assert job == uuid.UUID("4c6f8e2a-1b3d-4f5e-8a7b-9c0d1e2f3a4b")
     method, path, body = requests[-1]
@@ -447,7 +450,7 @@ def test_flags_reach_both_outputs_and_survive_a_round_trip(skip: bool, upsert: b
         [NiftiItem(object_url="s3://b/n.nii")], skip_duplicate_urls=skip, upsert_metadata=upsert
     )
     doc = manifest.to_docs_json()
-    wire = manifest.to_sdk().to_dict()
+    wire = upload_items(manifest).to_dict()
     assert (doc["skip_duplicate_urls"], doc["upsert_metadata"]) == (skip, upsert)
     assert (wire["skipDuplicateUrls"], wire["upsertMetadata"]) == (skip, upsert)
     assert Manifest.from_bytes(manifest.to_bytes()) == manifest

@@ -8,15 +8,9 @@ import pytest
 from encord import EncordUserClient
 from encord.http.constants import RequestsSettings
 
-from encord_emulator.testing import EmulatorServer, generate_ssh_keypair
+from encord_emulator.testing import EmulatorServer
 
 ClientFactory = Callable[..., EncordUserClient]
-
-
-@pytest.fixture(scope="session")
-def keypair() -> tuple[str, str]:
-    """(OpenSSH private key, OpenSSH public key line)."""
-    return generate_ssh_keypair()
 
 
 @pytest.fixture

@@ -1,14 +1,12 @@
-"""Fixtures for the planning tests: local trees, and the S3 (moto) and GCS stand-ins over HTTP."""
+"""Fixtures for the planning tests: local trees (the S3 and GCS stand-ins are in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from standins import gcs_emulator, moto_s3_server, s3_client
-from standins.gcs import GcsEmulator
 
 from encord_ingest.scan.config import PlanningConfig
 from encord_ingest.sources.local import LocalSource
@@ -33,23 +31,6 @@ def local(tmp_path: Path, data_root: Path) -> Callable[..., Harness]:
         return Harness(LocalSource(data_root), store, **kwargs)
 
     return make
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_s3_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def s3(s3_endpoint: str) -> Any:
-    return s3_client(s3_endpoint)
-
-
-@pytest.fixture(scope="module")
-def gcs() -> Iterator[GcsEmulator]:
-    with gcs_emulator() as emulator:
-        yield emulator
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from encord_ingest.metadata import MetadataMapping
 from encord_ingest.probe import ProbeConfig
 from encord_ingest.scan.config import PlanningConfig
 from encord_ingest.scan.scanner import DATA_CHANGED_WARNING
+from encord_provider.upload_items import upload_item
 from tests.planning.helpers import Harness, RunResult, dicom, png
 
 Local = Callable[..., Harness]
@@ -419,7 +420,7 @@ def test_video_probe_adds_video_metadata(local: Local) -> None:
         len(clip),
     )
     assert media.duration == pytest.approx(0.5, abs=1 / 24)
-    assert item.to_sdk().video_metadata.width == 64
+    assert upload_item(item).video_metadata.width == 64
     broken = result.outcome("raw/v/broken.mp4")
     assert (broken["outcome"], broken["code"]) == ("failed", "probe_failed")
     assert broken["message"].startswith("raw/v/broken.mp4: expected a video PyAV can read")

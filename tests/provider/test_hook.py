@@ -15,6 +15,7 @@ from encord_ingest.manifest.model import Manifest
 from encord_ingest.schema import parse_schema
 from encord_provider.hooks.encord import EncordHook, EncordHookError
 from encord_provider.hooks.encord_scopes import EncordMetadataHook
+from encord_provider.upload_items import upload_items
 from tests.provider.helpers import BUCKET_URL, FAST_HOOK_PARAMS
 
 
@@ -260,11 +261,11 @@ def test_job_start_is_retried_only_because_duplicates_are_skipped(
         {"images": [{"objectUrl": f"{BUCKET_URL}/j/a.jpg"}], "skip_duplicate_urls": False}
     )
     emulator.admin.inject("upload_jobs.start", 503, times=1)
-    first = hook.start_upload_job(folder, integration, manifest.to_sdk())
+    first = hook.start_upload_job(folder, integration, upload_items(manifest))
     assert emulator.admin.counts()["upload_jobs.start"] == 2
     assert hook.wait_for_upload_job(str(folder.uuid), first, timeout_s=10).status == "DONE"
     # The manifest asked for no dedup; the hook sends skip_duplicate_urls anyway.
-    second = hook.start_upload_job(folder, integration, manifest.to_sdk())
+    second = hook.start_upload_job(folder, integration, upload_items(manifest))
     assert hook.wait_for_upload_job(str(folder.uuid), second, timeout_s=10).status == "DONE"
     assert [item["url"] for item in emulator.admin.folder_items("jobs")] == [f"{BUCKET_URL}/j/a.jpg"]
 

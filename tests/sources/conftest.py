@@ -1,17 +1,16 @@
-"""Fixtures for the source tests: moto S3 (real HTTP), the GCS emulator and local directories."""
+"""Fixtures for the source tests: a bucket of each backend (moto S3 and the GCS emulator, both
+started once per session in tests/conftest.py, or a local directory)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from standins import (
     GcsEmulator,
-    gcs_emulator,
-    moto_s3_server,
     s3_client,
     seed_s3,
     unique_bucket_name,
@@ -23,23 +22,6 @@ from encord_ingest.sources import GCSSource, LocalSource, S3Source, Source
 BACKENDS = ("s3", "gcs", "local")
 SourceFactory = Callable[..., Source]
 """``make_source(objects, **source_kwargs)`` (the type is repeated in the test modules)."""
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    with moto_s3_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(scope="session")
-def gcs() -> Iterator[GcsEmulator]:
-    with gcs_emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def s3(s3_endpoint: str) -> Any:
-    return s3_client(s3_endpoint)
 
 
 @pytest.fixture(params=BACKENDS)

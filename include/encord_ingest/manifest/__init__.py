@@ -1,4 +1,4 @@
-"""Typed Encord import manifests: items, the documented JSON and SDK forms, and chunking."""
+"""Typed Encord import manifests: items, the documented JSON form, and chunking."""
 
 from __future__ import annotations
 

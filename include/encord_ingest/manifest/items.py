@@ -1,9 +1,8 @@
-"""One model per kind of item Encord registers, and each item's two serial forms.
+"""One model per kind of item Encord registers, and its documented serial form.
 
 ``to_docs()`` gives Encord's documented import-file form (``objectUrl``, ``objectUrl_0..N``,
-``clientMetadata``, media metadata written snake_case); ``to_sdk()`` gives the SDK's
-``encord.orm.storage.DataUpload*`` model, which the SDK validates and sends camelCase. The SDK is
-imported lazily: most callers only need the models and the documented form.
+``clientMetadata``, media metadata written snake_case). The SDK's ``DataUpload*`` form is built
+in the provider (``encord_provider.upload_items``): core imports no SDK.
 """
 
 from __future__ import annotations
@@ -176,10 +175,6 @@ class _Item(BaseModel):
     def from_docs(cls, entry: dict[str, Any]) -> Self:
         """Parse an entry of the documented import JSON (raises ``ValueError``)."""
 
-    @abstractmethod
-    def to_sdk(self) -> Any:
-        """The item as the SDK's ``encord.orm.storage.DataUpload*`` model."""
-
 
 class _SingleFileItem(_Item):
     """An item backed by one object. ``MEDIA_FIELD`` names its optional media metadata field."""
@@ -216,13 +211,6 @@ class _SingleFileItem(_Item):
             raise ValueError(f"unknown key(s) {unknown}; expected some of {sorted(names)}")
         return cls.model_validate({names[key]: value for key, value in entry.items()})
 
-    def _sdk_fields(self) -> dict[str, Any]:
-        return {"object_url": self.object_url, "title": self.title, "client_metadata": self.client_metadata}
-
-
-def _sdk_media(sdk_model: Any, media: _MediaMetadata | None) -> Any:
-    return None if media is None else sdk_model(**media.model_dump())
-
 
 class VideoItem(_SingleFileItem):
     DOCS_KEY = "videos"
@@ -230,12 +218,6 @@ class VideoItem(_SingleFileItem):
 
     kind: Literal["video"] = "video"
     video_metadata: VideoMetadata | None = None
-
-    def to_sdk(self) -> Any:
-        from encord.orm import storage as sdk
-
-        media = _sdk_media(sdk.CustomerProvidedVideoMetadata, self.video_metadata)
-        return sdk.DataUploadVideo(**self._sdk_fields(), video_metadata=media)
 
 
 class ImageItem(_SingleFileItem):
@@ -245,12 +227,6 @@ class ImageItem(_SingleFileItem):
     kind: Literal["image"] = "image"
     image_metadata: ImageMetadata | None = None
 
-    def to_sdk(self) -> Any:
-        from encord.orm import storage as sdk
-
-        media = _sdk_media(sdk.CustomerProvidedImageMetadata, self.image_metadata)
-        return sdk.DataUploadImage(**self._sdk_fields(), image_metadata=media)
-
 
 class AudioItem(_SingleFileItem):
     DOCS_KEY = "audio"
@@ -258,12 +234,6 @@ class AudioItem(_SingleFileItem):
 
     kind: Literal["audio"] = "audio"
     audio_metadata: AudioMetadata | None = None
-
-    def to_sdk(self) -> Any:
-        from encord.orm import storage as sdk
-
-        media = _sdk_media(sdk.CustomerProvidedAudioMetadata, self.audio_metadata)
-        return sdk.DataUploadAudio(**self._sdk_fields(), audio_metadata=media)
 
 
 class TextItem(_SingleFileItem):
@@ -273,12 +243,6 @@ class TextItem(_SingleFileItem):
     kind: Literal["text"] = "text"
     text_metadata: TextMetadata | None = None
 
-    def to_sdk(self) -> Any:
-        from encord.orm import storage as sdk
-
-        media = _sdk_media(sdk.CustomerProvidedTextMetadata, self.text_metadata)
-        return sdk.DataUploadText(**self._sdk_fields(), text_metadata=media)
-
 
 class PdfItem(_SingleFileItem):
     DOCS_KEY = "pdf"
@@ -287,22 +251,11 @@ class PdfItem(_SingleFileItem):
     kind: Literal["pdf"] = "pdf"
     pdf_metadata: PdfMetadata | None = None
 
-    def to_sdk(self) -> Any:
-        from encord.orm import storage as sdk
-
-        media = _sdk_media(sdk.CustomerProvidedPdfMetadata, self.pdf_metadata)
-        return sdk.DataUploadPDF(**self._sdk_fields(), pdf_metadata=media)
-
 
 class NiftiItem(_SingleFileItem):
     DOCS_KEY = "nifti"
 
     kind: Literal["nifti"] = "nifti"
-
-    def to_sdk(self) -> Any:
-        from encord.orm import storage as sdk
-
-        return sdk.DataUploadNifti(**self._sdk_fields())
 
 
 class GroupFrame(BaseModel):
@@ -408,23 +361,6 @@ class ImageGroupItem(_Item):
             fields["client_metadata"] = entry["clientMetadata"]
         return cls.model_validate(fields)
 
-    def to_sdk(self) -> Any:
-        from encord.orm import storage as sdk
-
-        images = [
-            sdk.DataUploadImageGroupImage(
-                url=frame.url,
-                image_metadata=_sdk_media(sdk.CustomerProvidedImageMetadata, frame.image_metadata),
-            )
-            for frame in self.frames
-        ]
-        return sdk.DataUploadImageGroup(
-            images=images,
-            title=self.title,
-            client_metadata=self.client_metadata,
-            create_video=self.create_video,
-        )
-
 
 class DicomSeriesItem(_Item):
     """A DICOM series: its ``.dcm`` files in order (documented form: ``objectUrl_0..N``)."""
@@ -458,14 +394,6 @@ class DicomSeriesItem(_Item):
         if "clientMetadata" in entry:
             fields["client_metadata"] = entry["clientMetadata"]
         return cls.model_validate(fields)
-
-    def to_sdk(self) -> Any:
-        from encord.orm import storage as sdk
-
-        files = [sdk.DataUploadDicomSeriesDicomFile(url=url, title=None) for url in self.files]
-        return sdk.DataUploadDicomSeries(
-            dicom_files=files, title=self.title, client_metadata=self.client_metadata
-        )
 
 
 Item: TypeAlias = Annotated[

@@ -2,22 +2,19 @@
 
 ``to_docs_json()`` / ``to_bytes()`` write Encord's documented import JSON (the chunk files a user
 can read or upload by hand, and that the register task reads back with ``from_bytes``);
-``to_sdk()`` builds the ``encord.orm.storage.DataUploadItems`` the register operator sends.
+``encord_provider.upload_items`` builds the SDK's ``DataUploadItems`` the register operator sends.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from encord_ingest.errors import value_repr
 from encord_ingest.manifest.items import ITEM_TYPES, Item, _Item
-
-if TYPE_CHECKING:
-    from encord.orm.storage import DataUploadItems
 
 FLAG_KEYS = ("skip_duplicate_urls", "upsert_metadata")
 _TYPE_BY_DOCS_KEY = {item_type.DOCS_KEY: item_type for item_type in ITEM_TYPES}
@@ -143,16 +140,3 @@ class Manifest(BaseModel):
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ManifestError(f"{source or 'manifest'}: not UTF-8 JSON: {exc}") from exc
         return cls.from_docs_json(parsed, source=source)
-
-    # --- SDK -----------------------------------------------------------------------------------
-
-    def to_sdk(self) -> DataUploadItems:
-        """The SDK's ``DataUploadItems`` (validated by the SDK's own models)."""
-        from encord.orm.storage import DataUploadItems
-
-        lists: dict[str, list[Any]] = {docs_key: [] for docs_key in _TYPE_BY_DOCS_KEY}
-        for item in self.items:
-            lists[item.DOCS_KEY].append(item.to_sdk())
-        return DataUploadItems(
-            **lists, skip_duplicate_urls=self.skip_duplicate_urls, upsert_metadata=self.upsert_metadata
-        )

@@ -129,6 +129,27 @@ class KeyBounds:
                 yield info
 
 
+class BoundedListing:
+    """``iter_objects`` for a backend: it lists within :class:`KeyBounds` via ``_listed`` (pushing
+    what it can to the server) and the bounds are then checked client-side here, in one place."""
+
+    def _listed(self, bounds: KeyBounds) -> Iterator[ObjectInfo]:
+        """The backend's listing in key order, at least covering ``bounds`` (may yield more)."""
+        raise NotImplementedError
+
+    def iter_objects(
+        self,
+        prefix: str = "",
+        start_after: str | None = None,
+        end_before: str | None = None,
+        *,
+        start_at: str | None = None,
+    ) -> Iterator[ObjectInfo]:
+        """Yield objects under ``prefix`` within the bounds, in key order, one page at a time."""
+        bounds = KeyBounds(prefix, start_after, end_before, start_at)
+        return bounds.filter(self._listed(bounds))
+
+
 def _just_below(key: str | None) -> str | None:
     if not key:
         return None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from encord_ingest.sources.base import DELIMITER, KeyBounds, LevelEntry, ObjectInfo
+from encord_ingest.sources.base import DELIMITER, BoundedListing, KeyBounds, LevelEntry, ObjectInfo
 from encord_ingest.sources.readahead import prefetch
 from encord_ingest.sources.urls import UrlBuilder
 
@@ -32,7 +32,7 @@ def _info(blob: Any) -> ObjectInfo:
     )
 
 
-class GCSSource:
+class GCSSource(BoundedListing):
     """One GCS bucket."""
 
     scheme = "gs"
@@ -62,18 +62,6 @@ class GCSSource:
         for page in prefetch(iter(blobs.pages)):
             for blob in page:
                 yield _info(blob)
-
-    def iter_objects(
-        self,
-        prefix: str = "",
-        start_after: str | None = None,
-        end_before: str | None = None,
-        *,
-        start_at: str | None = None,
-    ) -> Iterator[ObjectInfo]:
-        """Yield objects under ``prefix`` within the bounds, in key order, one page at a time."""
-        bounds = KeyBounds(prefix, start_after, end_before, start_at)
-        return bounds.filter(self._listed(bounds))
 
     def iter_level(self, prefix: str = "") -> Iterator[LevelEntry]:
         """Yield the files directly under ``prefix`` and its sub-folder prefixes, in key order."""

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from encord_ingest.sources.base import DELIMITER, KeyBounds, LevelEntry, ObjectInfo, folder_of
+from encord_ingest.sources.base import DELIMITER, BoundedListing, KeyBounds, LevelEntry, ObjectInfo, folder_of
 from encord_ingest.sources.urls import UrlBuilder
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def _subtree_outside_prefix(folder: str, prefix: str) -> bool:
     return not folder.startswith(prefix) and not prefix.startswith(folder)
 
 
-class LocalSource:
+class LocalSource(BoundedListing):
     """A directory tree; ``bucket`` is the absolute root path."""
 
     scheme = "file"
@@ -108,18 +108,9 @@ class LocalSource:
                 if info is not None:
                     yield info
 
-    def iter_objects(
-        self,
-        prefix: str = "",
-        start_after: str | None = None,
-        end_before: str | None = None,
-        *,
-        start_at: str | None = None,
-    ) -> Iterator[ObjectInfo]:
-        """Yield files under ``prefix`` within the bounds, in key order, one directory at a time."""
-        bounds = KeyBounds(prefix, start_after, end_before, start_at)
-        lower = max((b for b in (start_after, start_at) if b), default=None)
-        return bounds.filter(self._walk(folder_of(prefix), bounds, lower))
+    def _listed(self, bounds: KeyBounds) -> Iterator[ObjectInfo]:
+        """One directory at a time, skipping subtrees outside the bounds."""
+        return self._walk(folder_of(bounds.prefix), bounds, bounds.inclusive_lower())
 
     def iter_level(self, prefix: str = "") -> Iterator[LevelEntry]:
         """Yield the files directly under ``prefix`` and its sub-folder prefixes, in key order."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from encord_ingest.sources.base import DELIMITER, KeyBounds, LevelEntry, ObjectInfo
+from encord_ingest.sources.base import DELIMITER, BoundedListing, KeyBounds, LevelEntry, ObjectInfo
 from encord_ingest.sources.readahead import prefetch
 from encord_ingest.sources.urls import UrlBuilder
 
@@ -38,7 +38,7 @@ def _error_code(exc: Exception) -> str | None:
     return str(response.get("Error", {}).get("Code"))
 
 
-class S3Source:
+class S3Source(BoundedListing):
     """One S3 bucket. ``region`` defaults to the client's region (needed by the default URL)."""
 
     scheme = "s3"
@@ -88,18 +88,6 @@ class S3Source:
         for page in prefetch(self._pages(bounds.prefix, bounds.exclusive_lower(), None, bounds)):
             for item in page.get("Contents", ()):
                 yield _info(item)
-
-    def iter_objects(
-        self,
-        prefix: str = "",
-        start_after: str | None = None,
-        end_before: str | None = None,
-        *,
-        start_at: str | None = None,
-    ) -> Iterator[ObjectInfo]:
-        """Yield objects under ``prefix`` within the bounds, in key order, one page at a time."""
-        bounds = KeyBounds(prefix, start_after, end_before, start_at)
-        return bounds.filter(self._listed(bounds))
 
     def iter_level(self, prefix: str = "") -> Iterator[LevelEntry]:
         """Yield the files directly under ``prefix`` and its sub-folder prefixes, in key order."""

@@ -270,6 +270,8 @@ class EncordRegisterDataOperator(EncordBaseOperator):
         started = _saved_jobs(store.get(self.STATE_KEY) if store is not None else None, folder_uuid)
         if store is None:
             self.log.warning("No task state store: a retried task cannot resume its upload jobs")
+        from encord_provider.upload_items import upload_items  # the SDK: not at DAG parse time
+
         integration_uuid: str | None = None
         jobs = []
         for uri in _as_list(self.manifest_uris):
@@ -283,7 +285,7 @@ class EncordRegisterDataOperator(EncordBaseOperator):
                 job_uuid = self.hook.start_upload_job(
                     self.hook.get_folder(folder_uuid),
                     integration_uuid,
-                    manifest.to_sdk(),
+                    upload_items(manifest),
                     ignore_errors=self.ignore_errors,
                 )
                 started[uri] = job_uuid
