@@ -3,7 +3,7 @@
 The DAG's tasks are thin wrappers around these functions (see ``encord_provider.dag_builder``):
 
     resolve_run -> plan_run_shards -> scan (per shard) -> [register, sync: the Encord operators]
-        -> commit_ledger -> report_markdown
+        -> commit_ledger -> final_outcome_frames (OutcomeTally) -> report_markdown
 
 Where things live (``state_uri`` of the source)::
 
@@ -14,7 +14,7 @@ Where things live (``state_uri`` of the source)::
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ from encord_ingest.errors import ConfigError
 from encord_ingest.ledger import LEDGER_COLUMNS, Ledger, LedgerError, Outcome, commit_run, ledger_schema
 from encord_ingest.manifest import GROUP_KINDS
 from encord_ingest.metadata import metadata_fingerprint
-from encord_ingest.run_folder import RegistrationResults, RunFolder, SyncResults, chunk_uris
+from encord_ingest.run_folder import FINAL_OUTCOMES, RegistrationResults, RunFolder, SyncResults, chunk_uris
 from encord_ingest.scan.scanner import ScanContext, scan_shard
 from encord_ingest.schema import MetadataSchema
 from encord_ingest.sources.base import Source
@@ -219,40 +219,33 @@ def commit_ledger(
     summaries: Sequence[Mapping[str, Any]],
     registration: RegistrationResults,
     failed_sync_urls: Iterable[str] = (),
+    *,
+    ledger: Ledger | None = None,
 ) -> dict[str, Any]:
-    """Merge the run's outcome tables into the ledger (atomically); failed items stay unrecorded."""
-    frames = list(RunFolder.of(state, options.run_id).outcomes(summaries))
+    """Merge the run's outcome tables into the ledger (atomically, one chunk and one key range at
+    a time: :func:`~.ledger.commit_run`); failed items stay unrecorded."""
     failed = set(registration.failed_urls) | set(failed_sync_urls)
     pointer = commit_run(
-        ledger_of(state),
+        ledger or ledger_of(state),
         options.run_id,
-        frames,
+        RunFolder.of(state, options.run_id).outcomes(summaries),
         item_uuids=registration.item_uuids,
         failed_item_urls=failed,
     )
     return {"ledger_version": pointer.version_key, "rows": pointer.rows}
 
 
-def ledger_alerts(state: BlobStore) -> tuple[list[str], str | None]:
+def ledger_alerts(ledger: Ledger) -> tuple[list[str], str | None]:
     """Report alerts about the ledger and the error that stops a commit: ``([], None)`` when it is
     intact, a warning when reads fall back to its previous version, the error (saying how to
-    recover) when it cannot be read at all."""
-    ledger = ledger_of(state)
+    recover) when it cannot be read at all. Checks every part once (the commit then reads the
+    version this check pinned)."""
     try:
         warning = ledger.check()
     except LedgerError as exc:
         error = f"LEDGER UNREADABLE, nothing committed: {exc}"
         return [error], error
     return ([warning] if warning else []), None
-
-
-def outcome_table(
-    state: BlobStore, options: RunOptions, summaries: Sequence[Mapping[str, Any]]
-) -> pd.DataFrame:
-    import pandas as pd
-
-    frames = list(RunFolder.of(state, options.run_id).outcomes(summaries, columns=None))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["key", "outcome"])
 
 
 DONE_OUTCOMES = {str(Outcome.NEW): "registered", str(Outcome.METADATA_CHANGED): "metadata_updated"}
@@ -316,29 +309,95 @@ def asset_extra(options: RunOptions, result: Mapping[str, Any]) -> dict[str, Any
     }
 
 
-def budget_counts(table: pd.DataFrame) -> tuple[int, int]:
-    """``(failed items, items)`` for the error budget: data items (a group counts once), never
-    their sidecars; rule-skipped objects and ``gone`` rows are not items."""
-    if table.empty or "kind" not in table:
-        return 0, 0
-    data = table[table["kind"].notna() & ~table["outcome"].isin([Outcome.SKIPPED.value, Outcome.GONE.value])]
-    items = data["item_url"] if "item_url" in data else data["url"]
-    failed = items[data["outcome"] == Outcome.FAILED.value]
-    return int(failed.nunique()), int(items.nunique())
+@dataclass
+class OutcomeTally:
+    """A run's final outcomes gathered chunk by chunk, so ``commit_and_report`` never holds the
+    run's outcome table: counts per outcome, the first :data:`REPORT_ROWS` failed, skipped and
+    warned rows with their totals (``final_outcomes.parquet`` holds every row) and the error
+    budget's item counts. A shard's scan forms its items, so no item spans two shards: distinct
+    item URLs are counted shard by shard (:meth:`end_shard`)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    warned: list[tuple[str, str]] = field(default_factory=list)
+    totals: Counter[str] = field(default_factory=Counter)
+    """Rows per report section (``failed``, ``skipped``, ``warned``), shown or not."""
+    failed_items: int = 0
+    """Failed data items (a group counts once; sidecars never)."""
+    items: int = 0
+    """Data items; rule-skipped objects and ``gone`` rows are not items."""
+    _shard_items: set[str] = field(default_factory=set)
+    _shard_failed: set[str] = field(default_factory=set)
+
+    def add(self, table: pd.DataFrame) -> None:
+        """Count one chunk of final outcomes (:func:`final_outcomes`)."""
+        if table.empty:
+            return
+        outcome = table["outcome"].astype(str)
+        self.counts.update({str(name): int(count) for name, count in outcome.value_counts().items()})
+        failed, skipped = outcome == str(Outcome.FAILED), outcome == str(Outcome.SKIPPED)
+        self._keep("failed", table[failed], ["key", "message"], self.failed)
+        self._keep("skipped", table[skipped], ["key", "code", "message"], self.skipped)
+        if "warning" in table:
+            warned = table[table["warning"].notna() & (table["warning"] != "")]
+            self._keep("warned", warned, ["key", "warning"], self.warned)
+        if "kind" in table:
+            data = table["kind"].notna() & ~outcome.isin([Outcome.SKIPPED.value, Outcome.GONE.value])
+            items = (table["item_url"] if "item_url" in table else table["url"])[data]
+            self._shard_items.update(items)
+            self._shard_failed.update(items[failed[data]])
+
+    def _keep(self, section: str, rows: pd.DataFrame, columns: list[str], kept: list[Any]) -> None:
+        self.totals[section] += len(rows)
+        room = REPORT_ROWS - len(kept)
+        if room > 0 and len(rows):
+            head = rows.head(room)
+            kept.extend(zip(*[_cells(head[name]) for name in columns], strict=True))
+
+    def end_shard(self) -> None:
+        """The shard's chunks are all counted: fold its distinct items into the totals."""
+        self.items += len(self._shard_items)
+        self.failed_items += len(self._shard_failed)
+        self._shard_items, self._shard_failed = set(), set()
+
+    def outcome_counts(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
+
+    def objects_seen(self) -> int:
+        return sum(self.counts.values()) - self.counts.get(str(Outcome.GONE), 0)
 
 
-def outcome_counts(table: pd.DataFrame) -> dict[str, int]:
-    return dict(sorted(Counter(table["outcome"].astype(str)).items())) if not table.empty else {}
+def _cells(column: pd.Series) -> list[str]:
+    """Report cells: missing values empty, ``|`` (a Markdown column break) as ``/``."""
+    import pandas as pd
+
+    return ["" if value is None or pd.isna(value) else str(value).replace("|", "/") for value in column]
 
 
-def objects_seen(table: pd.DataFrame) -> int:
-    return int((table["outcome"] != str(Outcome.GONE)).sum()) if not table.empty else 0
+def final_outcome_frames(
+    folder: RunFolder,
+    summaries: Sequence[Mapping[str, Any]],
+    registration: RegistrationResults,
+    failed_sync: Mapping[str, str],
+    tally: OutcomeTally,
+    *,
+    dry_run: bool = False,
+) -> Iterator[pd.DataFrame]:
+    """The run's final outcomes (:func:`final_outcomes`) one outcome chunk at a time, each
+    counted in ``tally`` as it passes."""
+    for summary in summaries:
+        for frame in folder.outcomes([summary], columns=None):
+            final = final_outcomes(frame, registration, failed_sync, dry_run=dry_run)
+            tally.add(final)
+            yield final
+        tally.end_shard()
 
 
 def report_markdown(
     config: SourceConfig,
     options: RunOptions,
-    table: pd.DataFrame,
+    tally: OutcomeTally,
     *,
     registration: RegistrationResults,
     sync_counts: Mapping[str, int],
@@ -347,10 +406,8 @@ def report_markdown(
     alerts: Sequence[str] = (),
 ) -> str:
     """The human-readable run report (Markdown); ``alerts`` are shown in bold above everything."""
-    import pandas as pd
-
-    counts = outcome_counts(table)
-    seen = objects_seen(table)
+    counts = tally.outcome_counts()
+    seen = tally.objects_seen()
     shown = ", ".join(f"`{p}`" for p in options.prefixes) or "(bucket root)"
     lines = [
         f"# Encord ingestion report: `{config.name}`, {shown}",
@@ -380,28 +437,18 @@ def report_markdown(
         + ("" if "gone" not in counts else f" (plus {counts['gone']} gone from the bucket)")
         + ".",
     ]
-    failed = table[table["outcome"] == str(Outcome.FAILED)] if not table.empty else table
-    if not failed.empty:
-        lines += ["", "## Failed objects", "", "| object | reason |", "|---|---|"]
-        for key, message in list(zip(failed["key"], failed["message"], strict=True))[:REPORT_ROWS]:
-            lines.append(f"| `{key}` | {str(message).replace('|', '/')} |")
-        if len(failed) > REPORT_ROWS:
-            lines.append(f"| ... | {len(failed) - REPORT_ROWS} more in the outcome tables |")
-    skipped = table[table["outcome"] == str(Outcome.SKIPPED)] if not table.empty else table
-    if not skipped.empty:
-        lines += ["", "## Skipped objects", "", "| object | rule | detail |", "|---|---|---|"]
-        for key, code, message in list(zip(skipped["key"], skipped["code"], skipped["message"], strict=True))[
-            :REPORT_ROWS
-        ]:
-            detail = "" if message is None or pd.isna(message) else str(message).replace("|", "/")
-            lines.append(f"| `{key}` | {code} | {detail} |")
-        if len(skipped) > REPORT_ROWS:
-            lines.append(f"| ... | {len(skipped) - REPORT_ROWS} more in the outcome tables | |")
-    warned = table[table["warning"].notna() & (table["warning"] != "")] if "warning" in table else table[:0]
-    if not warned.empty:
-        lines += ["", "## Warnings", "", "| object | warning |", "|---|---|"]
-        for key, warning in zip(warned["key"], warned["warning"], strict=True):
-            lines.append(f"| `{key}` | {str(warning).replace('|', '/')} |")
+    sections: list[tuple[str, tuple[str, ...], Sequence[tuple[str, ...]], str]] = [
+        ("Failed objects", ("object", "reason"), tally.failed, "failed"),
+        ("Skipped objects", ("object", "rule", "detail"), tally.skipped, "skipped"),
+        ("Warnings", ("object", "warning"), tally.warned, "warned"),
+    ]
+    for title, header, rows, section in sections:
+        if rows:
+            lines += ["", f"## {title}", "", f"| {' | '.join(header)} |", "|" + "---|" * len(header)]
+            lines += [f"| `{key}` | {' | '.join(rest)} |" for key, *rest in rows]
+            more = tally.totals[section] - len(rows)
+            if more > 0:
+                lines.append(f"| ... | {more} more in {FINAL_OUTCOMES} |" + " |" * (len(header) - 2))
     return "\n".join(lines) + "\n"
 
 
@@ -414,7 +461,7 @@ class RunResult:
     objects: int
     ledger: dict[str, Any] | None
     failed: int
-    """Failed data items (a group counts once; sidecars never): :func:`budget_counts`."""
+    """Failed data items (a group counts once; sidecars never): :class:`OutcomeTally`."""
     items: int
     markdown: str = ""
     """The report itself (printed in the task log)."""
@@ -448,40 +495,43 @@ def finish_run(
     """Commit what Encord confirmed to the ledger and write the run report.
 
     Items a failed task did not confirm stay out of the ledger, so the next run plans them again.
-    A dry run commits nothing and reports the plan's outcomes.
+    A dry run commits nothing and reports the plan's outcomes. Outcome chunks are read one at a
+    time (for the commit, then for ``final_outcomes.parquet`` and the report's counts).
     """
     folder = RunFolder.of(state, options.run_id)
     manifests = [] if options.dry_run else folder.registered_chunks(summaries)
     registration = folder.registration_results(manifests)
     sync = folder.sync_results(chunk_uris(summaries, "metadata"), dry_run=options.dry_run)
-    alerts, ledger_error = ledger_alerts(state)
+    checked = ledger_of(state)
+    alerts, ledger_error = ledger_alerts(checked)
     ledger = None
     if not options.dry_run and ledger_error is None:
-        ledger = commit_ledger(state, options, summaries, registration, sync.failed_urls)
-    table = final_outcomes(
-        outcome_table(state, options, summaries), registration, sync.failed_urls, dry_run=options.dry_run
+        ledger = commit_ledger(state, options, summaries, registration, sync.failed_urls, ledger=checked)
+    tally = OutcomeTally()
+    outcomes_uri = folder.write_final_outcomes(
+        final_outcome_frames(
+            folder, summaries, registration, sync.failed_urls, tally, dry_run=options.dry_run
+        )
     )
-    outcomes_uri = folder.write_final_outcomes(table) if not table.empty else None
-    seen = objects_seen(table)
+    seen = tally.objects_seen()
     empty = empty_run_alert(config, options, seen, failed_tasks)
     markdown = report_markdown(
         config,
         options,
-        table,
+        tally,
         registration=registration,
         sync_counts=sync.counts,
         ledger=ledger,
         failed_tasks=failed_tasks,
         alerts=[*alerts, *([empty] if empty else [])],
     )
-    failed, items = budget_counts(table)
     return RunResult(
         report_uri=folder.write_report(markdown),
-        counts=outcome_counts(table),
+        counts=tally.outcome_counts(),
         objects=seen,
         ledger=ledger,
-        failed=failed,
-        items=items,
+        failed=tally.failed_items,
+        items=tally.items,
         markdown=markdown,
         outcomes_uri=outcomes_uri,
         ledger_error=ledger_error,

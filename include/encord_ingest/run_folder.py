@@ -29,7 +29,7 @@ from typing import Any
 
 from encord_ingest.manifest import Manifest
 from encord_ingest.results import RegisterReport
-from encord_ingest.scan.outcomes import COMMIT_COLUMNS, frame_to_outcome_bytes, read_outcomes
+from encord_ingest.scan.outcomes import COMMIT_COLUMNS, read_outcomes, write_outcome_frames
 from encord_ingest.scan.writers import BlobWriter, ManifestWriter
 from encord_ingest.storage import BlobStore
 from encord_ingest.sync import SyncReport, read_changes
@@ -270,10 +270,17 @@ class RunFolder:
     def read_event_plan(self) -> bytes:
         return self.store.read_bytes(EVENT_PLAN)
 
-    def write_final_outcomes(self, table: Any) -> str:
-        """Write the final outcome table (a DataFrame of :data:`OUTCOME_COLUMNS`) as Parquet; returns
-        its URI."""
-        return self.store.write_bytes(FINAL_OUTCOMES, frame_to_outcome_bytes(table))
+    def write_final_outcomes(self, frames: Iterable[Any]) -> str | None:
+        """Write the final outcome table, DataFrames of :data:`OUTCOME_COLUMNS` one chunk at a time,
+        as one Parquet file (through a local temporary file, one row group per chunk); returns its
+        URI, or ``None`` (and writes nothing) when there are no rows."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="final-outcomes-") as folder:
+            path = f"{folder}/{FINAL_OUTCOMES}"
+            if not write_outcome_frames(frames, path):
+                return None
+            return self.store.write_file(FINAL_OUTCOMES, path)
 
     def write_report(self, markdown: str) -> str:
         """Write ``report.md``; returns its URI."""

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -43,6 +44,8 @@ class _Backend(Protocol):
 
     def write(self, key: str, data: bytes, content_type: str | None) -> None: ...
 
+    def write_file(self, key: str, path: str) -> None: ...
+
     def head(self, key: str) -> ObjectInfo | None: ...
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
@@ -61,6 +64,10 @@ class _S3Backend:
     def write(self, key: str, data: bytes, content_type: str | None) -> None:
         extra = {"ContentType": content_type} if content_type else {}
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
+
+    def write_file(self, key: str, path: str) -> None:
+        with open(path, "rb") as body:  # one PUT, read from the file as it is sent
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
 
     def head(self, key: str) -> ObjectInfo | None:
         return self.source.head(key)
@@ -85,6 +92,9 @@ class _GCSBackend:
             data, content_type=content_type or "application/octet-stream"
         )
 
+    def write_file(self, key: str, path: str) -> None:
+        self.bucket.blob(key).upload_from_filename(path, content_type="application/octet-stream")
+
     def head(self, key: str) -> ObjectInfo | None:
         return self.source.head(key)
 
@@ -106,13 +116,20 @@ class _LocalBackend:
         return self.source.read_bytes(key)
 
     def write(self, key: str, data: bytes, content_type: str | None) -> None:
-        path = self.source.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        self._replace(key, lambda temporary: Path(temporary).write_bytes(data))
+
+    def write_file(self, key: str, path: str) -> None:
+        self._replace(key, lambda temporary: shutil.copyfile(path, temporary))
+
+    def _replace(self, key: str, fill: Callable[[str], object]) -> None:
+        """Fill a temporary file beside ``key``, then rename it over ``key`` (atomic)."""
+        target = self.source.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(handle)
         try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.replace(temporary, path)
+            fill(temporary)
+            os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
@@ -178,6 +195,12 @@ class BlobStore:
     def write_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> str:
         """Write (replace) ``key`` in one step; returns its URI."""
         self._backend.write(self._full(key), data, content_type)
+        return self.uri(key)
+
+    def write_file(self, key: str, path: str) -> str:
+        """Write (replace) ``key`` in one step with the content of the local file ``path``, without
+        holding it in memory; returns its URI."""
+        self._backend.write_file(self._full(key), path)
         return self.uri(key)
 
     def exists(self, key: str) -> bool:

@@ -28,7 +28,7 @@ def open_store(uri: str, s3: Any, gcs: GcsEmulator) -> BlobStore:
     return BlobStore.from_uri(uri, s3_client=s3, gcs_client=gcs.client())
 
 
-def test_write_read_exists_list_delete(store_uri: str, s3: Any, gcs: GcsEmulator) -> None:
+def test_write_read_exists_list_delete(store_uri: str, s3: Any, gcs: GcsEmulator, tmp_path: Path) -> None:
     store = open_store(store_uri, s3, gcs)
     assert not store.exists("runs/r1/plan.json")
     assert list(store.list()) == []
@@ -48,6 +48,11 @@ def test_write_read_exists_list_delete(store_uri: str, s3: Any, gcs: GcsEmulator
     ]
     store.write_bytes("runs/r1/plan.json", b"replaced")
     assert store.read_bytes("runs/r1/plan.json") == b"replaced"
+    local = tmp_path / "upload.parquet"
+    local.write_bytes(b"PAR1 from a local file")
+    assert store.write_file("runs/r1/final.parquet", str(local)) == store.uri("runs/r1/final.parquet")
+    assert store.read_bytes("runs/r1/final.parquet") == b"PAR1 from a local file"
+    store.delete("runs/r1/final.parquet")
     store.delete("runs/r1/plan.json")
     store.delete("runs/r1/plan.json")  # deleting what is gone is fine
     assert not store.exists("runs/r1/plan.json")

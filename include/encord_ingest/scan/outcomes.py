@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from encord_ingest.ledger import LEDGER_COLUMNS
@@ -51,15 +51,27 @@ def outcome_table_bytes(rows: list[tuple[Any, ...]]) -> bytes:
     return bytes(buffer.getvalue().to_pybytes())
 
 
-def frame_to_outcome_bytes(frame: Any) -> bytes:
-    """A whole outcome DataFrame (:data:`OUTCOME_COLUMNS`) as Parquet bytes."""
+def write_outcome_frames(frames: Iterable[Any], path: str) -> int:
+    """Outcome DataFrames (:data:`OUTCOME_COLUMNS`) into one Parquet file at ``path``, a row group
+    each, holding one at a time; returns the rows written (no file for none)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(frame[list(OUTCOME_COLUMNS)], schema=outcome_schema(), preserve_index=False)
-    buffer = pa.BufferOutputStream()
-    pq.write_table(table, buffer, compression="zstd")
-    return bytes(buffer.getvalue().to_pybytes())
+    rows, writer = 0, None
+    try:
+        for frame in frames:
+            if frame.empty:
+                continue
+            table = pa.Table.from_pandas(
+                frame[list(OUTCOME_COLUMNS)], schema=outcome_schema(), preserve_index=False
+            )
+            writer = writer or pq.ParquetWriter(path, outcome_schema(), compression="zstd")
+            writer.write_table(table)
+            rows += len(frame)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
 
 
 def read_outcomes(data: bytes, columns: Sequence[str] | None = None) -> Any:
