@@ -7,20 +7,24 @@ The tree (generated in a temporary directory) is ``day/cam-NNNN/`` folders, each
 1. baseline: ``os.walk`` over the tree plus ``json.loads`` of every sidecar (the least any
    planner must do);
 2. first plan (empty ledger: everything is new; manifests, metadata changes, outcomes written);
-3. ledger commit;
+3. ledger commit (``commit_run``, range by range);
 4. second plan (nothing changed: the ledger lets the planner skip reading sidecars);
-5. third plan after rewriting one sidecar per folder (only those items are re-read).
+5. ``commit_and_report`` of the second run (``pipeline.finish_run``: ledger check, commit,
+   ``final_outcomes.parquet`` and the report, chunk by chunk);
+6. third plan after rewriting one sidecar per folder (only those items are re-read).
 
 Usage: ``python bench/bench_planning.py [--objects 200000] [--per-folder 200] [--shards N]
 [--json FILE]`` (shards default to one per 100,000 objects: a shard is the unit of memory).
 Wall and CPU time are printed (ratios use CPU time: the machine is shared), never asserted.
-Peak RSS is the process high-water mark (``ru_maxrss``) after each phase (a phase that leaves
-it flat stayed below the earlier peak); "now" is the RSS after it.
+"phase peak" is the high-water mark of the phase alone (Linux: ``VmHWM``, reset through
+``/proc/self/clear_refs`` before each phase), "peak so far" the highest of those (or
+``ru_maxrss`` where there is no ``VmHWM``); "now" is the RSS after it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -31,7 +35,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from encord_ingest.ledger import Ledger, commit_run
+from encord_ingest.config import SourceConfig
+from encord_ingest.ledger import commit_run
+from encord_ingest.pipeline import RunOptions, finish_run, ledger_of
 from encord_ingest.run_folder import RunFolder
 from encord_ingest.scan.config import PlanningConfig
 from encord_ingest.scan.scanner import ScanContext, scan_shard
@@ -114,32 +120,73 @@ def baseline(root: Path) -> int:
 
 
 FIGURES: dict[str, dict[str, float]] = {}
+PEAK = [0.0]
+"""The highest phase peak so far (resetting ``VmHWM`` resets ``ru_maxrss`` too on Linux)."""
+
+
+def reset_phase_peak() -> None:
+    """Reset the kernel's peak-RSS mark of this process (Linux >= 4.0; a no-op elsewhere)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def phase_peak_mb() -> float:
+    """``VmHWM``: the peak RSS since :func:`reset_phase_peak`, in MiB (0 where unknown)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def timed(label: str, action: Callable[[], Any]) -> tuple[Any, float]:
+    reset_phase_peak()
     start, cpu = time.perf_counter(), time.process_time()
     result = action()
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    phase = phase_peak_mb()
+    PEAK[0] = max(PEAK[0], phase, peak_rss_mb())
     print(
-        f"{label:<34} {elapsed:8.2f} s wall {cpu:8.2f} s CPU   peak RSS {peak_rss_mb():7.1f} MiB   "
-        f"now {current_rss_mb():7.1f} MiB",
+        f"{label:<34} {elapsed:8.2f} s wall {cpu:8.2f} s CPU   phase peak {phase:7.1f} MiB   "
+        f"peak so far {PEAK[0]:7.1f} MiB   now {current_rss_mb():7.1f} MiB",
         flush=True,
     )
-    FIGURES[label] = {"wall": elapsed, "cpu": cpu, "peak_rss_mb": peak_rss_mb()}
+    FIGURES[label] = {"wall": elapsed, "cpu": cpu, "peak_rss_mb": PEAK[0], "phase_peak_mb": phase}
     return result, cpu
 
 
 def plan_run(
-    source: LocalSource, store: BlobStore, ledger: Ledger, run_id: str, *, shards: int, config: PlanningConfig
+    source: LocalSource, store: BlobStore, run_id: str, *, shards: int, config: PlanningConfig
 ) -> list[dict[str, Any]]:
+    """One run's shards, each with its own ledger reader (as each scan task has)."""
     schema = parse_schema(SCHEMA, file="bench-schema")
     run_store = store.child(f"runs/{run_id}")
     return [
         scan_shard(
-            ScanContext(source, shard, config, RunFolder(run_store), run_id, schema=schema, ledger=ledger)
+            ScanContext(
+                source, shard, config, RunFolder(run_store), run_id, schema=schema, ledger=ledger_of(store)
+            )
         )
         for shard in plan_shards(source, ["day/"], shards)
     ]
+
+
+def commit_and_report(data: Path, store: BlobStore, run_id: str, summaries: list[dict[str, Any]]) -> str:
+    """``pipeline.finish_run`` as the ``commit_and_report`` task runs it (no Encord results: the
+    run being reported planned no new item)."""
+    config = SourceConfig.model_validate(
+        {
+            "name": "bench",
+            "bucket": {"uri": data.as_uri()},
+            "state_uri": store.uri(),
+            "encord": {"integration": "bench", "folder": "bench"},
+        }
+    )
+    result = finish_run(config, store, RunOptions(run_id=run_id, prefixes=["day/"]), summaries)
+    return f"{result.objects} objects, counts {result.counts}, ledger {result.ledger}"
 
 
 def report(label: str, summaries: list[dict[str, Any]], seconds: float, baseline_seconds: float) -> None:
@@ -172,29 +219,32 @@ def main() -> None:
         print(f"  baseline: {seen / base:,.0f} objects/s")
         source = LocalSource(data)
         store = BlobStore.from_uri(str(work / "state"))
-        ledger = Ledger(store, "ledger/bench")
         config = PlanningConfig()
 
         first, seconds = timed(
             "plan 1 (empty ledger)",
-            lambda: plan_run(source, store, ledger, "r1", shards=args.shards, config=config),
+            lambda: plan_run(source, store, "r1", shards=args.shards, config=config),
         )
         report("plan 1", first, seconds, base)
         run_store = store.child("runs/r1")
-        timed("commit ledger", lambda: commit_run(ledger, "r1", RunFolder(run_store).outcomes(first)))
+        timed(
+            "commit ledger", lambda: commit_run(ledger_of(store), "r1", RunFolder(run_store).outcomes(first))
+        )
 
         second, seconds = timed(
             "plan 2 (unchanged)",
-            lambda: plan_run(source, store, ledger, "r2", shards=args.shards, config=config),
+            lambda: plan_run(source, store, "r2", shards=args.shards, config=config),
         )
         report("plan 2", second, seconds, base)
+        reported, _ = timed("commit_and_report (run 2)", lambda: commit_and_report(data, store, "r2", second))
+        print(f"  commit_and_report: {reported}")
 
         for folder in sorted((data / "day").iterdir()):
             sidecar = folder / "img_0.jpg.json"
             rewrite(sidecar, json.dumps({"capture.frame": 0, "capture.site": "moved"}))
         third, seconds = timed(
             "plan 3 (one sidecar per folder)",
-            lambda: plan_run(source, store, ledger, "r3", shards=args.shards, config=config),
+            lambda: plan_run(source, store, "r3", shards=args.shards, config=config),
         )
         report("plan 3", third, seconds, base)
         if args.json:

@@ -318,7 +318,8 @@ class Ledger:
         self.warning: str | None = None
         """Set when a read fell back to the previous version (for the run report)."""
         self._in_use: list[LedgerPart] | None = None
-        """The parts of the version reads use, once pinned (:meth:`check`, a fallback, a write)."""
+        """The parts of the version reads use, once pinned (:meth:`check`, a fallback) and until
+        this object writes a new version."""
         self._fell_back_from: str | None = None
         """What was wrong with the current version, once reads fell back to the previous one."""
 
@@ -473,9 +474,9 @@ class Ledger:
                 return None
         return self._in_use
 
-    def pinned(self, parts: list[LedgerPart]) -> None:
-        """Reads use ``parts`` from now on (the version this object just wrote)."""
-        self._in_use, self._fell_back_from = parts, None
+    def unpin(self) -> None:
+        """Reads follow the pointer again (after this object wrote a new version)."""
+        self._in_use = self._fell_back_from = None
 
     def write(self, frame: pd.DataFrame, run_id: str) -> LedgerPointer:
         """Write ``frame`` as a new version, then point to it. Returns the new pointer (whose
@@ -555,7 +556,7 @@ class LedgerWriter:
             previous_parts=self.previous or [],
         )
         self.ledger.store.write_bytes(self.ledger.pointer_key, pointer.model_dump_json().encode("utf-8"))
-        self.ledger.pinned(self.parts)
+        self.ledger.unpin()
         return pointer
 
 
