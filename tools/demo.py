@@ -159,18 +159,24 @@ def ui_env(stack: StandinStack, port: int) -> dict[str, str]:
     }
 
 
-def store_connections(stack: StandinStack, env: dict[str, str]) -> None:
-    """Put the demo connections in the metadata DB, where the UI lists them and can test them."""
+def write_connections_file(stack: StandinStack, folder: Path) -> Path:
+    """The demo connections as a file for ``airflow connections import`` (holds the private key)."""
     connections = demo_connections(stack.s3_endpoint, stack.emulator.url, stack.private_key)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=DEMO_DIR, delete=False) as file:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=folder, delete=False) as file:
         json.dump(
             {conn_id: {**conn, "extra": json.dumps(conn["extra"])} for conn_id, conn in connections.items()},
             file,
         )
+    return Path(file.name)
+
+
+def store_connections(stack: StandinStack, env: dict[str, str]) -> None:
+    """Put the demo connections in the metadata DB, where the UI lists them and can test them."""
+    path = write_connections_file(stack, DEMO_DIR)
     try:
-        airflow(env, "connections", "import", "--overwrite", file.name, log="connections.log")
+        airflow(env, "connections", "import", "--overwrite", str(path), log="connections.log")
     finally:
-        os.unlink(file.name)
+        path.unlink()
 
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:

@@ -4,8 +4,11 @@ emulator, and its one event is all a fresh operator instance needs to finish."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from airflow.triggers.base import TriggerEvent
 
 from encord_emulator.testing import EmulatorServer
+from encord_provider.hooks.encord import EncordHook
 from encord_provider.triggers.encord import EncordUploadJobTrigger
 from tests.provider.helpers import (
     BUCKET_URL,
@@ -112,3 +116,43 @@ def test_killing_the_task_cancels_the_job(
     [job] = emulator.admin.jobs()
     assert job["status"] == "CANCELLED"
     assert emulator.admin.counts()["upload_jobs.cancel"] == 1
+
+
+@pytest.mark.emulator(job_duration_s=0.3)
+def test_sdk_work_never_runs_on_the_event_loop(
+    encord_conn: str,
+    emulator: EmulatorServer,
+    integration: str,
+    run_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Building the hook (it imports the SDK), loading the key and every SDK request run in worker
+    threads: the triggerer's one event loop is never blocked by them (its watchdog logged 3 s)."""
+    import requests
+
+    trigger = defer(encord_conn, write_manifest(run_folder, "c0", IMAGES), TaskStateStore())
+    calls: list[tuple[str, int]] = []
+
+    def spy(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls.append((name, threading.get_ident()))
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(EncordHook, "__init__", spy("build the hook", EncordHook.__init__))
+    monkeypatch.setattr(EncordHook, "_create_client", spy("load the key", EncordHook._create_client))
+    monkeypatch.setattr(requests.Session, "send", spy("HTTP request", requests.Session.send))
+
+    async def run_then_kill() -> tuple[int, TriggerEvent]:
+        loop_thread = threading.get_ident()
+        async for event in trigger.run():
+            await trigger.on_kill()
+            return loop_thread, event
+        raise AssertionError("the trigger ended without an event")
+
+    loop_thread, event = asyncio.run(run_then_kill())
+    assert event.payload["status"] == "done"
+    assert {name for name, _ in calls} == {"build the hook", "load the key", "HTTP request"}
+    assert [name for name, thread in calls if thread == loop_thread] == []

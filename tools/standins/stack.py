@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from encord_emulator.testing import EmulatorServer, generate_ssh_keypair
 from standins.s3 import ACCESS_KEY, REGION, moto_s3_server, s3_client
@@ -49,12 +50,19 @@ class StandinStack:
 
 
 def demo_connections(s3_endpoint: str, emulator_url: str, private_key: str) -> dict[str, dict[str, Any]]:
-    """The demo source's connections (``aws_demo``, ``encord_demo``) as Airflow connection JSON."""
+    """The demo source's connections (``aws_demo``, ``encord_demo``) as Airflow connection JSON.
+
+    Each names its endpoint's port in ``port``, which neither hook reads: the Connections page's
+    row **Test** button of Airflow 3.3.2 sends ``port: 0`` for a connection without a port, and the
+    API then refuses to test with the stored secrets (HTTP 400 "The host or port to test differs
+    from the stored connection").
+    """
     return {
         "aws_demo": {
             "conn_type": "aws",
             "login": ACCESS_KEY,
             "password": ACCESS_KEY,
+            "port": endpoint_port(s3_endpoint),
             # STS too: the connection's Test button calls sts:GetCallerIdentity (moto serves it).
             "extra": {
                 "endpoint_url": s3_endpoint,
@@ -64,9 +72,16 @@ def demo_connections(s3_endpoint: str, emulator_url: str, private_key: str) -> d
         },
         "encord_demo": {
             "conn_type": "encord",
+            "port": endpoint_port(emulator_url),
             "extra": {"ssh_private_key": private_key, "domain": emulator_url},
         },
     }
+
+
+def endpoint_port(url: str) -> int:
+    """The port ``url`` names, or its scheme's default."""
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 @contextmanager

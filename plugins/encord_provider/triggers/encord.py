@@ -1,6 +1,7 @@
 """EncordUploadJobTrigger: wait for upload jobs in the triggerer, then wake the operator once.
 
-The SDK is synchronous, so each call runs in a thread (``asyncio.to_thread``). Each call is a
+The SDK is synchronous, so building the hook (which imports the SDK) and each call run in a
+thread (``asyncio.to_thread``): nothing blocks the triggerer's event loop. Each call is a
 short long-poll (``poll_timeout_s``) so the trigger notices its absolute ``deadline`` and a
 cancellation promptly. The one event it yields carries everything ``execute_complete`` needs:
 the folder, and per chunk its URI, its job UUID and the job's outcome (counts, unit errors and
@@ -63,8 +64,11 @@ class EncordUploadJobTrigger(BaseTrigger):
         )
 
     async def _hook(self) -> EncordHook:
+        """The hook, built in a thread: building it imports the SDK, seconds of CPU the first time."""
         connection = await EncordHook.aget_connection(self.encord_conn_id)
-        return EncordHook(self.encord_conn_id, connection=connection, **self.hook_params)
+        return await asyncio.to_thread(
+            EncordHook, self.encord_conn_id, connection=connection, **self.hook_params
+        )
 
     def _event(
         self, status: str, outcomes: dict[str, JobOutcome], message: str | None = None
