@@ -2,7 +2,8 @@
 
 The tree (generated in a temporary directory) is ``day/cam-NNNN/`` folders, each holding
 ``img_N.jpg`` files with a ``img_N.jpg.json`` sidecar, a ``_defaults.yaml`` and a
-``metadata.csv`` with one row per image. Phases, all in this process:
+``metadata.csv`` with one row per image. Phases, all in this process, after an untimed warm-up
+plan of one folder (lazy imports are not planning work):
 
 1. baseline: ``os.walk`` over the tree plus ``json.loads`` of every sidecar (the least any
    planner must do);
@@ -14,7 +15,9 @@ The tree (generated in a temporary directory) is ``day/cam-NNNN/`` folders, each
 6. third plan after rewriting one sidecar per folder (only those items are re-read).
 
 Usage: ``python bench/bench_planning.py [--objects 200000] [--per-folder 200] [--shards N]
-[--json FILE]`` (shards default to one per 100,000 objects: a shard is the unit of memory).
+[--json FILE] [--profile DIR]`` (shards default to one per 100,000 objects: a shard is the unit
+of memory). ``--profile DIR`` writes a cProfile file per plan (``plan-1.prof`` ...; read with
+``python -m pstats``); CPU times include the profiler's overhead then.
 Wall and CPU time are printed (ratios use CPU time: the machine is shared), never asserted.
 "phase peak" is the high-water mark of the phase alone (Linux: ``VmHWM``, reset through
 ``/proc/self/clear_refs`` before each phase), "peak so far" the highest of those (or
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import json
 import os
 import resource
@@ -120,6 +124,8 @@ def baseline(root: Path) -> int:
 
 
 FIGURES: dict[str, dict[str, float]] = {}
+PROFILE_DIR: list[Path] = []
+"""``--profile``: where each plan's cProfile file goes."""
 PEAK = [0.0]
 """The highest phase peak so far (resetting ``VmHWM`` resets ``ru_maxrss`` too on Linux)."""
 
@@ -144,8 +150,11 @@ def phase_peak_mb() -> float:
 
 def timed(label: str, action: Callable[[], Any]) -> tuple[Any, float]:
     reset_phase_peak()
+    profiler = cProfile.Profile() if PROFILE_DIR and label.startswith("plan ") else None
     start, cpu = time.perf_counter(), time.process_time()
-    result = action()
+    result = action() if profiler is None else profiler.runcall(action)
+    if profiler is not None:
+        profiler.dump_stats(PROFILE_DIR[0] / f"plan-{label.split()[1]}.prof")
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     phase = phase_peak_mb()
     PEAK[0] = max(PEAK[0], phase, peak_rss_mb())
@@ -189,6 +198,16 @@ def commit_and_report(data: Path, store: BlobStore, run_id: str, summaries: list
     return f"{result.objects} objects, counts {result.counts}, ledger {result.ledger}"
 
 
+def warm_up(work: Path, per_folder: int) -> None:
+    """Plan one folder twice, untimed: imports done lazily by a plan (pandas, pyarrow, ...) are
+    not planning work, and with ``PYTHONDONTWRITEBYTECODE`` they would compile on every run."""
+    generate(work / "bucket", per_folder, per_folder)
+    source, store = LocalSource(work / "bucket"), BlobStore.from_uri(str(work / "state"))
+    summaries = plan_run(source, store, "w1", shards=1, config=PlanningConfig())
+    commit_run(ledger_of(store), "w1", RunFolder(store.child("runs/w1")).outcomes(summaries))
+    plan_run(source, store, "w2", shards=1, config=PlanningConfig())
+
+
 def report(label: str, summaries: list[dict[str, Any]], seconds: float, baseline_seconds: float) -> None:
     objects = sum(s["objects"] for s in summaries)
     counts: dict[str, int] = {}
@@ -208,11 +227,16 @@ def main() -> None:
     parser.add_argument("--per-folder", type=int, default=200)
     parser.add_argument("--shards", type=int, default=0, help="default: one per 100,000 objects")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--profile", type=Path, help="write a cProfile file per plan into this folder")
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        PROFILE_DIR.append(args.profile)
     args.shards = args.shards or max(1, -(-args.objects // 100_000))
     work = Path(tempfile.mkdtemp(prefix="bench-planning-"))
     try:
         data = work / "bucket"
+        warm_up(work / "warm-up", args.per_folder)
         count, _ = timed("generate tree", lambda: generate(data, args.objects, args.per_folder))
         print(f"  {count} objects in {data}")
         seen, base = timed("baseline os.walk + json.loads", lambda: baseline(data))
