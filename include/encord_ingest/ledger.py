@@ -825,9 +825,12 @@ def item_urls_by_title(outcome_frames: Iterable[pd.DataFrame]) -> dict[str, str]
     return mapping
 
 
+_VERSIONS_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def sidecar_versions_json(versions: Mapping[str, str]) -> str:
     """The ``sidecars`` column: ``{key: version}`` as compact, sorted JSON."""
-    return json.dumps(dict(sorted(versions.items())), separators=(",", ":"), ensure_ascii=False)
+    return _VERSIONS_JSON.encode(dict(sorted(versions.items())))
 
 
 def recorded_sidecars(sidecars_column: Iterable[str | None]) -> dict[str, str]:

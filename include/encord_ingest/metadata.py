@@ -60,6 +60,7 @@ import re
 import sys
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -114,12 +115,13 @@ class _Reject(Exception):
         self.detail = detail
 
 
-class TypedMetadata(BaseModel):
+@dataclass(slots=True)
+class TypedMetadata:
     """One layer's typed, JSON-safe values plus what went wrong (errors) or looks odd (warnings)."""
 
-    values: dict[str, Any] = Field(default_factory=dict)
-    errors: list[ItemError] = Field(default_factory=list)
-    warnings: list[ItemError] = Field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: list[ItemError] = field(default_factory=list)
+    warnings: list[ItemError] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -638,7 +640,9 @@ def map_and_type(
     return typed
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def metadata_fingerprint(typed: Mapping[str, Any]) -> str:
     """SHA-256 hex of canonical JSON (sorted keys, no spaces, UTF-8): equal dicts, equal hashes."""
-    canonical = json.dumps(typed, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(typed).encode("utf-8")).hexdigest()

@@ -12,7 +12,7 @@ import re
 from abc import abstractmethod
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from encord_ingest.errors import ErrorCode, ItemError, value_repr
@@ -73,6 +73,9 @@ def _json_object(value: dict[str, Any]) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"clientMetadata must be plain JSON (no NaN, no objects): {exc}") from exc
     return normalised
+
+
+_TYPED: dict[str, bool] = {"typed_metadata": True}
 
 
 # --- media metadata ----------------------------------------------------------------------------
@@ -154,8 +157,16 @@ class _Item(BaseModel):
 
     @field_validator("client_metadata")
     @classmethod
-    def _plain_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _plain_json(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if info.context is _TYPED:
+            return value
         return _json_object(value)
+
+    @classmethod
+    def of_typed(cls, **fields: Any) -> Self:
+        """An item whose ``client_metadata`` the planner typed (JSON values only, by construction):
+        validated like any other, without the JSON round trip of the metadata."""
+        return cls.model_validate(fields, context=_TYPED)
 
     @abstractmethod
     def object_urls(self) -> list[str]:

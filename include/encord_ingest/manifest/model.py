@@ -25,9 +25,13 @@ class ManifestError(ValueError):
     """A manifest (file or dict) that cannot be read; the message names the source and the entry."""
 
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+"""``json.dumps`` with these options, built once (``dumps`` builds an encoder per call)."""
+
+
 def compact_json_bytes(value: Any) -> bytes:
     """The one JSON encoding of manifest files (compact, UTF-8); chunk sizes are measured in it."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return _COMPACT.encode(value).encode("utf-8")
 
 
 def _describe(exc: ValidationError) -> str:

@@ -14,6 +14,11 @@ from encord_ingest.schema import MetadataSchema
 from encord_ingest.sidecars import MetadataLayer, ParsedSidecar, SidecarRole, merge_layers
 
 STATIC_FILE = "planning config: mapping.static"
+TYPED_CACHE_ENTRIES = 1024
+"""Typed folder-defaults layers kept per scan (they apply to every item below their folder)."""
+
+TypedCache = dict[tuple[str, str], TypedMetadata]
+"""``(file, fingerprint) -> typed layer`` of folder defaults files: typed once, not per item."""
 
 
 @dataclass(slots=True)
@@ -27,13 +32,19 @@ class ItemMetadata:
 
 
 def _typed_layers(
-    layers: Sequence[MetadataLayer], config: PlanningConfig, schema: MetadataSchema, static: TypedMetadata
+    layers: Sequence[MetadataLayer],
+    config: PlanningConfig,
+    schema: MetadataSchema,
+    static: TypedMetadata,
+    cache: TypedCache | None,
 ) -> tuple[list[TypedMetadata], list[str]]:
     typed = [static]
     files = []
     for layer in layers:
-        typed.append(
-            map_and_type(
+        shared = cache is not None and layer.role == SidecarRole.FOLDER_DEFAULTS and layer.fingerprint
+        found = cache.get((layer.file, layer.fingerprint or "")) if shared and cache is not None else None
+        if found is None:
+            found = map_and_type(
                 layer.values,
                 schema,
                 config.mapping,
@@ -41,7 +52,11 @@ def _typed_layers(
                 untyped=layer.untyped,
                 unknown_keys=config.unknown_keys,
             )
-        )
+            if shared and cache is not None:
+                if len(cache) >= TYPED_CACHE_ENTRIES:
+                    cache.clear()
+                cache[(layer.file, layer.fingerprint or "")] = found
+        typed.append(found)
         files.append(layer.file)
     return typed, files
 
@@ -62,12 +77,13 @@ def build_metadata(
     config: PlanningConfig,
     schema: MetadataSchema,
     static: TypedMetadata | None = None,
+    cache: TypedCache | None = None,
 ) -> ItemMetadata:
-    """Type each layer (``static``: the typed static config), merge them lowest first, and check
-    the reserved keys for ``kind``."""
+    """Type each layer (``static``: the typed static config; ``cache``: typed folder defaults of
+    this scan, read only), merge them lowest first, and check the reserved keys for ``kind``."""
     if static is None:
         static = config.mapping.static_layer(schema, file=STATIC_FILE, unknown_keys=config.unknown_keys)
-    typed, files = _typed_layers(layers, config, schema, static)
+    typed, files = _typed_layers(layers, config, schema, static, cache)
     warnings = [warning for layer in typed for warning in layer.warnings]
     errors = [error for layer in typed for error in layer.errors]
     if errors:

@@ -33,7 +33,8 @@ from encord_ingest.sources.base import Source
 def build_item(
     draft: Draft, urls: list[str], metadata: dict[str, Any], source: Source, probe: ProbeConfig
 ) -> Item | ItemError:
-    """The manifest item of ``draft`` (media probed when ``probe`` says so), or why there is none."""
+    """The manifest item of ``draft`` (media probed when ``probe`` says so), or why there is none.
+    ``metadata`` is typed (JSON values only)."""
     common: dict[str, Any] = {"title": draft.title, "client_metadata": metadata}
     member = draft.members[0]
     if probe.client_only and draft.kind in NOT_DESCRIBABLE:
@@ -45,14 +46,14 @@ def build_item(
             if isinstance(media, ItemError):
                 return media
             frames.append(GroupFrame(url=url, image_metadata=media))
-        return ImageGroupItem(frames=frames, create_video=draft.create_video, **common)
+        return ImageGroupItem.of_typed(frames=frames, create_video=draft.create_video, **common)
     if draft.kind == "dicom_series":
-        return DicomSeriesItem(files=urls, **common)
+        return DicomSeriesItem.of_typed(files=urls, **common)
     if draft.kind == "image":
         media = probe_image(source.read_bytes, member.key, member.size, probe) if probe.probe_images else None
         if isinstance(media, ItemError):
             return media
-        return ImageItem(object_url=urls[0], image_metadata=media, **common)
+        return ImageItem.of_typed(object_url=urls[0], image_metadata=media, **common)
     if draft.kind == "video":
         video = None
         if probe.probe_videos:
@@ -71,9 +72,11 @@ def build_item(
             )
             if outside is not None:
                 return outside
-        return VideoItem(object_url=urls[0], video_metadata=video, **common)
+        return VideoItem.of_typed(object_url=urls[0], video_metadata=video, **common)
     if draft.kind == "text" and probe.client_only:
-        return TextItem(object_url=urls[0], text_metadata=text_metadata(member.key, member.size), **common)
+        return TextItem.of_typed(
+            object_url=urls[0], text_metadata=text_metadata(member.key, member.size), **common
+        )
     singles: dict[str, type[AudioItem | TextItem | PdfItem | NiftiItem]] = {
         "audio": AudioItem,
         "text": TextItem,
@@ -81,4 +84,4 @@ def build_item(
         "nifti": NiftiItem,
     }
     single = singles[draft.kind]
-    return single(object_url=urls[0], **common)
+    return single.of_typed(object_url=urls[0], **common)

@@ -41,7 +41,13 @@ from encord_ingest.metadata import metadata_fingerprint
 from encord_ingest.run_folder import MANIFESTS, METADATA, OUTCOMES, RunFolder
 from encord_ingest.scan.config import PlanningConfig, ShardSummary, config_fingerprint
 from encord_ingest.scan.inputs import FolderInputs, Parsed, find_object, read_and_parse
-from encord_ingest.scan.item_metadata import STATIC_FILE, ItemMetadata, build_metadata, own_defaults
+from encord_ingest.scan.item_metadata import (
+    STATIC_FILE,
+    ItemMetadata,
+    TypedCache,
+    build_metadata,
+    own_defaults,
+)
 from encord_ingest.scan.items import build_item
 from encord_ingest.scan.outcomes import OUTCOME_COLUMNS, outcome_table_bytes
 from encord_ingest.scan.writers import ManifestWriter, RowsWriter
@@ -125,6 +131,7 @@ class ShardScanner:
         self.error_counts: Counter[str] = Counter()
         self.unseen = set(ledger.rows)
         self.static = config.mapping.static_layer(schema, file=STATIC_FILE, unknown_keys=config.unknown_keys)
+        self.typed_defaults: TypedCache = {}
         self.claimed_outside: set[str] = set()
         self.parse_errors: dict[str, ItemError] = {}
         self.series = SeriesCollector()
@@ -476,6 +483,7 @@ class ShardScanner:
             config=self.ctx.config,
             schema=self.ctx.schema,
             static=self.static,
+            cache=self.typed_defaults,
         )
 
     def _provenance(self, draft: Draft, item_url: str, versions: Mapping[str, str]) -> dict[str, Any]:

@@ -142,6 +142,10 @@ class SidecarConventions(BaseModel):
         return tuple(suffix for _, suffix in self._suffix_kinds)
 
     @cached_property
+    def _longest_suffix(self) -> int:
+        return max(map(len, self._suffixes), default=0)
+
+    @cached_property
     def _defaults_set(self) -> frozenset[str]:
         return frozenset(self.defaults_names)
 
@@ -166,8 +170,9 @@ class SidecarConventions(BaseModel):
             return SidecarRole.FOLDER_DEFAULTS
         if name in self._tables_set:
             return SidecarRole.FOLDER_TABLE
-        if name.endswith(self._suffixes) and any(
-            name.endswith(suffix) and len(name) > len(suffix) for suffix in self._suffixes
+        if name.endswith(self._suffixes) and (
+            len(name) > self._longest_suffix
+            or any(name.endswith(suffix) and len(name) > len(suffix) for suffix in self._suffixes)
         ):
             return SidecarRole.PER_FILE
         return None

@@ -10,9 +10,8 @@ whether it is ``untyped``), then :func:`merge_layers` combines them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict
 
 from encord_ingest.errors import ItemError
 
@@ -23,15 +22,15 @@ from .tables import ParsedTable
 STATIC_ROLE = "static"
 
 
-class MetadataLayer(BaseModel):
-    """One source of values for one data file.
+@dataclass(frozen=True, slots=True)
+class MetadataLayer:
+    """One source of values for one data file (a plain dataclass: built for every layer of every
+    item, from parsed sidecars whose values are already checked).
 
     ``file`` is the sidecar key (or whatever the caller named the static config),
     ``fingerprint`` the SHA-256 of the sidecar's bytes (a table's for a table row; ``None`` for
     static config), ``untyped`` true for CSV/TSV rows whose values are all strings.
     """
-
-    model_config = ConfigDict(frozen=True)
 
     file: str
     role: str

@@ -17,17 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
-
 DELIMITER = "/"
 MAX_CHAR = "\U0010ffff"
 
 
-class ObjectInfo(BaseModel):
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
     """One listed object. ``version`` is the S3 ETag (quotes stripped), the GCS generation, or
-    ``<mtime_ns hex>-<size hex>`` for a local file."""
-
-    model_config = ConfigDict(frozen=True)
+    ``<mtime_ns hex>-<size hex>`` for a local file. A plain dataclass: one is built per listed
+    object, from values the listing already typed."""
 
     key: str
     size: int

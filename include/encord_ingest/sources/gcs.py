@@ -24,7 +24,7 @@ LEVEL_FIELDS = f"{ITEM_FIELDS},prefixes,nextPageToken"
 
 
 def _info(blob: Any) -> ObjectInfo:
-    return ObjectInfo.model_construct(
+    return ObjectInfo(
         key=blob.name,
         size=int(blob.size or 0),
         version=str(blob.generation or blob.etag or ""),

@@ -87,7 +87,7 @@ class LocalSource(BoundedListing):
             return None  # removed since it was listed
         if not stat.S_ISREG(result.st_mode):
             return None
-        return ObjectInfo.model_construct(
+        return ObjectInfo(
             key=key,
             size=result.st_size,
             version=f"{result.st_mtime_ns:x}-{result.st_size:x}",
@@ -138,7 +138,11 @@ class LocalSource(BoundedListing):
         """The file's bytes (its first ``max_bytes``)."""
         try:
             with open(self._file(key), "rb") as handle:
-                return handle.read(-1 if max_bytes is None else max(max_bytes, 0))
+                if max_bytes is None:
+                    return handle.read()
+                # Ask for no more than the file holds (+1 to reach the end): a read of a large
+                # limit would allocate the whole limit first.
+                return handle.read(min(max(max_bytes, 0), os.fstat(handle.fileno()).st_size + 1))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise FileNotFoundError(f"{self.uri(key)} does not exist") from None
 

@@ -22,7 +22,7 @@ _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 def _info(item: dict[str, Any]) -> ObjectInfo:
     # botocore already parsed and typed the listing: no second validation per key.
-    return ObjectInfo.model_construct(
+    return ObjectInfo(
         key=item["Key"],
         size=item.get("Size", item.get("ContentLength", 0)),
         version=str(item.get("ETag", "")).strip('"'),

@@ -46,8 +46,14 @@ URL_STYLES: dict[str, dict[str, str]] = {
 PLACEHOLDERS = frozenset({"bucket", "key", "region"})
 
 
+_NOTHING_TO_ENCODE = re.compile(r"[A-Za-z0-9_.~/-]*")
+"""Keys made only of characters :func:`encode_key` keeps (most keys): returned as they are."""
+
+
 def encode_key(key: str) -> str:
     """Percent-encode ``key`` by the one documented rule (see the module docstring)."""
+    if _NOTHING_TO_ENCODE.fullmatch(key):
+        return key
     return quote(key, safe=KEY_SAFE_CHARACTERS, encoding="utf-8", errors="strict")
 
 
@@ -124,6 +130,8 @@ class UrlBuilder:
         self.region = region or ""
         self._values = {"bucket": encode_key(bucket), "region": self.region}
         self._pattern = self._compile(template)
+        marker = "\x00"
+        self._head, _, self._tail = template.format(key=marker, **self._values).partition(marker)
 
     @classmethod
     def for_source(
@@ -134,7 +142,7 @@ class UrlBuilder:
 
     def url(self, key: str) -> str:
         """The canonical URL of ``key``."""
-        return self.template.format(key=encode_key(key), **self._values)
+        return self._head + encode_key(key) + self._tail
 
     def key_from_url(self, url: str) -> str | None:
         """The key whose canonical URL is ``url``, or ``None`` if ``url`` is not one of ours."""
