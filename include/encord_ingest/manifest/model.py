@@ -34,6 +34,28 @@ def compact_json_bytes(value: Any) -> bytes:
     return _COMPACT.encode(value).encode("utf-8")
 
 
+def chunk_bytes(
+    entries: Iterable[tuple[str, bytes]], *, skip_duplicate_urls: bool = True, upsert_metadata: bool = False
+) -> bytes:
+    """The chunk-file bytes (:meth:`Manifest.to_bytes`) of items given as ``(DOCS_KEY, compact
+    JSON of to_docs())``: kinds in ``ITEM_TYPES`` order, items in the given order within a kind,
+    the flags last. A writer that measured each entry's bytes reuses them here."""
+    by_kind: dict[str, list[bytes]] = {}
+    for docs_key, entry in entries:
+        by_kind.setdefault(docs_key, []).append(entry)
+    parts = [
+        compact_json_bytes(docs_key) + b":[" + b",".join(by_kind[docs_key]) + b"]"
+        for docs_key in _TYPE_BY_DOCS_KEY
+        if docs_key in by_kind
+    ]
+    flags = (skip_duplicate_urls, upsert_metadata)
+    parts += [
+        compact_json_bytes(flag) + b":" + compact_json_bytes(value)
+        for flag, value in zip(FLAG_KEYS, flags, strict=True)
+    ]
+    return b"{" + b",".join(parts) + b"}"
+
+
 def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
@@ -134,7 +156,11 @@ class Manifest(BaseModel):
 
     def to_bytes(self) -> bytes:
         """The chunk-file form: the documented JSON, compact UTF-8."""
-        return compact_json_bytes(self.to_docs_json())
+        return chunk_bytes(
+            ((item.DOCS_KEY, compact_json_bytes(item.to_docs())) for item in self.items),
+            skip_duplicate_urls=self.skip_duplicate_urls,
+            upsert_metadata=self.upsert_metadata,
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str | None = None) -> Manifest:

@@ -141,13 +141,8 @@ class ShardScanner:
     # -- rows -------------------------------------------------------------------------------------
 
     def _row(self, info: ObjectInfo, outcome: Outcome, url: str, **fields: Any) -> None:
-        row = {
-            "key": info.key,
-            "url": url,
-            "outcome": outcome.value,
-            "version": info.version,
-            "size": info.size,
-        }
+        row = dict.fromkeys(OUTCOME_COLUMNS)
+        row.update(key=info.key, url=url, outcome=outcome.value, version=info.version, size=info.size)
         row.update(fields)
         error = fields.get("code")
         if outcome is Outcome.FAILED and error:
@@ -155,7 +150,9 @@ class ShardScanner:
         if fields.get("warning"):
             self.summary.warnings += 1
         self.counts[outcome.value] += 1
-        self.outcomes.add(tuple(row.get(name) for name in OUTCOME_COLUMNS))
+        if len(row) != len(OUTCOME_COLUMNS):
+            raise ValueError(f"not outcome columns: {sorted(set(row) - set(OUTCOME_COLUMNS))}")
+        self.outcomes.add(tuple(row.values()))
 
     def _skip(self, info: ObjectInfo, code: str, message: str | None = None) -> None:
         self._row(info, Outcome.SKIPPED, self.ctx.source.object_url(info.key), code=code, message=message)
@@ -181,11 +178,11 @@ class ShardScanner:
                     self.summary.objects,
                     dict(self.counts),
                 )
-            url = self.ctx.source.object_url(info.key)
-            self.unseen.discard(url)
+            if self.unseen:
+                self.unseen.discard(self.ctx.source.object_url(info.key))
             reason = self.key_filter.rule_reason(info)
             if reason is not None:
-                self._row(info, Outcome.SKIPPED, url, code=reason.value)
+                self._row(info, Outcome.SKIPPED, self.ctx.source.object_url(info.key), code=reason.value)
                 continue
             yield info
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from encord_ingest.errors import ItemError
 from encord_ingest.manifest import Item, Manifest, check_item_limits
-from encord_ingest.manifest.model import compact_json_bytes
+from encord_ingest.manifest.model import chunk_bytes, compact_json_bytes
 
 
 class BlobWriter:
@@ -35,7 +35,9 @@ class ManifestWriter:
         self.writer = writer
         self.max_items, self.max_urls, self.max_bytes = max_items, max_urls, max_bytes
         self.envelope = len(Manifest([]).to_bytes())
-        self.items: list[Item] = []
+        self.items: list[tuple[str, bytes]] = []
+        """``(DOCS_KEY, entry bytes)`` of the chunk being filled."""
+        self.chunk_urls: set[str] = set()
         self.kinds: set[str] = set()
         self.urls = 0
         self.size = self.envelope
@@ -44,8 +46,10 @@ class ManifestWriter:
 
     def add(self, item: Item) -> ItemError | None:
         """Queue ``item``; an item that fits in no chunk is returned as its error instead."""
-        urls = len(item.object_urls())
-        entry = len(compact_json_bytes(item.to_docs()))
+        item_urls = item.object_urls()
+        urls = len(item_urls)
+        entry_bytes = compact_json_bytes(item.to_docs())
+        entry = len(entry_bytes)
         section = len(compact_json_bytes(item.DOCS_KEY)) + 4
         if urls > self.max_urls or self.envelope + section + entry > self.max_bytes:
             return check_item_limits(item, max_urls=self.max_urls, max_bytes=self.max_bytes)
@@ -57,7 +61,11 @@ class ManifestWriter:
         ):
             self.flush()
             added = entry + section
-        self.items.append(item)
+        repeated = self.chunk_urls.intersection(item_urls)
+        if repeated:  # what a Manifest refuses; a scan lists each object once
+            raise ValueError(f"object URL {sorted(repeated)[0]!r} appears in more than one item")
+        self.chunk_urls.update(item_urls)
+        self.items.append((item.DOCS_KEY, entry_bytes))
         self.kinds.add(item.DOCS_KEY)
         self.urls += urls
         self.size += added
@@ -67,8 +75,9 @@ class ManifestWriter:
 
     def flush(self) -> None:
         if self.items:
-            self.writer.write(Manifest(self.items).to_bytes())
+            self.writer.write(chunk_bytes(self.items))
         self.items, self.kinds, self.urls, self.size = [], set(), 0, self.envelope
+        self.chunk_urls = set()
 
 
 class RowsWriter:

@@ -164,4 +164,6 @@ def parse_sidecar(
         values = parse_document(text, doc_format, max_depth=max_depth, max_values=max_bytes // 2 + 1)
     except ValueProblem as problem:
         return problem.to_error(file)
-    return ParsedSidecar(file=file, fingerprint=fingerprint(data), format=doc_format, values=values)
+    return ParsedSidecar.model_construct(  # checked above, one per sidecar read: no re-validation
+        file=file, fingerprint=fingerprint(data), format=doc_format, values=values
+    )
