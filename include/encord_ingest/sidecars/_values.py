@@ -150,6 +150,11 @@ class Normaliser:
                 expected=f"at most {self.max_values} values",
                 detail="the document expands to more values than its size limit allows (YAML aliases?)",
             )
+        kind = type(value)  # exact JSON types first (most values), then the general checks
+        if kind is str:
+            return check_text(value, self.invalid_code)
+        if kind is int or kind is bool or value is None:
+            return value
         if value is None or isinstance(value, bool | int):
             return value
         if isinstance(value, str):
