@@ -21,6 +21,7 @@ does no I/O beyond what the caller already read (the YAML files).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,6 +47,7 @@ from encord_ingest.sources.factory import open_source
 from encord_ingest.sources.prefix import placeholders, render_prefix
 from encord_ingest.storage import BlobStore
 from encord_provider.clients import storage_clients
+from encord_provider.links import RunReportLink, object_url_for_connection
 from encord_provider.operators.encord import (
     EncordLinkDatasetOperator,
     EncordMetadataSchemaOperator,
@@ -346,9 +348,7 @@ def register_sync_commit(
         if run is None:
             raise _unplanned(failed_tasks)
         options = RunOptions.from_json(run)
-        return _commit_and_report(
-            config, list(summaries or []), options, failed_tasks, context.get("outlet_events")
-        )
+        return _commit_and_report(config, list(summaries or []), options, failed_tasks, context)
 
     manifests: Any = manifest_chunks(summaries, run)
     changes: Any = change_chunks(summaries)
@@ -391,7 +391,8 @@ def register_sync_commit(
         )
         sync >> link
         tail = link
-    done = commit_and_report(summaries, run)
+    done: Any = commit_and_report(summaries, run)
+    done.operator.operator_extra_links = (RunReportLink(),)  # a TaskFlow task has no class of its own
     tail >> done
     return done
 
@@ -401,13 +402,14 @@ def _commit_and_report(
     summaries: list[dict[str, Any]],
     options: RunOptions,
     failed_tasks: list[str],
-    outlet_events: Any = None,
+    context: Mapping[str, Any],
 ) -> dict[str, Any]:
     """:func:`~encord_ingest.pipeline.finish_run` (the report goes to the log too, and the counts
     and report URI to the Asset event), then fail if the ledger could not be read, a task failed
     (an error that is not per item: auth, a missing folder, an unreadable bucket), nothing was
     listed and ``empty_run`` is ``fail``, or past the error budget."""
     result = finish_run(config, _state(config), options, summaries, failed_tasks)
+    RunReportLink.persist(context, object_url_for_connection(result.report_uri, config.state_connection))
     log.info(
         "Run report: %s (every object's final outcome: %s)\n%s\n\n%s",
         result.report_uri,
@@ -419,7 +421,7 @@ def _commit_and_report(
         log.warning("%s", result.empty)
     if result.ledger_error is not None:
         raise AirflowException(f"{result.ledger_error}; see {result.report_uri}")
-    if outlet_events is not None:
+    if (outlet_events := context.get("outlet_events")) is not None:
         outlet_events[source_asset(config)].extra = asset_extra(options, result.to_json())
     _raise_for_failed_tasks(failed_tasks, result.report_uri)
     if result.empty and config.empty_run == "fail":

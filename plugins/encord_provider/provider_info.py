@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from encord_provider.links import EXTRA_LINKS, LINK_TEMPLATES
+
 HOOK_CLASS = "encord_provider.hooks.encord.EncordHook"
 
 CONN_FIELDS: dict[str, Any] = {
@@ -27,6 +29,24 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "https://api.encord.com (EU, default), https://api.us.encord.com (US), "
         "or another origin such as a local emulator.",
         "schema": {"type": ["string", "null"], "default": "https://api.encord.com"},
+    },
+    "web_url": {
+        "label": "Web app URL",
+        "description": "For the task links to Encord: https://app.encord.com for the EU domain and "
+        "https://app.us.encord.com for the US one unless set here; other domains get no link without it.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "folder_link": {
+        "label": "Folder link template",
+        "description": "URL of a storage folder, with {web_url} and {folder_uuid}. Default: "
+        + LINK_TEMPLATES["folder"],
+        "schema": {"type": ["string", "null"]},
+    },
+    "upload_job_link": {
+        "label": "Upload job link template",
+        "description": "URL of an upload job, with {web_url}, {folder_uuid} and {job_uuid}. Default: "
+        + LINK_TEMPLATES["upload_job"],
+        "schema": {"type": ["string", "null"]},
     },
 }
 
@@ -61,6 +81,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "triggers": [{"integration-name": "Encord", "python-modules": ["encord_provider.triggers.encord"]}],
+        "extra-links": [f"encord_provider.links.{link.__name__}" for link in EXTRA_LINKS],
         "connection-types": [
             {
                 "connection-type": "encord",

@@ -161,6 +161,18 @@ def test_every_objects_final_outcome_is_in_a_parquet_file_that_matches_the_repor
     assert event["counts"] == counts
     assert event["prefixes"] == [DAY_PREFIX]
 
+    # Extra links (the demo connection's templates point at the emulator's admin views, and the
+    # report at the moto endpoint, path style).
+    emulator, s3 = runner.stack.emulator.url, runner.stack.s3_endpoint
+    [(job, folder)] = [(j["uuid"], j["folder"]) for j in runner.stack.emulator.admin.jobs()]
+    assert {f["uuid"]: f["name"] for f in runner.stack.emulator.admin.folders()}[folder] == "raw"
+    assert _links(run, "register", map_index=0) == {
+        "Encord folder": f"{emulator}/_admin/folder-items?folder={folder}",
+        "Encord upload job": f"{emulator}/_admin/jobs#{job}",
+    }
+    report_key = f"demo_media/runs/{run_key(run.run_id)}/report.md"
+    assert _links(run, "commit_and_report") == {"Run report": f"{s3}/{DEMO_STATE_BUCKET}/{report_key}"}
+
 
 def _asset_event(run_id: str) -> dict[str, Any]:
     from airflow.models.asset import AssetEvent
@@ -170,6 +182,20 @@ def _asset_event(run_id: str) -> dict[str, Any]:
         events = [e for e in session.query(AssetEvent).all() if e.source_run_id == run_id]
         assert len(events) == 1
         return dict(events[0].extra)
+
+
+def _links(dag_run: Any, task_id: str, map_index: int = -1) -> dict[str, str | None]:
+    """A task instance's extra links as the UI's API route computes them: from the DAG the
+    scheduler serialised, through each link's ``get_link`` (an empty URL is no link)."""
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        serialized = SerializedDagModel.get(dag_run.dag_id, session=session)
+        assert serialized is not None
+        task = serialized.dag.get_task(task_id)
+    [ti] = [t for t in dag_run.get_task_instances() if t.task_id == task_id and t.map_index == map_index]
+    return {name: task.get_extra_links(ti, name) or None for name in task.extra_links}
 
 
 def test_a_run_that_lists_nothing_says_so_loudly_and_can_be_made_to_fail(
@@ -195,3 +221,7 @@ def test_a_register_task_that_fails_names_the_cause_for_each_of_its_items(runner
     assert row[0] == "`raw/2026/11/20/a/one.jpg`"
     assert row[1].startswith("registration did not complete for chunk s3://encord-demo-state/")
     assert ": the register task failed: EncordAuthError: Encord connection 'encord_demo':" in row[1]
+    # No job was started: no job link, and no error either; the folder and report links stay.
+    links = _links(failed, "register", map_index=0)
+    assert links["Encord upload job"] is None and links["Encord folder"]
+    assert _links(failed, "commit_and_report")["Run report"]

@@ -36,7 +36,14 @@ def test_connection_type_form_fields_and_behaviour() -> None:
         for name, widget in manager.connection_form_widgets.items()
         if name.startswith("extra__encord__")
     }
-    assert sorted(widgets) == ["domain", "ssh_key_passphrase", "ssh_private_key"]
+    assert sorted(widgets) == [
+        "domain",
+        "folder_link",
+        "ssh_key_passphrase",
+        "ssh_private_key",
+        "upload_job_link",
+        "web_url",
+    ]
     assert widgets["ssh_private_key"].is_sensitive
     assert widgets["ssh_key_passphrase"].is_sensitive
     assert not widgets["domain"].is_sensitive
@@ -45,6 +52,11 @@ def test_connection_type_form_fields_and_behaviour() -> None:
     behaviour = manager.field_behaviours["encord"]
     assert behaviour["hidden_fields"] == ["host", "schema", "login", "password", "port", "extra"]
     assert behaviour["placeholders"]["extra__encord__domain"] == "https://api.encord.com"
+    assert {
+        "encord_provider.links.EncordFolderLink",
+        "encord_provider.links.EncordUploadJobLink",
+        "encord_provider.links.RunReportLink",
+    } <= set(manager.extra_links_class_names)
     from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
     hook_info = ProvidersManagerTaskRuntime().hooks.get("encord")

@@ -73,7 +73,14 @@ def demo_connections(s3_endpoint: str, emulator_url: str, private_key: str) -> d
         "encord_demo": {
             "conn_type": "encord",
             "port": endpoint_port(emulator_url),
-            "extra": {"ssh_private_key": private_key, "domain": emulator_url},
+            "extra": {
+                "ssh_private_key": private_key,
+                "domain": emulator_url,
+                # The emulator has no web app: the task links open its admin views (JSON).
+                "web_url": emulator_url,
+                "folder_link": "{web_url}/_admin/folder-items?folder={folder_uuid}",
+                "upload_job_link": "{web_url}/_admin/jobs#{job_uuid}",
+            },
         },
     }
 

@@ -187,10 +187,20 @@ class EncordHook(BaseHook):
         return self.client
 
     @cached_property
+    def connection(self) -> Connection:
+        """The ``encord`` connection (fetched once)."""
+        return self._connection or self.get_connection(self.encord_conn_id)
+
+    def web_link(self, kind: str, **ids: str | None) -> str | None:
+        """The web-app URL of a ``folder`` or ``upload_job`` (:mod:`encord_provider.links`)."""
+        from encord_provider.links import encord_web_link
+
+        return encord_web_link(self.connection.extra_dejson, kind, **ids)
+
+    @cached_property
     def client(self) -> EncordUserClient:
         """The SDK client; built on first use (creating it makes no request)."""
-        conn = self._connection or self.get_connection(self.encord_conn_id)
-        extra = conn.extra_dejson
+        extra = self.connection.extra_dejson
         self.domain = check_domain(str(extra.get("domain") or DEFAULT_DOMAIN), self.encord_conn_id)
         if not extra.get("ssh_private_key"):
             raise EncordAuthError(

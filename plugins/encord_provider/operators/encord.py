@@ -31,6 +31,7 @@ from encord_ingest.run_folder import (
 from encord_ingest.schema import load_schema
 from encord_ingest.sync import ReservedKeysPolicy, SyncCounts, SyncMode, SyncReport, WriteStatus, read_changes
 from encord_provider.hooks.encord import EncordFolderNotFound, EncordHook
+from encord_provider.links import EncordFolderLink, EncordUploadJobLink
 from encord_provider.registration import FolderIndex, JobOutcome, build_report, urls_needing_listing
 from encord_provider.run_io import FolderMemory, RunFolderIO
 from encord_provider.triggers.encord import EncordUploadJobTrigger
@@ -165,6 +166,7 @@ class EncordRegisterDataOperator(EncordBaseOperator):
         "aws_conn_id",
     )
     STATE_KEY = "encord_upload_jobs"
+    operator_extra_links = (EncordFolderLink(), EncordUploadJobLink())
 
     def __init__(
         self,
@@ -194,7 +196,12 @@ class EncordRegisterDataOperator(EncordBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         with self._cause_recorded():
             folder_uuid = str(self.encord_folder(self.folder).uuid)
+            EncordFolderLink.persist(context, self.hook.web_link("folder", folder_uuid=folder_uuid))
             jobs = self._start_jobs(context, folder_uuid)
+            if jobs:
+                first = jobs[0]["job_uuid"]
+                link = self.hook.web_link("upload_job", folder_uuid=folder_uuid, job_uuid=first)
+                EncordUploadJobLink.persist(context, link)
             if self.deferrable and jobs:
                 self._defer(folder_uuid, jobs)
             return self._finish(context, folder_uuid, self._wait(folder_uuid, jobs))
