@@ -185,7 +185,7 @@ class Poller(threading.Thread):
         while not self.stop.is_set():
             try:
                 items = self.stack.emulator.admin.folder_items(FOLDER)
-            except Exception:
+            except Exception:  # noqa: BLE001 (a poll that fails is retried on the next tick)
                 items = []
             now = time.monotonic()
             for item in items:

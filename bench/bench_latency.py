@@ -144,7 +144,7 @@ def bench(backend: str, items: int, delay: float, concurrency: int, serial_items
         assert summary["objects"] == listed, (summary["objects"], listed)
         folder = "data/f000/"
         serial_n = min(serial_items, PER_FOLDER, items)
-        sub = _subset_source(source, folder, serial_n)
+        sub = _subset_source(source, serial_n)
         _, serial_wall, serial_cpu = timed(lambda: plan(sub, folder, 1))
         _, ahead_wall, ahead_cpu = timed(lambda: plan(sub, folder, concurrency))
     result = {
@@ -169,8 +169,9 @@ def bench(backend: str, items: int, delay: float, concurrency: int, serial_items
     return result
 
 
-def _subset_source(source: Any, folder: str, items: int) -> Any:
-    """``source`` listing only the first ``items`` images (and sidecars, defaults) of ``folder``."""
+def _subset_source(source: Any, items: int) -> Any:
+    """``source`` listing only its first ``1 + 2 * items`` objects: ``items`` images with their
+    sidecars, and the folder defaults."""
     from encord_ingest.sources.base import ObjectInfo
 
     class Subset:

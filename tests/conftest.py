@@ -40,7 +40,7 @@ def airflow_db() -> Iterator[Path]:
     from airflow.utils import db
 
     db.resetdb(skip_init=False)
-    yield _AIRFLOW_HOME
+    return _AIRFLOW_HOME
 
 
 @pytest.fixture(scope="session")

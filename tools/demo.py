@@ -198,7 +198,7 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 

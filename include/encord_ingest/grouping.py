@@ -292,7 +292,7 @@ def parse_dicom_header(head: bytes) -> DicomHeader | None:
             uid = dataset.get("SeriesInstanceUID")
             number = dataset.get("InstanceNumber")
             study = dataset.get("StudyInstanceUID")
-    except Exception:
+    except Exception:  # noqa: BLE001 (any unparsable header means "not DICOM")
         return None
     if not uid:
         return None
@@ -311,7 +311,7 @@ def read_dicom_header(
     while True:
         try:
             head = read(info.key, limit)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (recorded as the item's INVALID_DICOM error)
             detail = f"cannot read: {type(exc).__name__}: {exc}"
             return ItemError.of(ErrorCode.INVALID_DICOM, info.key, detail=detail)
         header = parse_dicom_header(head)
@@ -440,19 +440,7 @@ def plan_folder(
     per-file sidecars; ``glob_skip(key)`` is the include/exclude verdict on a data file.
     """
     plan = FolderPlan()
-    data: list[tuple[ObjectInfo, FileKind]] = []
-    per_file: dict[str, ObjectInfo] = {}
-    for info in batch.objects:
-        verdict = verdicts[info.key]
-        if verdict.kind is not None:
-            data.append((info, verdict.kind))
-        elif verdict.not_data == NotData.SIDECAR:
-            if is_folder_input(info.key):
-                plan.folder_inputs.append(info)
-            else:
-                per_file[info.key] = info
-        else:
-            plan.not_data.append((info, str(verdict.not_data or NotData.UNKNOWN_KIND)))
+    data, per_file = _sort_batch(batch, verdicts, is_folder_input, plan)
     pairing = _Pairing(per_file, sidecar_candidates)
     rule = config.group_rule(batch.folder)
     frames: list[ObjectInfo] = []
@@ -486,3 +474,27 @@ def plan_folder(
         else:
             plan.orphans.append(info)
     return plan
+
+
+def _sort_batch(
+    batch: FolderBatch,
+    verdicts: Mapping[str, Classified],
+    is_folder_input: Callable[[str], bool],
+    plan: FolderPlan,
+) -> tuple[list[tuple[ObjectInfo, FileKind]], dict[str, ObjectInfo]]:
+    """Data files (with their kind) and per-file sidecars by key; folder inputs and objects that
+    are not data go straight into ``plan``."""
+    data: list[tuple[ObjectInfo, FileKind]] = []
+    per_file: dict[str, ObjectInfo] = {}
+    for info in batch.objects:
+        verdict = verdicts[info.key]
+        if verdict.kind is not None:
+            data.append((info, verdict.kind))
+        elif verdict.not_data == NotData.SIDECAR:
+            if is_folder_input(info.key):
+                plan.folder_inputs.append(info)
+            else:
+                per_file[info.key] = info
+        else:
+            plan.not_data.append((info, str(verdict.not_data or NotData.UNKNOWN_KIND)))
+    return data, per_file

@@ -349,7 +349,7 @@ class Ledger:
             data = self.store.read_bytes(part.key)
         except FileNotFoundError:
             raise _BrokenPart(version, part, "is missing") from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (any read failure breaks this part; reads fall back)
             raise _BrokenPart(version, part, f"cannot be read ({type(exc).__name__}: {exc})") from None
         digest = hashlib.sha256(data).hexdigest()
         if part.sha256 is not None and digest != part.sha256:

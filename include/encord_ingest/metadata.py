@@ -246,15 +246,15 @@ def _varchar(spec: VarcharSpec, value: Any) -> str:
 
 
 _COERCE: dict[type, Any] = {
-    BooleanSpec: lambda spec, value, untyped: _boolean(value, untyped),
-    NumberSpec: lambda spec, value, untyped: (
+    BooleanSpec: lambda _spec, value, untyped: _boolean(value, untyped),
+    NumberSpec: lambda _spec, value, untyped: (
         _number_cell(value) if untyped and isinstance(value, str) else _number(value)
     ),
-    VarcharSpec: lambda spec, value, untyped: _varchar(spec, value),
-    TextSpec: lambda spec, value, untyped: _string(value),
-    DatetimeSpec: lambda spec, value, untyped: _datetime(value, untyped),
-    UuidSpec: lambda spec, value, untyped: _uuid(value, untyped),
-    EnumSpec: lambda spec, value, untyped: _enum(value, spec),
+    VarcharSpec: lambda spec, value, _untyped: _varchar(spec, value),
+    TextSpec: lambda _spec, value, _untyped: _string(value),
+    DatetimeSpec: lambda _spec, value, untyped: _datetime(value, untyped),
+    UuidSpec: lambda _spec, value, untyped: _uuid(value, untyped),
+    EnumSpec: lambda spec, value, _untyped: _enum(value, spec),
     EmbeddingSpec: lambda spec, value, untyped: _embedding(value, spec, untyped),
 }
 """The coercion of each spec type (one dict lookup per value instead of a chain of checks)."""

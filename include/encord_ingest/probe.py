@@ -131,7 +131,7 @@ def probe_image(read: ReadBytes, key: str, size: int, config: ProbeConfig) -> Im
         head = read(key, limit)
         try:
             width, height, mime = image_size_from_header(head)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (recorded as the item's probe error, or read more)
             whole = len(head) >= size or len(head) < limit
             if whole or limit >= config.image_max_header_bytes:
                 return _probe_error(key, "an image header Pillow can read", f"{type(exc).__name__}: {exc}")
@@ -280,5 +280,5 @@ def probe_video(
         return _probe_error(key, expected, f"{size} bytes exceed video_max_bytes={config.video_max_bytes}")
     try:
         return _probe_with(backend, read, key, size, config=config, local_path=local_path)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (recorded as the item's probe error)
         return _probe_error(key, expected, _describe(exc))

@@ -115,7 +115,7 @@ class _LocalBackend:
     def read(self, key: str) -> bytes:
         return self.source.read_bytes(key)
 
-    def write(self, key: str, data: bytes, content_type: str | None) -> None:
+    def write(self, key: str, data: bytes, content_type: str | None) -> None:  # noqa: ARG002 (files have none)
         self._replace(key, lambda temporary: Path(temporary).write_bytes(data))
 
     def write_file(self, key: str, path: str) -> None:

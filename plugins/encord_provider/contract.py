@@ -195,7 +195,7 @@ class ContractCheck:
     def _guard_item(self, scratch: StorageFolder, answers: list[Answer]) -> StorageItem | None:
         try:
             return self._register_one(scratch, self.object_url)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (recorded as the measurements' error)
             detail = f"could not register {self.object_url}: {type(exc).__name__}: {str(exc)[:300]}"
             answers.extend(Answer(name, "error", detail) for name in NEEDS_AN_ITEM)
             return None

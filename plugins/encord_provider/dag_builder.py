@@ -491,7 +491,7 @@ def build_resync_dag(config: SourceConfig) -> DAG:
         )
         def report(
             summaries: list[dict[str, Any]] | None,
-            uris: list[list[str]] | None,
+            uris: list[list[str]] | None,  # noqa: ARG001 (an XComArg: the report waits for the sync)
             run: dict[str, Any] | None,
             **context: Any,
         ) -> dict[str, Any]:

@@ -97,7 +97,7 @@ class PersistedLink(BaseOperatorLink):
     name: ClassVar[str]
     key: ClassVar[str]
 
-    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:  # noqa: ARG002 (Airflow's signature)
         from airflow.sdk.execution_time.xcom import XCom
 
         url = XCom.get_value(ti_key=ti_key, key=self.key)

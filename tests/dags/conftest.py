@@ -20,7 +20,7 @@ ENCORD_FOLDER = "demo/fleet/raw"
 
 
 @pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch, airflow_db: Path) -> Iterator[StandinStack]:
+def stack(monkeypatch: pytest.MonkeyPatch, airflow_db: Path) -> Iterator[StandinStack]:  # noqa: ARG001 (the DB)
     with standin_stack() as running:
         for name, value in running.airflow_env().items():
             monkeypatch.setenv(name, value)
@@ -88,7 +88,7 @@ class Runner:
 
 
 @pytest.fixture
-def runner(stack: StandinStack, source_file: Path, repo_root: Path) -> Runner:
+def runner(stack: StandinStack, source_file: Path, repo_root: Path) -> Runner:  # noqa: ARG001 (the source YAML)
     return Runner(stack, repo_root)
 
 

@@ -224,8 +224,9 @@ def test_standins_profile_wires_the_demo_end_to_end(repo_root: Path, compose: di
     assert {demo["bucket"]["conn_id"], demo["encord"]["conn_id"]} <= set(connections)
 
 
+@pytest.mark.usefixtures("airflow_db")
 def test_standins_init_makes_the_key_pair_seeds_the_bucket_and_stores_working_connections(
-    tmp_path: Path, airflow_db: Path
+    tmp_path: Path,
 ) -> None:
     """The init service's script against moto, the emulator and the (SQLite) metadata DB."""
     from airflow.models.connection import Connection

@@ -131,7 +131,7 @@ def events(
     }
     source_file.write_text(yaml.safe_dump(document))
     monkeypatch.setenv("AIRFLOW_CONN_AWS_EVENTS", stack.airflow_env("aws_events")["AIRFLOW_CONN_AWS_EVENTS"])
-    yield Events(stack, runner, queue_url)
+    return Events(stack, runner, queue_url)
 
 
 def key_of(message: dict[str, Any]) -> str:

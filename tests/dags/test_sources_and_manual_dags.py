@@ -15,8 +15,9 @@ from standins.stack import DEMO_STATE_BUCKET
 from tests.dags.conftest import Runner, covering
 
 
+@pytest.mark.usefixtures("airflow_db")
 def test_a_bad_source_file_is_reported_by_file_and_field_and_the_others_still_load(
-    airflow_db: Path, tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
@@ -42,7 +43,8 @@ def test_a_bad_source_file_is_reported_by_file_and_field_and_the_others_still_lo
     assert "cannot read source configuration" in unreadable
 
 
-def test_the_demo_sources_tasks_retry_with_backoff(airflow_db: Path, repo_root: Path) -> None:
+@pytest.mark.usefixtures("airflow_db")
+def test_the_demo_sources_tasks_retry_with_backoff(repo_root: Path) -> None:
     """A lost worker or a transient error costs a retry, not the run (the demo source as shipped)."""
     from airflow.dag_processing.dagbag import DagBag
 
@@ -55,7 +57,8 @@ def test_the_demo_sources_tasks_retry_with_backoff(airflow_db: Path, repo_root: 
             assert task.max_retry_delay.total_seconds() == 600
 
 
-def test_the_ingest_dag_has_the_documented_shape(airflow_db: Path, repo_root: Path) -> None:
+@pytest.mark.usefixtures("airflow_db")
+def test_the_ingest_dag_has_the_documented_shape(repo_root: Path) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(repo_root / "dags")).dags["encord_ingest__demo_media"]
@@ -82,8 +85,9 @@ def test_the_ingest_dag_has_the_documented_shape(airflow_db: Path, repo_root: Pa
     assert "demo/fleet/raw" in dag.doc_md
 
 
+@pytest.mark.usefixtures("airflow_db")
 def test_a_daily_source_gets_day_long_data_intervals_so_each_run_lists_the_day_that_ended(
-    airflow_db: Path, repo_root: Path
+    repo_root: Path,
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.serialization.encoders import coerce_to_core_timetable
@@ -190,7 +194,8 @@ def test_reconcile_rebuilds_a_lost_ledger_so_the_next_run_writes_nothing(
     assert len(runner.items()) == 10
 
 
-def test_the_ingestion_steps_embed_in_any_dag_as_a_task_group(airflow_db: Path, repo_root: Path) -> None:
+@pytest.mark.usefixtures("airflow_db")
+def test_the_ingestion_steps_embed_in_any_dag_as_a_task_group(repo_root: Path) -> None:
     """Two sources in one user DAG: each group's tasks are prefixed, and every run option an
     operator uses comes from its own group's ``resolve`` (one value, not a template per option)."""
     from airflow.sdk import DAG
@@ -218,7 +223,8 @@ def test_the_ingestion_steps_embed_in_any_dag_as_a_task_group(airflow_db: Path, 
     ]
 
 
-def test_the_forms_and_the_tasks_explain_themselves(airflow_db: Path, repo_root: Path) -> None:
+@pytest.mark.usefixtures("airflow_db")
+def test_the_forms_and_the_tasks_explain_themselves(repo_root: Path) -> None:
     """The prefix hint shows a prefix the demo source really lists (its template over its first
     day), the manual-run line says what an empty prefix does, and every task has a display name
     and documentation. Booleans are nullable: the 3.3 form marks every param whose type lacks

@@ -41,7 +41,8 @@ def test_a_streamed_finish_matches_the_whole_table(
 ) -> None:
     harness = local(tree(), config=PlanningConfig(outcome_chunk_rows=4))
     summaries = harness.plan("r1", shards=3).summaries
-    assert len(summaries) == 3 and sum(len(s["outcome_uris"]) for s in summaries) >= 6
+    assert len(summaries) == 3
+    assert sum(len(s["outcome_uris"]) for s in summaries) >= 6
     folder = RunFolder.of(harness.store, "r1")
     whole = pd.concat(list(folder.outcomes(summaries, columns=None)), ignore_index=True)
     registration = folder.registration_results(folder.registered_chunks(summaries))

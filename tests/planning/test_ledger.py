@@ -344,17 +344,16 @@ def test_a_format_1_pointer_is_read_and_becomes_the_previous_version(store: Blob
     ledger = Ledger(store, "ledger/src")
     assert list(ledger.read_frame([KeyRange(prefix="b")])["key"]) == ["b.jpg"]
     new = commit_run(ledger, "r2", [frame(outcome_row("c.jpg", Outcome.NEW))])
-    assert new.format == 2 and new.rows == 3
+    assert new.format == 2
+    assert new.rows == 3
     assert [(p.key, p.sha256) for p in new.previous_parts] == [
         (old_pointer["version_key"], old_pointer["sha256"])
     ]
     store.write_bytes(new.version_key, b"PAR1 torn")
     fallback = Ledger(store, "ledger/src")
     assert list(fallback.read_frame()["key"]) == ["a.jpg", "b.jpg"]
-    assert (
-        fallback.warning is not None
-        and "Read the previous version ledger/src/versions/old.parquet" in fallback.warning
-    )
+    assert fallback.warning is not None
+    assert "Read the previous version ledger/src/versions/old.parquet" in fallback.warning
 
 
 def test_a_range_by_range_commit_gives_the_ledger_of_a_whole_merge(

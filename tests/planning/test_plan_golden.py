@@ -121,7 +121,7 @@ def test_plans_are_byte_identical_to_the_golden_file(
     tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uids = iter(f"1.2.826.0.1.9.{n}" for n in range(100))
-    monkeypatch.setattr("pydicom.uid.generate_uid", lambda *a, **k: next(uids))
+    monkeypatch.setattr("pydicom.uid.generate_uid", lambda *_args, **_kwargs: next(uids))
     write_tree(data_root, _tree())
     _pin_times(data_root, EPOCH_NS)
     config = PlanningConfig(

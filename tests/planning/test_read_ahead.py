@@ -132,7 +132,11 @@ def test_prefetch_keeps_page_order_and_raises_where_the_page_failed() -> None:
         raise RuntimeError("page 5 failed")
 
     seen: list[int] = []
-    with pytest.raises(RuntimeError, match="page 5 failed"):
+
+    def drain() -> None:
         for page in prefetch(pages()):
             seen.append(page)
+
+    with pytest.raises(RuntimeError, match="page 5 failed"):
+        drain()
     assert seen == [0, 1, 2, 3, 4]

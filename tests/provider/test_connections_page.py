@@ -33,7 +33,7 @@ def row_test_body(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def api(airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def api(airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:  # noqa: ARG001 (the DB)
     """The Airflow API app with ``make ui``'s test setting; every caller is an admin."""
     from airflow.api_fastapi.app import create_app
     from fastapi.testclient import TestClient

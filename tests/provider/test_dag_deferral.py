@@ -28,7 +28,7 @@ IMAGES = {"images": [{"objectUrl": f"{BUCKET_URL}/d/a.jpg"}, {"objectUrl": f"{BU
 
 
 @pytest.fixture
-def test_bundle(monkeypatch: pytest.MonkeyPatch, airflow_db: Path) -> ModuleType:
+def test_bundle(monkeypatch: pytest.MonkeyPatch, airflow_db: Path) -> ModuleType:  # noqa: ARG001 (the DB must exist)
     bundles = [
         {
             "name": "encord-provider-tests",

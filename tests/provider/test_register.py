@@ -76,8 +76,9 @@ def item_uuids(report: dict[str, Any]) -> dict[str, str]:
     return {url: result["item_uuid"] for url, result in report["results"].items() if "item_uuid" in result}
 
 
+@pytest.mark.usefixtures("integration")
 def test_every_item_kind_is_registered_and_mapped_per_url(
-    encord_conn: str, emulator: EmulatorServer, integration: str, run_folder: Path, keypair: tuple[str, str]
+    encord_conn: str, emulator: EmulatorServer, run_folder: Path, keypair: tuple[str, str]
 ) -> None:
     uri = write_manifest(run_folder, "c0", EVERY_KIND)
     xcom = register_operator(encord_conn, [uri]).execute(task_context(TaskStateStore()))
@@ -120,8 +121,9 @@ def test_every_item_kind_is_registered_and_mapped_per_url(
     assert not any(line in result_text or line in str(xcom) for line in secret_lines)
 
 
+@pytest.mark.usefixtures("integration")
 def test_registering_again_skips_duplicates_and_reports_the_same_items(
-    encord_conn: str, emulator: EmulatorServer, integration: str, run_folder: Path
+    encord_conn: str, emulator: EmulatorServer, run_folder: Path
 ) -> None:
     uri = write_manifest(run_folder, "c0", EVERY_KIND)
     register_operator(encord_conn, [uri]).execute({})
@@ -136,8 +138,9 @@ def test_registering_again_skips_duplicates_and_reports_the_same_items(
     assert len(emulator.admin.folder_items("ingest/cams")) == 10
 
 
+@pytest.mark.usefixtures("integration")
 def test_unit_errors_are_reported_per_url_and_fail_the_task_past_the_budget(
-    encord_conn: str, emulator: EmulatorServer, integration: str, run_folder: Path
+    encord_conn: str, emulator: EmulatorServer, run_folder: Path
 ) -> None:
     emulator.admin.set_unreadable(f"{B}/i/b.png")
     emulator.admin.set_unreadable(f"{B}/g/1.jpg")
@@ -161,9 +164,8 @@ def test_unit_errors_are_reported_per_url_and_fail_the_task_past_the_budget(
     assert register_operator(encord_conn, [uri], max_failed_items=0, max_failed_fraction=0.2).execute({})
 
 
-def test_a_failed_job_fails_every_item(
-    encord_conn: str, emulator: EmulatorServer, integration: str, run_folder: Path
-) -> None:
+@pytest.mark.usefixtures("integration")
+def test_a_failed_job_fails_every_item(encord_conn: str, emulator: EmulatorServer, run_folder: Path) -> None:
     uri = write_manifest(run_folder, "c0", {"images": EVERY_KIND["images"]})
     emulator.admin.fail_next_job("ERROR")
     with pytest.raises(AirflowException, match="2 of 2 items failed to register"):
@@ -173,9 +175,10 @@ def test_a_failed_job_fails_every_item(
     assert {r["error"]["code"] for r in report["results"].values()} == {ErrorCode.JOB_FAILED.value}
 
 
+@pytest.mark.usefixtures("integration")
 @pytest.mark.emulator(job_duration_s=0.6)
 def test_a_retried_task_resumes_its_job_instead_of_starting_another(
-    encord_conn: str, emulator: EmulatorServer, integration: str, run_folder: Path
+    encord_conn: str, emulator: EmulatorServer, run_folder: Path
 ) -> None:
     first_chunk = write_manifest(run_folder, "c0", {"images": EVERY_KIND["images"]})
     second_chunk = write_manifest(run_folder, "c1", {"audio": EVERY_KIND["audio"]})
@@ -198,8 +201,9 @@ def test_a_retried_task_resumes_its_job_instead_of_starting_another(
     assert len(emulator.admin.folder_items("ingest/cams")) == 3
 
 
+@pytest.mark.usefixtures("integration")
 def test_a_saved_job_that_ended_in_error_is_replaced(
-    encord_conn: str, emulator: EmulatorServer, integration: str, run_folder: Path
+    encord_conn: str, emulator: EmulatorServer, run_folder: Path
 ) -> None:
     uri = write_manifest(run_folder, "c0", {"images": EVERY_KIND["images"]})
     store = TaskStateStore()
@@ -212,8 +216,9 @@ def test_a_saved_job_that_ended_in_error_is_replaced(
     assert xcom["counts"]["registered_items"] == 2
 
 
+@pytest.mark.usefixtures("integration")
 def test_registered_items_are_linked_to_a_dataset(
-    encord_conn: str, emulator: EmulatorServer, integration: str, run_folder: Path
+    encord_conn: str, emulator: EmulatorServer, run_folder: Path
 ) -> None:
     uri = write_manifest(run_folder, "c0", EVERY_KIND)
     emulator.admin.set_unreadable(f"{B}/i/b.png")

@@ -101,9 +101,7 @@ def test_garbage_key_empty_key_and_stray_passphrase_are_named(use_key, keypair: 
         use_key(keypair[0], ssh_key_passphrase="not-needed").get_folder("x")
 
 
-def test_key_with_escaped_newlines_works_and_bad_domain_is_named(
-    use_key, keypair: tuple[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_key_with_escaped_newlines_works_and_bad_domain_is_named(use_key, keypair: tuple[str, str]) -> None:
     hook = use_key(keypair[0].replace("\n", "\\n"))
     assert hook.test_connection()[0]
     hook = use_key(keypair[0], domain="api.encord.com")

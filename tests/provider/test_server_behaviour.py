@@ -220,9 +220,10 @@ def test_dataset_linking_is_retried_on_429_and_5xx(emulator: EmulatorServer, enc
 # --- item 8: a job start whose response is lost ------------------------------------------------------
 
 
+@pytest.mark.usefixtures("integration")
 @pytest.mark.emulator(drop_job_start_responses=1, job_duration_s=0.3)
 def test_a_lost_job_start_response_loses_no_result_and_registers_nothing_twice(
-    emulator: EmulatorServer, encord_conn: str, integration: str, run_folder: Path
+    emulator: EmulatorServer, encord_conn: str, run_folder: Path
 ) -> None:
     docs = {
         "images": [{"objectUrl": f"{BUCKET_URL}/lost/{i}.jpg"} for i in range(4)],
@@ -249,9 +250,10 @@ def test_a_lost_job_start_response_loses_no_result_and_registers_nothing_twice(
     assert results[f"{BUCKET_URL}/lost/g0.jpg"]["item_uuid"] == group["uuid"]
 
 
+@pytest.mark.usefixtures("integration")
 @pytest.mark.emulator(drop_job_start_responses=1, job_duration_s=0.5, concurrent_jobs_deduplicate=False)
 def test_without_job_start_retries_a_lost_answer_fails_the_task_and_its_retry_registers_once(
-    emulator: EmulatorServer, encord_conn: str, integration: str, run_folder: Path
+    emulator: EmulatorServer, encord_conn: str, run_folder: Path
 ) -> None:
     """Where overlapping jobs do not see each other's items (contract check: registered-twice),
     ``retry_job_start=False`` keeps every URL to one item: the task fails, its retry comes later."""

@@ -50,8 +50,9 @@ def defer(conn_id: str, uri: str, store: TaskStateStore, **kwargs: Any) -> Encor
     return trigger
 
 
+@pytest.mark.usefixtures("integration")
 def test_serialized_trigger_event_alone_lets_a_new_operator_finish(
-    encord_conn: str, emulator: EmulatorServer, integration: str, run_folder: Path
+    encord_conn: str, emulator: EmulatorServer, run_folder: Path
 ) -> None:
     uri = write_manifest(run_folder, "c0", IMAGES)
     store = TaskStateStore()
@@ -80,9 +81,10 @@ def test_serialized_trigger_event_alone_lets_a_new_operator_finish(
     assert store.values == {}
 
 
+@pytest.mark.usefixtures("integration")
 @pytest.mark.emulator(job_duration_s=0.3)
 def test_trigger_survives_a_burst_of_server_errors_while_polling(
-    encord_conn: str, emulator: EmulatorServer, integration: str, run_folder: Path
+    encord_conn: str, emulator: EmulatorServer, run_folder: Path
 ) -> None:
     trigger = defer(encord_conn, write_manifest(run_folder, "c0", IMAGES), TaskStateStore())
     emulator.admin.inject("upload_jobs.get", 503, times=6)
@@ -92,10 +94,9 @@ def test_trigger_survives_a_burst_of_server_errors_while_polling(
     assert emulator.admin.counts()["upload_jobs.get"] >= 7
 
 
+@pytest.mark.usefixtures("emulator", "integration")
 @pytest.mark.emulator(job_duration_s=60)
-def test_deadline_yields_a_timeout_event_and_the_task_fails(
-    encord_conn: str, emulator: EmulatorServer, integration: str, run_folder: Path
-) -> None:
+def test_deadline_yields_a_timeout_event_and_the_task_fails(encord_conn: str, run_folder: Path) -> None:
     uri = write_manifest(run_folder, "c0", IMAGES)
     trigger = defer(encord_conn, uri, TaskStateStore(), timeout_s=1.5, poll_timeout_s=1)
     started = time.monotonic()
@@ -107,9 +108,10 @@ def test_deadline_yields_a_timeout_event_and_the_task_fails(
         register_operator(encord_conn, [uri], deferrable=True).execute_complete({}, event.payload)
 
 
+@pytest.mark.usefixtures("integration")
 @pytest.mark.emulator(job_duration_s=60)
 def test_killing_the_task_cancels_the_job(
-    encord_conn: str, emulator: EmulatorServer, integration: str, run_folder: Path
+    encord_conn: str, emulator: EmulatorServer, run_folder: Path
 ) -> None:
     trigger = defer(encord_conn, write_manifest(run_folder, "c0", IMAGES), TaskStateStore())
     asyncio.run(trigger.on_kill())
@@ -119,10 +121,9 @@ def test_killing_the_task_cancels_the_job(
 
 
 @pytest.mark.emulator(job_duration_s=0.3)
+@pytest.mark.usefixtures("emulator", "integration")
 def test_sdk_work_never_runs_on_the_event_loop(
     encord_conn: str,
-    emulator: EmulatorServer,
-    integration: str,
     run_folder: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -98,7 +98,7 @@ def test_local_writes_replace_atomically_and_leave_no_temporaries(tmp_path: Path
     assert (tmp_path / "state" / "a" / "b.bin").read_bytes() == b"two"
 
 
-def test_cloud_uris_need_their_client(tmp_path: Path) -> None:
+def test_cloud_uris_need_their_client() -> None:
     with pytest.raises(ConfigError, match="storage uri: 's3://bkt/x' needs an S3 client"):
         BlobStore.from_uri("s3://bkt/x")
     with pytest.raises(ConfigError, match="storage uri: 'gs://bkt' needs a GCS client"):

@@ -106,6 +106,6 @@ def read_and_parse(
     ``size`` (the listed size) is what a "too large" error names."""
     try:
         data = source.read_bytes(key, conventions.read_limit(key))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (recorded as the sidecar's READ_FAILED error)
         return ItemError.of(ErrorCode.READ_FAILED, key, detail=f"{type(exc).__name__}: {exc}")
     return conventions.parse(key, data, object_size=size)

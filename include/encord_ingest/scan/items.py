@@ -40,13 +40,7 @@ def build_item(
     if probe.client_only and draft.kind in NOT_DESCRIBABLE:
         return client_only_error(draft.kind, member.key)
     if draft.kind == "image_group":
-        frames = []
-        for info, url in zip(draft.members, urls, strict=True):
-            media = probe_image(source.read_bytes, info.key, info.size, probe) if probe.probe_images else None
-            if isinstance(media, ItemError):
-                return media
-            frames.append(GroupFrame(url=url, image_metadata=media))
-        return ImageGroupItem.of_typed(frames=frames, create_video=draft.create_video, **common)
+        return _image_group(draft, urls, common, source, probe)
     if draft.kind == "dicom_series":
         return DicomSeriesItem.of_typed(files=urls, **common)
     if draft.kind == "image":
@@ -55,24 +49,7 @@ def build_item(
             return media
         return ImageItem.of_typed(object_url=urls[0], image_metadata=media, **common)
     if draft.kind == "video":
-        video = None
-        if probe.probe_videos:
-            local = getattr(source, "path", None)
-            video = probe_video(
-                source.read_bytes,
-                member.key,
-                member.size,
-                probe,
-                str(local(member.key)) if local else None,
-            )
-            if isinstance(video, ItemError):
-                return video
-            outside = check_keyframes_in_video(
-                metadata, frames=round(video.fps * video.duration), duration=video.duration, file=member.key
-            )
-            if outside is not None:
-                return outside
-        return VideoItem.of_typed(object_url=urls[0], video_metadata=video, **common)
+        return _video(draft, urls, common, source, probe)
     if draft.kind == "text" and probe.client_only:
         return TextItem.of_typed(
             object_url=urls[0], text_metadata=text_metadata(member.key, member.size), **common
@@ -85,3 +62,43 @@ def build_item(
     }
     single = singles[draft.kind]
     return single.of_typed(object_url=urls[0], **common)
+
+
+def _image_group(
+    draft: Draft, urls: list[str], common: dict[str, Any], source: Source, probe: ProbeConfig
+) -> ImageGroupItem | ItemError:
+    frames = []
+    for info, url in zip(draft.members, urls, strict=True):
+        media = probe_image(source.read_bytes, info.key, info.size, probe) if probe.probe_images else None
+        if isinstance(media, ItemError):
+            return media
+        frames.append(GroupFrame(url=url, image_metadata=media))
+    return ImageGroupItem.of_typed(frames=frames, create_video=draft.create_video, **common)
+
+
+def _video(
+    draft: Draft, urls: list[str], common: dict[str, Any], source: Source, probe: ProbeConfig
+) -> VideoItem | ItemError:
+    """The video item, probed when ``probe`` says so; keyframes must lie inside the probed video."""
+    member = draft.members[0]
+    video = None
+    if probe.probe_videos:
+        local = getattr(source, "path", None)
+        video = probe_video(
+            source.read_bytes,
+            member.key,
+            member.size,
+            probe,
+            str(local(member.key)) if local else None,
+        )
+        if isinstance(video, ItemError):
+            return video
+        outside = check_keyframes_in_video(
+            common["client_metadata"],
+            frames=round(video.fps * video.duration),
+            duration=video.duration,
+            file=member.key,
+        )
+        if outside is not None:
+            return outside
+    return VideoItem.of_typed(object_url=urls[0], video_metadata=video, **common)

@@ -191,7 +191,7 @@ class ShardScanner:
         if self.classifier.needs_content(verdict):
             try:
                 head = self.ctx.source.read_bytes(info.key, SNIFF_BYTES)
-            except Exception:
+            except Exception:  # noqa: BLE001 (unreadable head: keep the name-based verdict)
                 return verdict
             verdict = self.classifier.resolve(verdict, sniff_content_type(head))
         return verdict
@@ -345,14 +345,9 @@ class ShardScanner:
                 return
             draft.members = ordered
         urls = [self.ctx.source.object_url(member.key) for member in draft.members]
-        for member, url in zip(draft.members, urls, strict=True):
-            bad_url = check_object_url(url, member.key)
-            if bad_url is not None:
-                self._fail(draft, bad_url, urls)
-                return
-        empty = next((member for member in draft.members if member.size == 0), None)
-        if empty is not None:
-            self._fail(draft, _empty_object(empty.key), urls)
+        unfit = _member_problem(draft, urls)
+        if unfit is not None:
+            self._fail(draft, unfit, urls)
             return
         inputs = self._inputs(draft, index)
         versions = {key: info.version for key, info in inputs.items()}
@@ -378,15 +373,8 @@ class ShardScanner:
         warning = "; ".join(w.message for w in metadata.warnings) or None
         if outcome is Outcome.DATA_CHANGED:
             warning = "; ".join(filter(None, [DATA_CHANGED_WARNING, warning]))
-        if outcome is Outcome.NEW:
-            if self.ctx.new_item_limit is not None and self.new_items >= self.ctx.new_item_limit:
-                self._over_limit(draft, urls)
-                return
-            error = self._register(draft, urls, metadata.values)
-            if error is not None:
-                self._fail(draft, error, urls)
-                return
-            self.new_items += 1
+        if outcome is Outcome.NEW and not self._admit_new(draft, urls, metadata.values):
+            return
         if self._needs_sync(outcome, row, metadata_hash):
             uuid = row.item_uuid if row is not None else None
             self.changes.add(
@@ -396,6 +384,19 @@ class ShardScanner:
             )
         fields = base | {"metadata_hash": metadata_hash, "warning": warning}
         self._member_rows(draft, urls, outcome, fields, row)
+
+    def _admit_new(self, draft: Draft, urls: list[str], metadata: dict[str, Any]) -> bool:
+        """Queue a new item for registration; ``False`` when it ended here (over the run's limit,
+        or no manifest item could be built: its rows are written)."""
+        if self.ctx.new_item_limit is not None and self.new_items >= self.ctx.new_item_limit:
+            self._over_limit(draft, urls)
+            return False
+        error = self._register(draft, urls, metadata)
+        if error is not None:
+            self._fail(draft, error, urls)
+            return False
+        self.new_items += 1
+        return True
 
     def _over_limit(self, draft: Draft, urls: Sequence[str]) -> None:
         """A new item past the run's ``limit``: skipped now (no ledger row), planned again next run."""
@@ -582,6 +583,16 @@ class ShardScanner:
 def row_kind(draft: Draft) -> str:
     """The ``kind`` column of an item's rows: an image group made into a video is an ``image_sequence``."""
     return "image_sequence" if draft.kind == "image_group" and draft.create_video else draft.kind
+
+
+def _member_problem(draft: Draft, urls: Sequence[str]) -> ItemError | None:
+    """Why the item cannot be registered at all: a URL Encord would refuse, or an empty file."""
+    for member, url in zip(draft.members, urls, strict=True):
+        bad_url = check_object_url(url, member.key)
+        if bad_url is not None:
+            return bad_url
+    empty = next((member for member in draft.members if member.size == 0), None)
+    return None if empty is None else _empty_object(empty.key)
 
 
 def _empty_object(key: str) -> ItemError:

@@ -226,7 +226,7 @@ class EncordHook(BaseHook):
                 domain=self.domain,
                 requests_settings=self._requests_settings,
             )
-        except Exception as exc:  # the SDK's ValueError quotes the key: never re-raise it
+        except Exception as exc:  # noqa: BLE001 (the SDK's ValueError quotes the key: never re-raise it)
             failure = type(exc).__name__
         if failure is not None:
             # Raised outside the ``except`` block so the SDK's message is not even chained.

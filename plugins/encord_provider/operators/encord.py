@@ -131,7 +131,7 @@ class EncordMetadataSchemaOperator(EncordBaseOperator):
         self.delete_keys = delete_keys
         self.dry_run_setting = dry_run
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:  # noqa: ARG002 (Airflow passes it)
         declared = load_schema(self.schema_path)
         plan = self.hook.apply_schema(
             declared, allow_retype=self.allow_retype, delete_keys=self.delete_keys, dry_run=self.is_dry_run
@@ -218,7 +218,7 @@ class EncordRegisterDataOperator(EncordBaseOperator):
             for uri in _as_list(self.manifest_uris):
                 try:
                     self.run_io.write(result_uri(uri, REGISTER_FAILURE_SUFFIX), cause)
-                except Exception as write_error:  # the original error matters more
+                except Exception as write_error:  # noqa: BLE001 (the original error matters more)
                     self.log.warning("Could not record the failure for %s: %s", uri, write_error)
             raise
 
@@ -428,7 +428,7 @@ class EncordSyncMetadataOperator(EncordBaseOperator):
         self.bundle_size = bundle_size
         self.budget = ErrorBudget(max_failed_items=max_failed_items, max_failed_fraction=max_failed_fraction)
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:  # noqa: ARG002 (Airflow passes it)
         try:
             folder = self.encord_folder(self.folder, create=False)
         except EncordFolderNotFound:
@@ -522,7 +522,7 @@ class EncordLinkDatasetOperator(EncordBaseOperator):
         self.result_uris = result_uris
         self.dataset_hash = dataset_hash
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:  # noqa: ARG002 (Airflow passes it)
         reports = self.register_reports(self.result_uris)
         item_uuids = sorted(
             {result.item_uuid for report in reports for result in report.results.values() if result.item_uuid}

@@ -159,7 +159,7 @@ class EncordApplyMetadataOperator(_MetadataOperator):
         self.max_failed_items = max_failed_items
         self.max_failed_fraction = max_failed_fraction
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:  # noqa: ARG002 (Airflow passes it)
         arguments = {**self._arguments(self._REQUEST_FIELDS), "dry_run": self.dry_run_setting}
         request = ApplyRequest.parse(arguments, source=self._source)
         budget = self._budget()
@@ -286,7 +286,7 @@ class EncordExportMetadataOperator(_MetadataOperator):
         self.output_uri = output_uri
         self.name = name
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:  # noqa: ARG002 (Airflow passes it)
         request = ExportRequest.parse(self._arguments(("output_uri", "name")), source=self._source)
         reached = self.hook.scope_items(
             request.scope, request.target_ids, recursive=request.recursive, folder=request.folder

@@ -97,7 +97,7 @@ class EncordUploadJobTrigger(BaseTrigger):
                     yield self._event("timeout", outcomes, f"deadline passed; {waited}")
                     return
                 outcomes[job["job_uuid"]] = outcome
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (ends the trigger with an error event)
             yield self._event("error", outcomes, f"{type(exc).__name__}: {exc}")
             return
         yield self._event("done", outcomes)
@@ -139,5 +139,5 @@ class EncordUploadJobTrigger(BaseTrigger):
         for job in self.jobs:
             try:
                 await asyncio.to_thread(hook.cancel_upload_job, self.folder_uuid, job["job_uuid"])
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 (best-effort cancel on task kill)
                 self.log.warning("Could not cancel Encord job %s: %s", job["job_uuid"], type(exc).__name__)
