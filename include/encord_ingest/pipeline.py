@@ -14,7 +14,7 @@ Where things live (``state_uri`` of the source)::
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -602,7 +602,10 @@ class Drift:
 
 
 def reconcile_ledger(
-    state: BlobStore, run_id: str, encord_items: Iterable[tuple[str, str | None, Mapping[str, Any]]]
+    state: BlobStore,
+    run_id: str,
+    encord_items: Iterable[tuple[str, str | None, Mapping[str, Any]]],
+    key_of: Callable[[str], str | None] | None = None,
 ) -> Drift:
     """Rebuild the ledger's Encord side from a folder listing (``(uuid, url, clientMetadata)``).
 
@@ -612,8 +615,10 @@ def reconcile_ledger(
 
     - a ledger item whose URL Encord lists: its item UUID is taken from Encord;
     - a ledger item Encord does not list: its rows are dropped, so the next run registers it again;
-    - an Encord item the ledger lacks: a row is added with an empty version, so the next run
-      sees ``data_changed`` and syncs its metadata without registering it again.
+    - an Encord item the ledger lacks: a row is added with an empty version and the key
+      ``key_of`` (the source's :meth:`~encord_ingest.sources.base.Source.key_from_url`) gives its
+      URL, so the next run, which reads the ledger by key, sees ``data_changed`` and syncs its
+      metadata without registering it again (a URL that is not the source's: key ``""``).
     Groups, sequences and series have no URL of their own in a listing: their rows are kept as
     they are and counted (``groups_not_checked``), never dropped.
     """
@@ -661,7 +666,7 @@ def reconcile_ledger(
         added.append(
             {
                 "url": url,
-                "key": "",
+                "key": (key_of(url) if key_of else None) or "",
                 "item_url": url,
                 "kind": "",
                 "version": "",

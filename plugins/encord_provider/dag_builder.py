@@ -563,7 +563,7 @@ def build_reconcile_dag(config: SourceConfig) -> DAG:
                 for item in hook.iter_folder_items(folder)
             )
             state = _state(config)
-            drift = reconcile_ledger(state, context["run_id"], items)
+            drift = reconcile_ledger(state, context["run_id"], items, key_of=_source(config).key_from_url)
             text = drift_markdown(config, context["run_id"], drift)
             report_uri = RunFolder.of(state, context["run_id"]).write_report(text)
             log.info("Reconcile report: %s\n%s", report_uri, summary_table(drift.to_json()))

@@ -6,12 +6,14 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from demo_data import DAY_PREFIX, demo_objects
 from standins.stack import DEMO_STATE_BUCKET
 
+from encord_ingest.sources.urls import UrlBuilder
 from tests.dags.conftest import Runner, covering
 
 
@@ -186,12 +188,31 @@ def test_reconcile_rebuilds_a_lost_ledger_so_the_next_run_writes_nothing(
     assert drift["missing_in_ledger"] == 7
     assert drift["items_without_url"] == 3
     assert counts().get("items.list", 0) >= 1
+    # The rows added from Encord carry the key their URL names, so runs (which read the ledger
+    # by key range) find them: the single-file items are not planned as new again.
+    rows = _ledger(runner)
+    added = rows[rows["last_outcome"] == "reconciled"]
+    assert len(added) == 7
+    urls = UrlBuilder.for_source("s3", "encord-demo-raw", region="eu-west-2")
+    assert all(key in demo_objects() for key in added["key"])
+    assert [urls.url(key) for key in added["key"]] == list(added["url"])
     after = runner.run(day=covering(20))
     assert after.state == "success", runner.states(after)
     calls = counts()
     assert calls.get("items.patch_bulk", 0) == 0
     assert calls["upload_jobs.start"] == 1  # the groups and series (both shards, one job): duplicates
     assert len(runner.items()) == 10
+    registered = _ledger(runner)
+    assert set(registered.loc[registered["key"].isin(added["key"]), "last_outcome"]) != {"registered"}
+
+
+def _ledger(runner: Runner) -> Any:
+    """The source's current ledger rows as a DataFrame."""
+    from encord_ingest.pipeline import ledger_of
+    from encord_ingest.storage import BlobStore
+
+    state = BlobStore.from_uri(f"s3://{DEMO_STATE_BUCKET}/demo_media", s3_client=runner.stack.s3)
+    return ledger_of(state).read_frame()
 
 
 @pytest.mark.usefixtures("airflow_db")

@@ -74,6 +74,10 @@ class Source(Protocol):
         """The canonical object URL registered in Encord for ``key``."""
         ...
 
+    def key_from_url(self, url: str) -> str | None:
+        """The key whose canonical URL is ``url``, or ``None`` if it is not one of this source's."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class KeyBounds:

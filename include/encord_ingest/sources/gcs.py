@@ -104,3 +104,7 @@ class GCSSource(BoundedListing):
     def object_url(self, key: str) -> str:
         """The canonical object URL of ``key``."""
         return self.urls.url(key)
+
+    def key_from_url(self, url: str) -> str | None:
+        """The key whose canonical URL is ``url`` (``None``: not an object of this source)."""
+        return self.urls.key_from_url(url)

@@ -150,6 +150,10 @@ class LocalSource(BoundedListing):
         """The canonical object URL of ``key``."""
         return self.urls.url(key)
 
+    def key_from_url(self, url: str) -> str | None:
+        """The key whose canonical URL is ``url`` (``None``: not an object of this source)."""
+        return self.urls.key_from_url(url)
+
 
 def _is_utf8(name: str) -> bool:
     try:
