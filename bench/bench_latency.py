@@ -1,7 +1,7 @@
 """Plan 10,000 items with sidecars behind real-bucket latency; compare with listing the keys alone.
 
     .venv/bin/python bench/bench_latency.py [--items 10000] [--delays 0.02] [--backends s3,gcs]
-        [--concurrency 8] [--serial-items 500] [--json FILE]
+        [--concurrency 8] [--serial-items 500] [--throughput 1,8,32] [--json FILE]
 
 A child process runs the stand-in (moto S3 or the GCS emulator), seeded with ``--items`` images,
 each with a ``.json`` sidecar, in folders of 500 with a ``_defaults.yaml`` each; another runs the
@@ -11,7 +11,11 @@ processes so that this process's CPU time is the planner's own. Here, per backen
 1. listing alone: every key through the source (``iter_objects``), the floor a scan can reach;
 2. scan: the first plan of the whole tree (empty ledger) with sidecars read ahead
    (``read_concurrency``) and listing pages prefetched, as ``pipeline.scan`` does;
-3. serial vs read-ahead on one folder (``--serial-items``): the speed-up read-ahead gives.
+3. serial vs read-ahead on one folder (``--serial-items``): the speed-up read-ahead gives;
+4. the stand-in's own ceiling (``--throughput``): GETs per second of sidecars with N threads of
+   bare client calls (boto3 ``get_object`` / ``download_as_bytes``, no code of ours), straight to
+   the stand-in and through the proxy. The scan's sidecar rate is compared with them: a scan that
+   reads as fast as bare calls do is limited by the stand-in, not by the planner.
 
 Printed: wall and CPU seconds, and the ratio scan / listing alone (target <= 1.5). Timings are
 printed, never asserted. The GCS emulator answers a listing in one page whatever the page size
@@ -27,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -84,14 +89,15 @@ def child(command: list[str], what: str) -> Iterator[str]:
 
 
 @contextmanager
-def served(backend: str, items: int, delay: float) -> Iterator[str]:
-    """The stand-in and the latency proxy, each in a process of its own (one GIL each)."""
+def served(backend: str, items: int, delay: float) -> Iterator[tuple[str, str]]:
+    """The stand-in and the latency proxy, each in a process of its own (one GIL each); yields
+    the proxy's endpoint and the stand-in's own."""
     stand_in = [sys.executable, __file__, "--serve", backend, "--items", str(items)]
     with child(stand_in, f"the {backend} stand-in") as upstream:
         proxy = [sys.executable, str(ROOT / "tools" / "standins" / "latency.py")]
         proxy += ["--upstream", upstream, "--delay", str(delay)]
         with child(proxy, "the latency proxy") as endpoint:
-            yield endpoint
+            yield endpoint, upstream
 
 
 # --- this process: the planner ----------------------------------------------------------------------
@@ -136,8 +142,58 @@ def plan(source: Any, prefix: str, concurrency: int) -> dict[str, Any]:
         return scan_shard(ScanContext(source, shard, config, RunFolder(BlobStore.from_uri(work)), "bench"))
 
 
-def bench(backend: str, items: int, delay: float, concurrency: int, serial_items: int) -> dict[str, Any]:
-    with served(backend, items, delay) as endpoint:
+def bare_get(backend: str, endpoint: str, threads: int) -> Callable[[str], int]:
+    """A bare client call reading one object (no code of ours), with a pool for ``threads``."""
+    if backend == "s3":
+        sys.path.insert(0, str(ROOT / "tools"))
+        from standins import s3_client
+
+        client = s3_client(endpoint, max_pool_connections=max(10, threads + 2))
+        return lambda key: len(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    gcs = storage.Client(
+        project="bench", credentials=AnonymousCredentials(), client_options={"api_endpoint": endpoint}
+    )
+    bucket = gcs.bucket(BUCKET)
+    return lambda key: len(bucket.blob(key).download_as_bytes())
+
+
+def get_rate(backend: str, endpoint: str, keys: list[str], threads: int) -> tuple[float, float]:
+    """(GETs per second of wall time, CPU seconds of this process) for ``keys`` read by
+    ``threads`` threads of bare calls."""
+    get = bare_get(backend, endpoint, threads)
+    get(keys[0])  # connect once, untimed
+    with ThreadPoolExecutor(threads) as pool:
+        _, wall, cpu = timed(lambda: sum(pool.map(get, keys)))
+    return len(keys) / wall, cpu
+
+
+def ceilings(backend: str, endpoint: str, upstream: str, items: int, threads: list[int]) -> dict[str, Any]:
+    keys = [f"data/f{i // PER_FOLDER:03d}/img_{i:06d}.jpg.json" for i in range(min(items, 1000))]
+    rates: dict[str, Any] = {}
+    for n in threads:
+        direct, direct_cpu = get_rate(backend, upstream, keys, n)
+        proxied, proxied_cpu = get_rate(backend, endpoint, keys, n)
+        rates[str(n)] = {
+            "direct": direct,
+            "direct_cpu": direct_cpu,
+            "proxied": proxied,
+            "proxied_cpu": proxied_cpu,
+        }
+        print(
+            f"  bare GETs, {n:3d} threads: {direct:7.0f}/s straight to the stand-in "
+            f"({direct_cpu / len(keys) * 1e3:.2f} ms CPU each here), {proxied:7.0f}/s through the proxy",
+            flush=True,
+        )
+    return rates
+
+
+def bench(
+    backend: str, items: int, delay: float, concurrency: int, serial_items: int, *, threads: list[int]
+) -> dict[str, Any]:
+    with served(backend, items, delay) as (endpoint, upstream):
         source = source_for(backend, endpoint, concurrency)
         listed, list_wall, list_cpu = timed(lambda: sum(1 for _ in source.iter_objects("data/")))
         summary, scan_wall, scan_cpu = timed(lambda: plan(source, "data/", concurrency))
@@ -147,6 +203,8 @@ def bench(backend: str, items: int, delay: float, concurrency: int, serial_items
         sub = _subset_source(source, serial_n)
         _, serial_wall, serial_cpu = timed(lambda: plan(sub, folder, 1))
         _, ahead_wall, ahead_cpu = timed(lambda: plan(sub, folder, concurrency))
+        print(f"{backend} at {delay * 1000:.0f} ms/request: the stand-in's ceiling", flush=True)
+        rates = ceilings(backend, endpoint, upstream, items, threads) if threads else {}
     result = {
         "backend": backend,
         "items": items,
@@ -164,6 +222,9 @@ def bench(backend: str, items: int, delay: float, concurrency: int, serial_items
         "serial_cpu": serial_cpu,
         "ahead_wall": ahead_wall,
         "ahead_cpu": ahead_cpu,
+        "sidecar_rate": items / scan_wall,
+        "latency_floor": items * delay / concurrency,
+        "bare_gets": rates,
     }
     report(result)
     return result
@@ -202,6 +263,12 @@ def report(r: dict[str, Any]) -> None:
     print(f"  outcomes             {r['counts']}")
     print(f"  ratio scan / listing {r['ratio']:8.2f}  (target <= 1.5)")
     print(
+        f"  scan read {r['sidecar_rate']:.0f} sidecars/s; latency alone allows "
+        f"{r['items'] / r['latency_floor']:.0f}/s at read_concurrency {r['concurrency']} "
+        f"({r['latency_floor']:.2f} s for {r['items']:,}); the planner spent "
+        f"{r['scan_cpu'] / r['objects'] * 1e3:.2f} ms CPU per object"
+    )
+    print(
         f"  one folder, {r['folder_items']} items: serial {r['serial_wall']:.2f} s wall "
         f"({r['serial_cpu']:.2f} s CPU), read-ahead {r['ahead_wall']:.2f} s wall "
         f"({r['ahead_cpu']:.2f} s CPU): "
@@ -219,15 +286,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", default="s3,gcs")
     parser.add_argument("--concurrency", default="8", help="read_concurrency, comma-separated")
     parser.add_argument("--serial-items", type=int, default=200, help="items of the serial comparison")
+    parser.add_argument(
+        "--throughput", default="1,8,32", help="threads of bare GETs for the stand-in's ceiling ('' : skip)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--serve", choices=["s3", "gcs"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     delays = [float(d) for d in args.delays.split(",")]
+    threads = [int(n) for n in args.throughput.split(",") if n.strip()]
     if args.serve:
         serve(args.serve, args.items)
         return
     results = [
-        bench(backend, args.items, delay, int(concurrency), args.serial_items)
+        bench(backend, args.items, delay, int(concurrency), args.serial_items, threads=threads)
         for backend in args.backends.split(",")
         for delay in delays
         for concurrency in args.concurrency.split(",")
