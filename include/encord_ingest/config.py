@@ -40,7 +40,7 @@ from encord_ingest.sidecars import SidecarConventions
 from encord_ingest.sources.factory import split_uri
 from encord_ingest.sources.filters import FilterConfig
 from encord_ingest.sources.prefix import validate_template, validate_timezone
-from encord_ingest.sources.readahead import DEFAULT_READ_CONCURRENCY
+from encord_ingest.sources.readahead import DEFAULT_READ_CONCURRENCY, MAX_READ_CONCURRENCY
 from encord_ingest.sources.urls import check_url_style
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
@@ -75,7 +75,7 @@ class BucketConfig(_Strict):
     """What a scheduled run lists: a template over the data interval, e.g.
     ``raw/{{ data_interval_start:%Y/%m/%d }}/``. Manual runs pass an explicit prefix instead."""
     timezone: str = "UTC"
-    read_concurrency: int = Field(default=DEFAULT_READ_CONCURRENCY, ge=1, le=64)
+    read_concurrency: int = Field(default=DEFAULT_READ_CONCURRENCY, ge=1, le=MAX_READ_CONCURRENCY)
     """Sidecars read at once, ahead of the planner, while a shard is listed (1: the
     planner reads one after another). Real buckets answer
     in tens of milliseconds per request; reads overlap the listing and each other."""

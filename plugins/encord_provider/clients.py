@@ -12,6 +12,8 @@ An S3 client is built once per process and connection: building one costs ~0.25 
 loads its service model, and the amazon provider walks the whole call stack with ``inspect`` to
 name its caller in the user agent), and a run's tasks ask for the same client several times.
 The cache key holds the connection's whole URI, so a changed connection builds a new client.
+Its connection pool holds every read-ahead thread of a scan (``CLIENT_POOL_CONNECTIONS``) unless
+the connection's extra sets ``config_kwargs.max_pool_connections`` itself.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import threading
 from typing import Any
 
 from encord_ingest.sources.factory import split_uri
+from encord_ingest.sources.readahead import CLIENT_POOL_CONNECTIONS
 
 _S3_CLIENTS: dict[tuple[str | None, str], Any] = {}
 _S3_LOCK = threading.Lock()
@@ -30,11 +33,15 @@ def s3_client(conn_id: str | None) -> Any:
     """The boto3 S3 client of Airflow connection ``conn_id`` (cached per connection URI; boto3
     clients are thread-safe)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from botocore.config import Config
 
     key = (conn_id, _connection_uri(conn_id))
     with _S3_LOCK:
         if key not in _S3_CLIENTS:
-            _S3_CLIENTS[key] = S3Hook(aws_conn_id=conn_id).get_conn()
+            hook = S3Hook(aws_conn_id=conn_id)
+            # The connection's own botocore settings win over the pool size (Config.merge).
+            config = Config(max_pool_connections=CLIENT_POOL_CONNECTIONS).merge(hook.config)
+            _S3_CLIENTS[key] = hook.get_client_type(region_name=hook.region_name, config=config)
         return _S3_CLIENTS[key]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from standins.gcs import gcs_emulator
@@ -68,6 +69,28 @@ def test_an_s3_client_is_built_once_per_connection_and_again_when_the_connection
         moved = storage_clients("s3://raw-bucket", "aws_cache")["s3_client"]
         assert moved is not client
         assert [b["Name"] for b in moved.list_buckets()["Buckets"]] == ["only-on-second"]
+
+
+def test_the_s3_clients_pool_holds_every_read_ahead_thread_unless_the_connection_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from encord_ingest.sources.readahead import CLIENT_POOL_CONNECTIONS, MAX_READ_CONCURRENCY
+
+    conn: dict[str, Any] = {
+        "conn_type": "aws",
+        "login": "k",
+        "password": "s",
+        "extra": {"region_name": "eu-west-2"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_POOL", json.dumps(conn))
+    client = storage_clients("s3://pool-raw", "aws_pool")["s3_client"]
+    assert client.meta.config.max_pool_connections == CLIENT_POOL_CONNECTIONS > MAX_READ_CONCURRENCY
+    assert client.meta.region_name == "eu-west-2"
+    conn["extra"]["config_kwargs"] = {"max_pool_connections": 7, "retries": {"max_attempts": 2}}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_POOL", json.dumps(conn))
+    client = storage_clients("s3://pool-raw", "aws_pool")["s3_client"]
+    assert client.meta.config.max_pool_connections == 7
+    assert client.meta.config.retries["total_max_attempts"] == 3  # botocore counts the first try
 
 
 def test_local_paths_need_no_client() -> None:

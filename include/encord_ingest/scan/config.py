@@ -16,7 +16,7 @@ from encord_ingest.probe import ProbeConfig
 from encord_ingest.schema import MetadataSchema, key_problem
 from encord_ingest.sidecars import SidecarConventions
 from encord_ingest.sources.filters import FilterConfig
-from encord_ingest.sources.readahead import DEFAULT_READ_CONCURRENCY
+from encord_ingest.sources.readahead import DEFAULT_READ_CONCURRENCY, MAX_READ_CONCURRENCY
 
 
 class PlanningConfig(BaseModel):
@@ -43,7 +43,7 @@ class PlanningConfig(BaseModel):
     outcome_chunk_rows: int = Field(default=50_000, ge=1)
     progress_every: int = Field(default=10_000, ge=1)
     """A progress line goes to the task log every this many listed objects."""
-    read_concurrency: int = Field(default=DEFAULT_READ_CONCURRENCY, ge=1, le=64)
+    read_concurrency: int = Field(default=DEFAULT_READ_CONCURRENCY, ge=1, le=MAX_READ_CONCURRENCY)
     """Sidecars read at once, ahead of the planner, while the shard is listed (see
     :mod:`encord_ingest.sources.readahead`; 1: none); the source's ``bucket.read_concurrency``."""
 

@@ -30,8 +30,13 @@ from typing import Any, TypeVar
 from encord_ingest.sources.base import LevelEntry, ObjectInfo, Source, folder_of
 
 T = TypeVar("T")
-DEFAULT_READ_CONCURRENCY = 8
-"""Below the default connection pools of boto3 and google-cloud-storage (10 each)."""
+DEFAULT_READ_CONCURRENCY = 32
+"""At 20-50 ms per GET, 32 reads at once keep ~600-1600 sidecars/s in flight per shard."""
+MAX_READ_CONCURRENCY = 64
+CLIENT_POOL_CONNECTIONS = MAX_READ_CONCURRENCY + 2
+"""Connections the S3 client keeps (``encord_provider.clients``): every read-ahead thread plus the
+listing prefetch and the planner's own reads (boto3's default pool of 10 would make the 11th
+connection be opened and dropped again for every read)."""
 DEFAULT_MAX_ENTRIES = 4096
 DEFAULT_MAX_BYTES = 64 * 1024**2
 _END = object()
