@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "include")]
 
 from demo_data import _image  # noqa: E402
-from standins.s3 import REGION  # noqa: E402
+from standins.s3 import REGION, notifying_queue, sqs_client  # noqa: E402
 from standins.stack import DEMO_RAW_BUCKET, StandinStack, standin_stack  # noqa: E402
 
 SOURCE = "bench_events"
@@ -225,27 +225,8 @@ def main() -> None:
         folder.mkdir()
     wall_start, cpu_start = time.perf_counter(), time.process_time()
     with standin_stack() as stack:
-        import boto3
-
-        sqs = boto3.client(
-            "sqs",
-            endpoint_url=stack.s3_endpoint,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        queue_url = sqs.create_queue(QueueName="bench-uploads")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        stack.s3.put_bucket_notification_configuration(
-            Bucket=DEMO_RAW_BUCKET,
-            NotificationConfiguration={
-                "QueueConfigurations": [
-                    {"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
-                ]
-            },
-        )
+        sqs = sqs_client(stack.s3_endpoint)
+        queue_url = notifying_queue(stack.s3, sqs, DEMO_RAW_BUCKET, "bench-uploads")
         (sources / f"{SOURCE}.yaml").write_text(json.dumps(source_document(queue_url)))
         env = airflow_env(stack, home, sources, free_port())
         image = _image(32, 24, (10, 120, 200))

@@ -7,7 +7,7 @@ for the ledger commit, the metadata sync (item UUIDs of new items) and the datas
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,7 +34,19 @@ class RegisterCounts(BaseModel):
     failed_items: int = 0
 
 
-class RegisterReport(BaseModel):
+class ResultFile(BaseModel):
+    """A JSON result file of a run (register, sync, metadata operation): written indented with
+    ``None`` fields left out, read back whole."""
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(indent=1, exclude_none=True).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        return cls.model_validate(json.loads(data))
+
+
+class RegisterReport(ResultFile):
     """``results/<name>.register.json``: one job's outcome for one manifest chunk."""
 
     chunk_uri: str
@@ -44,10 +56,3 @@ class RegisterReport(BaseModel):
     job_errors: list[str] = Field(default_factory=list)
     results: dict[str, UrlResult]
     """object URL -> item UUID or error (every URL of every item of the chunk)."""
-
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json(indent=1, exclude_none=True).encode("utf-8")
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> RegisterReport:
-        return cls.model_validate(json.loads(data))

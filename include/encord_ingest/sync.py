@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from encord_ingest.errors import ErrorCode, ItemError
+from encord_ingest.results import ResultFile
 from encord_ingest.schema import RESERVED_KEYS
 from encord_ingest.sidecars.merge import merge_layers
 
@@ -356,7 +357,7 @@ class SyncCounts(BaseModel):
     """Every PATCH attempt, retries included."""
 
 
-class SyncReport(BaseModel):
+class SyncReport(ResultFile):
     """The whole ``results/<name>.sync.json`` document."""
 
     chunk_uri: str
@@ -365,13 +366,6 @@ class SyncReport(BaseModel):
     counts: SyncCounts
     items: dict[str, ItemResult]
     """object URL -> result"""
-
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json(indent=1, exclude_none=True).encode("utf-8")
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> SyncReport:
-        return cls.model_validate(json.loads(data))
 
 
 def patch_body_bytes(item_uuid: str, metadata: Mapping[str, Any]) -> int:

@@ -30,7 +30,7 @@ import sys
 import time
 import uuid as uuid_lib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import KW_ONLY, asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
@@ -135,31 +135,21 @@ class ContractReport:
         return next(a for a in self.answers if a.name == name)
 
 
+@dataclass
 class ContractCheck:
     """Runs every measurement inside one scratch folder and cleans up after itself."""
 
-    def __init__(
-        self,
-        hook: EncordHook,
-        *,
-        folder: str,
-        integration: str,
-        object_url: str,
-        body_bound: int = DEFAULT_BODY_BOUND,
-        allow_schema_key: bool = False,
-        job_timeout_s: float = 600,
-        search_wait_s: float = 10.0,
-    ) -> None:
-        self.hook = hook
-        self.folder = folder
-        self.integration = integration
-        self.object_url = object_url
-        self.body_bound = body_bound
-        self.allow_schema_key = allow_schema_key
-        self.job_timeout_s = job_timeout_s
-        self.search_wait_s = search_wait_s
-        self._integration_uuid: str | None = None
-        self._duplicates_as_errors = False
+    hook: EncordHook
+    _: KW_ONLY
+    folder: str
+    integration: str
+    object_url: str
+    body_bound: int = DEFAULT_BODY_BOUND
+    allow_schema_key: bool = False
+    job_timeout_s: float = 600
+    search_wait_s: float = 10.0
+    _integration_uuid: str | None = field(default=None, init=False)
+    _duplicates_as_errors: bool = field(default=False, init=False)
 
     # --- running -------------------------------------------------------------------------------
 

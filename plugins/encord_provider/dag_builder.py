@@ -70,7 +70,8 @@ def _schedule(config: SourceConfig) -> Any:
     return CronDataIntervalTimetable(schedule, timezone=config.bucket.timezone)
 
 
-def _default_args(config: SourceConfig) -> dict[str, Any]:
+def default_args(config: SourceConfig) -> dict[str, Any]:
+    """Task defaults of every DAG of a source (owner, retries and their back-off)."""
     return {
         "owner": config.owner,
         "retries": config.retries,
@@ -110,7 +111,8 @@ def _state_conns(config: SourceConfig) -> dict[str, Any]:
     return {"aws_conn_id": config.state_connection}
 
 
-def _state(config: SourceConfig) -> BlobStore:
+def state_store(config: SourceConfig) -> BlobStore:
+    """The source's state folder (ledger and run folders), opened with its connection."""
     return BlobStore.from_uri(config.state_uri, **storage_clients(config.state_uri, config.state_connection))
 
 
@@ -233,7 +235,7 @@ def _plan_and_scan(config: SourceConfig, *, resync: bool, apply_schema: bool = F
             params=params,
         )
         log.info("Run %s lists %s (from %s)", options.run_id, options.prefixes, options.prefix_origin or "-")
-        return {**options.to_json(), "run_uri": RunFolder.of(_state(config), options.run_id).uri()}
+        return {**options.to_json(), "run_uri": RunFolder.of(state_store(config), options.run_id).uri()}
 
     @task(task_display_name="Plan shards", doc_md=TASK_DOCS["plan_shards"])
     def plan_shards(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -266,7 +268,7 @@ def scan_shards(config: SourceConfig, run: Any, shards: Any) -> Any:
 
     @task(task_display_name="Scan shard", doc_md=TASK_DOCS["scan_shard"])
     def scan_shard(shard: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-        return scan(config, _source(config), _state(config), shard, RunOptions.from_json(run))
+        return scan(config, _source(config), state_store(config), shard, RunOptions.from_json(run))
 
     return scan_shard.partial(run=run).expand(shard=shards)
 
@@ -283,7 +285,7 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
         catchup=False,
         max_active_runs=1,
         params=run_params(config),
-        default_args=_default_args(config),
+        default_args=default_args(config),
         tags=["encord", "ingest", f"source:{config.name}", *config.tags],
         doc_md=_doc(config, "Ingestion"),
     ) as dag:
@@ -328,7 +330,7 @@ def register_sync_commit(
 
     @task(task_display_name="Batch manifest chunks", doc_md=TASK_DOCS["manifest_chunks"])
     def manifest_chunks(summaries: list[dict[str, Any]], run: dict[str, Any]) -> list[list[str]]:
-        uris = registration_chunks(config, _state(config), RunOptions.from_json(run), list(summaries))
+        uris = registration_chunks(config, state_store(config), RunOptions.from_json(run), list(summaries))
         return batches(uris, config.max_mapped_tasks)
 
     @task(task_display_name="Batch metadata changes", doc_md=TASK_DOCS["change_chunks"])
@@ -408,7 +410,7 @@ def _commit_and_report(
     and report URI to the Asset event), then fail if the ledger could not be read, a task failed
     (an error that is not per item: auth, a missing folder, an unreadable bucket), nothing was
     listed and ``empty_run`` is ``fail``, or past the error budget."""
-    result = finish_run(config, _state(config), options, summaries, failed_tasks)
+    result = finish_run(config, state_store(config), options, summaries, failed_tasks)
     RunReportLink.persist(context, object_url_for_connection(result.report_uri, config.state_connection))
     log.info(
         "Run report: %s (every object's final outcome: %s)\n%s\n\n%s",
@@ -473,7 +475,7 @@ def build_resync_dag(config: SourceConfig) -> DAG:
         catchup=False,
         max_active_runs=1,
         params=_manual_params(config),
-        default_args=_default_args(config),
+        default_args=default_args(config),
         tags=["encord", "resync", f"source:{config.name}", *config.tags],
         doc_md=_doc(config, "Metadata resync")
         + "\nEvery item found under the prefix is compared with what Encord holds; only differences "
@@ -499,7 +501,7 @@ def build_resync_dag(config: SourceConfig) -> DAG:
             if run is None:
                 raise _unplanned(failed_tasks)
             report_uri, sync = finish_resync(
-                config, _state(config), RunOptions.from_json(run), list(summaries or [])
+                config, state_store(config), RunOptions.from_json(run), list(summaries or [])
             )
             failed, totals = sync.failed_urls, sync.counts
             log.info("Resync report: %s\n%s", report_uri, summary_table(totals))
@@ -538,7 +540,7 @@ def build_reconcile_dag(config: SourceConfig) -> DAG:
         start_date=datetime(2026, 1, 1, tzinfo=UTC),
         catchup=False,
         max_active_runs=1,
-        default_args=_default_args(config),
+        default_args=default_args(config),
         tags=["encord", "reconcile", f"source:{config.name}", *config.tags],
         doc_md=_doc(config, "Reconcile")
         + "\nLists the Encord folder once, fixes item UUIDs in the ledger, drops ledger rows Encord "
@@ -562,7 +564,7 @@ def build_reconcile_dag(config: SourceConfig) -> DAG:
                 (str(item.uuid), item.url, item.client_metadata or {})
                 for item in hook.iter_folder_items(folder)
             )
-            state = _state(config)
+            state = state_store(config)
             drift = reconcile_ledger(state, context["run_id"], items, key_of=_source(config).key_from_url)
             text = drift_markdown(config, context["run_id"], drift)
             report_uri = RunFolder.of(state, context["run_id"]).write_report(text)

@@ -43,10 +43,10 @@ from airflow.sdk import DAG, Asset, AssetWatcher, Param, task
 
 from encord_ingest.config import SourceConfig
 from encord_provider.dag_builder import (
-    _default_args,
-    _state,
+    default_args,
     register_sync_commit,
     scan_shards,
+    state_store,
 )
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def _plan_run(config: SourceConfig, context: Any) -> dict[str, Any]:
     from encord_ingest.pipeline import RunOptions, as_flag, ledger_of
     from encord_ingest.run_folder import RunFolder
 
-    state = _state(config)
+    state = state_store(config)
     ledger = ledger_of(state)
 
     def versions(parts: Any) -> dict[str, str]:
@@ -123,7 +123,7 @@ def _read_plan(config: SourceConfig, run: dict[str, Any]) -> Any:
     from encord_ingest.run_folder import RunFolder
 
     return EventPlan.model_validate_json(
-        RunFolder.of(_state(config), RunOptions.from_json(run).run_id).read_event_plan()
+        RunFolder.of(state_store(config), RunOptions.from_json(run).run_id).read_event_plan()
     )
 
 
@@ -171,7 +171,7 @@ def build_events_dag(config: SourceConfig) -> DAG:
                 config.encord.sync_mode, enum=["merge", "replace"], title="Metadata sync mode"
             ),
         },
-        default_args=_default_args(config),
+        default_args=default_args(config),
         tags=["encord", "events", f"source:{config.name}", *config.tags],
         doc_md=(
             f"### Event-driven ingestion: `{config.name}`\n\nEach run takes a batch of S3 event "

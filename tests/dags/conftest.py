@@ -17,6 +17,17 @@ import yaml
 from standins.stack import DEMO_RAW_BUCKET, DEMO_STATE_BUCKET, StandinStack, standin_stack
 
 ENCORD_FOLDER = "demo/fleet/raw"
+CAM_FRONT_0001_METADATA = {
+    "fleet.capture.site": "depot-7",
+    "fleet.capture.indoor": False,
+    "fleet.capture.weather": "rain",
+    "fleet.capture.time": "2026-11-20T07:15:00Z",
+    "fleet.review.status": "approved",
+    "fleet.camera.model": "fc-100",
+    "fleet.camera.exposure_ms": 8.5,
+}
+"""What the demo's cam_front_0001.jpg carries in Encord after a run of its day (any DAG): folder
+defaults < table row < per-file sidecar, flattened and namespaced."""
 
 
 @pytest.fixture

@@ -19,14 +19,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 from demo_data import DAY_PREFIX, demo_objects
-from standins.s3 import REGION
+from standins.s3 import REGION, notifying_queue, sqs_client
 from standins.stack import DEMO_RAW_BUCKET, DEMO_STATE_BUCKET, StandinStack
 
-from tests.dags.conftest import Runner, load_dag
+from tests.dags.conftest import CAM_FRONT_0001_METADATA, Runner, load_dag
 
 pytestmark = pytest.mark.e2e
 DAG_ID = "encord_events__demo_media"
@@ -39,13 +38,7 @@ class Events:
 
     def __init__(self, stack: StandinStack, runner: Runner, queue_url: str):
         self.stack, self.runner, self.queue_url = stack, runner, queue_url
-        self.sqs = boto3.client(
-            "sqs",
-            endpoint_url=stack.s3_endpoint,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        self.sqs = sqs_client(stack.s3_endpoint)
 
     def trigger(self) -> Any:
         """The trigger of the DAG's asset watcher, as the triggerer would run it."""
@@ -104,21 +97,7 @@ def events(
     stack: StandinStack, source_file: Path, runner: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Events]:
     """The demo source with ``events:`` on a moto SQS queue that the raw bucket notifies."""
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=stack.s3_endpoint,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    queue_url = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    stack.s3.put_bucket_notification_configuration(
-        Bucket=DEMO_RAW_BUCKET,
-        NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]
-        },
-    )
+    queue_url = notifying_queue(stack.s3, sqs_client(stack.s3_endpoint), DEMO_RAW_BUCKET, QUEUE)
     document = yaml.safe_load(source_file.read_text())
     document["events"] = {
         "queue_url": queue_url,
@@ -160,15 +139,7 @@ def test_s3_notifications_drive_runs_that_converge_under_redelivery(
     assert runner.states(first)["catch_up"] == "skipped"  # no batch arrived after this run's window
     items = runner.items()
     assert len(items) == 10  # the same items a scheduled scan of the day registers
-    assert items["raw/2026/11/20/images/cam_front_0001.jpg"]["client_metadata"] == {
-        "fleet.capture.site": "depot-7",
-        "fleet.capture.indoor": False,
-        "fleet.capture.weather": "rain",
-        "fleet.capture.time": "2026-11-20T07:15:00Z",
-        "fleet.review.status": "approved",
-        "fleet.camera.model": "fc-100",
-        "fleet.camera.exposure_ms": 8.5,
-    }
+    assert items["raw/2026/11/20/images/cam_front_0001.jpg"]["client_metadata"] == CAM_FRONT_0001_METADATA
     assert items["raw/2026/11/20/video/drive_0001.mp4"]["client_metadata"]["keyframes"] == [0, 30, 60]
     assert items["raw/2026/11/20/sequences/seq_0001"]["item_type"] == "imageSequence"
     assert "cam_side_0001.jpg.json: expected valid JSON" in runner.report(first)

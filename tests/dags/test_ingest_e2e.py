@@ -9,7 +9,7 @@ import pytest
 from demo_data import DAY_PREFIX, demo_objects
 from standins.stack import DEMO_STATE_BUCKET
 
-from tests.dags.conftest import Runner, covering
+from tests.dags.conftest import CAM_FRONT_0001_METADATA, Runner, covering
 
 pytestmark = pytest.mark.e2e
 URL = "https://encord-demo-raw.s3.eu-west-2.amazonaws.com/"
@@ -43,15 +43,7 @@ def test_first_run_registers_every_valid_object_once_then_only_changes_are_writt
         == URL + "raw/2026/11/20/images/cam_front_0001.jpg"
     )
     # Typed metadata: folder defaults < table row < per-file sidecar, flattened and namespaced.
-    assert items["raw/2026/11/20/images/cam_front_0001.jpg"]["client_metadata"] == {
-        "fleet.capture.site": "depot-7",
-        "fleet.capture.indoor": False,
-        "fleet.capture.weather": "rain",
-        "fleet.capture.time": "2026-11-20T07:15:00Z",
-        "fleet.review.status": "approved",
-        "fleet.camera.model": "fc-100",
-        "fleet.camera.exposure_ms": 8.5,
-    }
+    assert items["raw/2026/11/20/images/cam_front_0001.jpg"]["client_metadata"] == CAM_FRONT_0001_METADATA
     video = items["raw/2026/11/20/video/drive_0001.mp4"]["client_metadata"]
     assert video["keyframes"] == [0, 30, 60]
     assert video["config"] == {"sampling_rate": 2, "keyframe_mode": "frame"}

@@ -57,6 +57,30 @@ def s3_client(endpoint_url: str, region: str = REGION, *, max_pool_connections: 
     )
 
 
+def sqs_client(endpoint_url: str, region: str = REGION) -> Any:
+    """A boto3 SQS client for the moto server (moto serves SQS on the same endpoint as S3)."""
+    return boto3.client(
+        "sqs",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=ACCESS_KEY,
+    )
+
+
+def notifying_queue(s3: Any, sqs: Any, bucket: str, queue_name: str) -> str:
+    """A new SQS queue that ``bucket`` notifies of every object created or removed; its URL."""
+    queue_url: str = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]
+        },
+    )
+    return queue_url
+
+
 def _backend() -> Any:
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends

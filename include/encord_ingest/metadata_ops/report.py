@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from encord_ingest.metadata_ops.columns import Scope
 from encord_ingest.metadata_ops.resolve import Desired
+from encord_ingest.results import ResultFile
 from encord_ingest.sync import (
     ItemPlan,
     ItemResult,
@@ -91,7 +92,7 @@ def count_results(results: Sequence[ItemResult], *, targets: int, rows: int, pat
     )
 
 
-class OpReport(BaseModel):
+class OpReport(ResultFile):
     """The report file of one operation: what was asked, the counts and one line per row/target."""
 
     operation: str
@@ -103,13 +104,6 @@ class OpReport(BaseModel):
     dry_run: bool
     counts: OpCounts
     items: list[ItemResult]
-
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json(indent=1, exclude_none=True).encode("utf-8")
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> OpReport:
-        return cls.model_validate_json(data)
 
     def error_messages(self, limit: int | None = None) -> list[str]:
         """The distinct error messages, in order (at most ``limit``)."""
