@@ -52,6 +52,9 @@ DEFAULT_TABLE_NAMES: tuple[str, ...] = ("metadata.csv", "metadata.tsv", "metadat
 DEFAULT_COMPOUND_EXTENSIONS: tuple[str, ...] = (".nii.gz", ".ome.tif", ".ome.tiff")
 
 _PATTERN = re.compile(r"^\{(file|stem)\}(\.[^/{}]+)$")
+_MEMO_ENTRIES = 8192
+"""Keys remembered per lookup (a scan asks about the same keys several times, folder by folder)."""
+_UNKNOWN = object()
 
 
 class SidecarRole(StrEnum):
@@ -163,8 +166,25 @@ class SidecarConventions(BaseModel):
         dot = name.rfind(".")
         return name[:dot] if dot > 0 else name
 
+    @cached_property
+    def _roles(self) -> dict[str, SidecarRole | None]:
+        return {}
+
+    @cached_property
+    def _candidates(self) -> dict[str, tuple[str, ...]]:
+        return {}
+
     def sidecar_role(self, key: str) -> SidecarRole | None:
         """The role ``key``'s name has, or ``None`` when it is not a sidecar name."""
+        memo = self._roles  # read-ahead threads ask too: get, never "in" then [] (a clear may fall between)
+        role = memo.get(key, _UNKNOWN)
+        if role is _UNKNOWN:
+            if len(memo) >= _MEMO_ENTRIES:
+                memo.clear()
+            role = memo[key] = self._role(key)
+        return role  # type: ignore[return-value]
+
+    def _role(self, key: str) -> SidecarRole | None:
         name = key[key.rfind("/") + 1 :]
         if name in self._defaults_set:
             return SidecarRole.FOLDER_DEFAULTS
@@ -183,6 +203,15 @@ class SidecarConventions(BaseModel):
 
     def per_file_sidecar_keys(self, data_key: str) -> list[str]:
         """Candidate per-file sidecar keys of ``data_key``, highest precedence first, no repeats."""
+        memo = self._candidates
+        found = memo.get(data_key)
+        if found is None:
+            if len(memo) >= _MEMO_ENTRIES:
+                memo.clear()
+            found = memo[data_key] = tuple(self._per_file_keys(data_key))
+        return list(found)
+
+    def _per_file_keys(self, data_key: str) -> list[str]:
         folder, name, stem = folder_of(data_key), file_name(data_key), self.stem(data_key)
         keys: list[str] = []
         for kind, suffix in self._suffix_kinds:
