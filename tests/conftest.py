@@ -56,6 +56,15 @@ def keypair() -> tuple[str, str]:
     return generate_ssh_keypair()
 
 
+@pytest.fixture
+def encord_conn(emulator: Any, keypair: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """The id of an ``encord`` connection (env var, JSON form) pointing at the test's emulator."""
+    from tests.provider.helpers import CONN_ID, connection_json
+
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(keypair[0], emulator.url))
+    return CONN_ID
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """One moto S3 server (real HTTP) for the session; tests make their own uniquely named buckets."""

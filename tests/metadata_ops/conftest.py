@@ -1,5 +1,6 @@
-"""Fixtures for the metadata-operation tests: the Encord emulator (the real SDK talks to it over
-HTTP on 127.0.0.1; nothing of the SDK is mocked), an ``encord`` connection, a schema file."""
+"""Fixtures for the metadata-operation tests: a metadata hook and a schema file. The Encord
+emulator (the real SDK talks to it over HTTP on 127.0.0.1; nothing of the SDK is mocked) and the
+``encord`` connection to it (``encord_conn``) are in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -7,15 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from encord_emulator.testing import EmulatorServer
 from encord_provider.hooks.encord_scopes import EncordMetadataHook
-from tests.metadata_ops.helpers import CONN_ID, FAST_HOOK_PARAMS, SCHEMA_YAML, connection_json
-
-
-@pytest.fixture
-def encord_conn(emulator: EmulatorServer, keypair: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(keypair[0], emulator.url))
-    return CONN_ID
+from tests.metadata_ops.helpers import SCHEMA_YAML
+from tests.provider.helpers import FAST_HOOK_PARAMS
 
 
 @pytest.fixture

@@ -1,22 +1,17 @@
-"""Helpers for the metadata-operation tests: connection, schema, emulator seeding, table files."""
+"""Helpers for the metadata-operation tests: schema, emulator seeding, table files, operators (the
+connection and the fast hook parameters are the provider tests' ones: tests/provider/helpers.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 from encord_emulator.testing import EmulatorServer
 from encord_provider.operators.metadata_ops import EncordApplyMetadataOperator, EncordExportMetadataOperator
+from tests.provider.helpers import FAST_HOOK_PARAMS
 
-CONN_ID = "encord_metaops"
-#: The same retry logic as production, with short waits.
-FAST_HOOK_PARAMS: dict[str, Any] = {
-    "retry": {"base_delay_s": 0.01, "max_delay_s": 0.05, "max_total_s": 10.0, "max_attempts": 6},
-    "sdk_backoff_factor": 0.0,
-}
 B = "https://cams.s3.eu-west-2.amazonaws.com"
 SCHEMA_YAML = """\
 keys:
@@ -27,11 +22,6 @@ keys:
   shot_at: datetime
   frame.note: text
 """
-
-
-def connection_json(private_key: str, domain: str) -> str:
-    """An ``encord`` connection in Airflow's JSON form (for ``AIRFLOW_CONN_<ID>``)."""
-    return json.dumps({"conn_type": "encord", "extra": {"ssh_private_key": private_key, "domain": domain}})
 
 
 def held(emulator: EmulatorServer, folder: str, *, frames: bool = False) -> dict[str, dict[str, Any]]:

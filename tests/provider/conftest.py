@@ -1,4 +1,5 @@
-"""Fixtures for the provider tests: the Encord emulator over HTTP and an ``encord`` connection.
+"""Fixtures for the provider tests (the Encord emulator over HTTP and the ``encord`` connection to it,
+``encord_conn``, are in tests/conftest.py).
 
 The real ``encord`` SDK talks to the emulator on 127.0.0.1; nothing of the SDK is mocked.
 Retries are made fast (tiny backoff) so fault-injection tests stay quick.
@@ -12,14 +13,7 @@ import pytest
 
 from encord_emulator.testing import EmulatorServer
 from encord_provider.hooks.encord import EncordHook
-from tests.provider.helpers import CONN_ID, FAST_HOOK_PARAMS, connection_json
-
-
-@pytest.fixture
-def encord_conn(emulator: EmulatorServer, keypair: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
-    """The id of an ``encord`` connection (env var, JSON form) pointing at the emulator."""
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(keypair[0], emulator.url))
-    return CONN_ID
+from tests.provider.helpers import FAST_HOOK_PARAMS
 
 
 @pytest.fixture
