@@ -81,6 +81,17 @@ def default_args(config: SourceConfig) -> dict[str, Any]:
     }
 
 
+def source_dag_args(config: SourceConfig, kind: str) -> dict[str, Any]:
+    """What every DAG of a source shares: one run at a time, no catch-up, the task defaults, and
+    the tags ``encord``, ``kind`` and ``source:<name>`` (then the source's own)."""
+    return {
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": default_args(config),
+        "tags": ["encord", kind, f"source:{config.name}", *config.tags],
+    }
+
+
 def source_asset(config: SourceConfig) -> Asset:
     """The Asset a successful ingestion run emits: downstream DAGs can schedule on it.
 
@@ -282,11 +293,8 @@ def build_ingest_dag(config: SourceConfig) -> DAG:
         start_date=datetime(
             config.start_date.year, config.start_date.month, config.start_date.day, tzinfo=UTC
         ),
-        catchup=False,
-        max_active_runs=1,
         params=run_params(config),
-        default_args=default_args(config),
-        tags=["encord", "ingest", f"source:{config.name}", *config.tags],
+        **source_dag_args(config, "ingest"),
         doc_md=_doc(config, "Ingestion"),
     ) as dag:
         ingest_task_group(config)
@@ -472,11 +480,8 @@ def build_resync_dag(config: SourceConfig) -> DAG:
         description=f"Re-read sidecars of {config.bucket.uri} and sync metadata in {encord.folder}",
         schedule=None,
         start_date=datetime(2026, 1, 1, tzinfo=UTC),
-        catchup=False,
-        max_active_runs=1,
         params=_manual_params(config),
-        default_args=default_args(config),
-        tags=["encord", "resync", f"source:{config.name}", *config.tags],
+        **source_dag_args(config, "resync"),
         doc_md=_doc(config, "Metadata resync")
         + "\nEvery item found under the prefix is compared with what Encord holds; only differences "
         "are written. Nothing is registered and the ledger is not changed.\n",
@@ -538,10 +543,7 @@ def build_reconcile_dag(config: SourceConfig) -> DAG:
         description=f"Rebuild the ledger of {config.name} from Encord folder {config.encord.folder}",
         schedule=None,
         start_date=datetime(2026, 1, 1, tzinfo=UTC),
-        catchup=False,
-        max_active_runs=1,
-        default_args=default_args(config),
-        tags=["encord", "reconcile", f"source:{config.name}", *config.tags],
+        **source_dag_args(config, "reconcile"),
         doc_md=_doc(config, "Reconcile")
         + "\nLists the Encord folder once, fixes item UUIDs in the ledger, drops ledger rows Encord "
         "does not have (they are registered again next run) and reports the drift.\n",

@@ -43,9 +43,9 @@ from airflow.sdk import DAG, Asset, AssetWatcher, Param, task
 
 from encord_ingest.config import SourceConfig
 from encord_provider.dag_builder import (
-    default_args,
     register_sync_commit,
     scan_shards,
+    source_dag_args,
     state_store,
 )
 
@@ -161,8 +161,6 @@ def build_events_dag(config: SourceConfig) -> DAG:
         description=f"Ingest {config.bucket.uri} into Encord from S3 event notifications on SQS",
         schedule=[asset],
         start_date=datetime(2026, 1, 1, tzinfo=UTC),
-        catchup=False,
-        max_active_runs=1,
         params={
             "dry_run": Param(
                 False, type="boolean", title="Dry run", description="Plan and report; write nothing."
@@ -171,8 +169,7 @@ def build_events_dag(config: SourceConfig) -> DAG:
                 config.encord.sync_mode, enum=["merge", "replace"], title="Metadata sync mode"
             ),
         },
-        default_args=default_args(config),
-        tags=["encord", "events", f"source:{config.name}", *config.tags],
+        **source_dag_args(config, "events"),
         doc_md=(
             f"### Event-driven ingestion: `{config.name}`\n\nEach run takes a batch of S3 event "
             "notifications from the SQS queue, re-plans exactly the affected objects, folders and "
