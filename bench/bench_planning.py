@@ -221,6 +221,58 @@ def report(label: str, summaries: list[dict[str, Any]], seconds: float, baseline
     )
 
 
+def plan_phase(work: Path, run_id: str, shards: int) -> list[dict[str, Any]]:
+    store = BlobStore.from_uri(str(work / "state"))
+    return plan_run(LocalSource(work / "bucket"), store, run_id, shards=shards, config=PlanningConfig())
+
+
+def commit_phase(work: Path, run_id: str, summaries: list[dict[str, Any]]) -> None:
+    store = BlobStore.from_uri(str(work / "state"))
+    commit_run(ledger_of(store), run_id, RunFolder(store.child(f"runs/{run_id}")).outcomes(summaries))
+
+
+def report_phase(work: Path, run_id: str, summaries: list[dict[str, Any]]) -> str:
+    return commit_and_report(work / "bucket", BlobStore.from_uri(str(work / "state")), run_id, summaries)
+
+
+def _warm() -> None:
+    """Import what every phase uses (pandas, pyarrow, the pipeline) in a fresh process."""
+    import pandas  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+    import encord_ingest.pipeline  # noqa: F401
+    from encord_ingest.ledger import ledger_schema
+
+    ledger_schema()
+
+
+def _in_child(action: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, float, float, float, float]:
+    """Run ``action`` in this (fresh) process: its result, wall, CPU, RSS before and peak RSS."""
+    before = current_rss_mb()
+    start, cpu = time.perf_counter(), time.process_time()
+    result = action(*args)
+    return result, time.perf_counter() - start, time.process_time() - cpu, before, peak_rss_mb()
+
+
+def isolated(label: str, action: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """Like :func:`timed`, in a fresh (spawned) process, as each Airflow task runs: its peak RSS
+    is the phase's alone, imports included ("imports" is its RSS before the phase)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool.submit(_warm).result()  # imports done before the clock starts
+        result, elapsed, cpu, before, peak = pool.submit(_in_child, action, args).result()
+    PEAK[0] = max(PEAK[0], peak)
+    print(
+        f"{label:<34} {elapsed:8.2f} s wall {cpu:8.2f} s CPU   phase peak {peak:7.1f} MiB   "
+        f"imports {before:7.1f} MiB   (own process)",
+        flush=True,
+    )
+    FIGURES[label] = {"wall": elapsed, "cpu": cpu, "peak_rss_mb": PEAK[0], "phase_peak_mb": peak}
+    return result, cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=200_000)
@@ -228,12 +280,19 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=0, help="default: one per 100,000 objects")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--profile", type=Path, help="write a cProfile file per plan into this folder")
+    parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run each plan, commit and commit_and_report in its own fresh process (as Airflow tasks)",
+    )
+    parser.add_argument("--skip-plan-3", action="store_true", help="stop after commit_and_report")
     args = parser.parse_args()
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
         PROFILE_DIR.append(args.profile)
     args.shards = args.shards or max(1, -(-args.objects // 100_000))
     work = Path(tempfile.mkdtemp(prefix="bench-planning-"))
+    phase = isolated if args.isolate else (lambda label, action, *a: timed(label, lambda: action(*a)))
     try:
         data = work / "bucket"
         warm_up(work / "warm-up", args.per_folder)
@@ -241,42 +300,31 @@ def main() -> None:
         print(f"  {count} objects in {data}")
         seen, base = timed("baseline os.walk + json.loads", lambda: baseline(data))
         print(f"  baseline: {seen / base:,.0f} objects/s")
-        source = LocalSource(data)
-        store = BlobStore.from_uri(str(work / "state"))
-        config = PlanningConfig()
 
-        first, seconds = timed(
-            "plan 1 (empty ledger)",
-            lambda: plan_run(source, store, "r1", shards=args.shards, config=config),
-        )
+        first, seconds = phase("plan 1 (empty ledger)", plan_phase, work, "r1", args.shards)
         report("plan 1", first, seconds, base)
-        run_store = store.child("runs/r1")
-        timed(
-            "commit ledger", lambda: commit_run(ledger_of(store), "r1", RunFolder(run_store).outcomes(first))
-        )
-
-        second, seconds = timed(
-            "plan 2 (unchanged)",
-            lambda: plan_run(source, store, "r2", shards=args.shards, config=config),
-        )
+        phase("commit ledger", commit_phase, work, "r1", first)
+        second, seconds = phase("plan 2 (unchanged)", plan_phase, work, "r2", args.shards)
         report("plan 2", second, seconds, base)
-        reported, _ = timed("commit_and_report (run 2)", lambda: commit_and_report(data, store, "r2", second))
+        reported, _ = phase("commit_and_report (run 2)", report_phase, work, "r2", second)
         print(f"  commit_and_report: {reported}")
 
-        for folder in sorted((data / "day").iterdir()):
-            sidecar = folder / "img_0.jpg.json"
-            rewrite(sidecar, json.dumps({"capture.frame": 0, "capture.site": "moved"}))
-        third, seconds = timed(
-            "plan 3 (one sidecar per folder)",
-            lambda: plan_run(source, store, "r3", shards=args.shards, config=config),
-        )
-        report("plan 3", third, seconds, base)
+        if not args.skip_plan_3:
+            plan_3(work, args.shards, base, phase)
         if args.json:
-            args.json.write_text(
-                json.dumps({"objects": count, "shards": args.shards, "phases": FIGURES}, indent=1)
-            )
+            figures = {"objects": count, "shards": args.shards, "isolated": args.isolate, "phases": FIGURES}
+            args.json.write_text(json.dumps(figures, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def plan_3(work: Path, shards: int, base: float, phase: Callable[..., tuple[Any, float]]) -> None:
+    """Rewrite one sidecar per folder, then plan again (only those items are re-read)."""
+    for folder in sorted((work / "bucket" / "day").iterdir()):
+        sidecar = folder / "img_0.jpg.json"
+        rewrite(sidecar, json.dumps({"capture.frame": 0, "capture.site": "moved"}))
+    third, seconds = phase("plan 3 (one sidecar per folder)", plan_phase, work, "r3", shards)
+    report("plan 3", third, seconds, base)
 
 
 if __name__ == "__main__":
