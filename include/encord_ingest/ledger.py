@@ -322,6 +322,8 @@ class Ledger:
         this object writes a new version."""
         self._fell_back_from: str | None = None
         """What was wrong with the current version, once reads fell back to the previous one."""
+        self._checked = False
+        """Every part of the pinned version was verified (:meth:`check` does it once)."""
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
@@ -412,6 +414,7 @@ class Ledger:
             else:
                 what = f"{self._fell_back_from}; its previous version {version}{broken.says(' ')}"
             self._in_use = self._fell_back_from = None  # nothing usable is pinned
+            self._checked = False
             raise LedgerError(f"{what}; {RECOVER_HINT}") from None
 
     def check(self) -> str | None:
@@ -424,9 +427,10 @@ class Ledger:
                 self._part_bytes(version, part)
             return version
 
-        pinned = self._reading(verify)
-        if pinned is not None:
-            self._in_use = pinned
+        if not self._checked:
+            pinned = self._reading(verify)
+            if pinned is not None:
+                self._in_use, self._checked = pinned, True
         return self.warning
 
     def read_table(self, ranges: Sequence[KeyRangeLike] | None = None) -> pa.Table:
@@ -477,6 +481,7 @@ class Ledger:
     def unpin(self) -> None:
         """Reads follow the pointer again (after this object wrote a new version)."""
         self._in_use = self._fell_back_from = None
+        self._checked = False
 
     def write(self, frame: pd.DataFrame, run_id: str) -> LedgerPointer:
         """Write ``frame`` as a new version, then point to it. Returns the new pointer (whose
