@@ -269,20 +269,30 @@ class _BrokenPart(Exception):
 
 
 class LedgerSnapshot:
-    """The ledger rows of one key range, for lookups while a shard is planned."""
+    """The ledger rows of one key range, for lookups while a shard is planned.
+
+    Kept small, as a shard holds it whole: a single-object item (its ``item_url`` is its own
+    ``url``) has no entry in ``_grouped``, only the members of other items do."""
 
     def __init__(self, rows: Iterable[LedgerRow] = ()):
         self.rows: dict[str, LedgerRow] = {}
-        self.members: dict[str, list[str]] = {}
+        self._grouped: dict[str, list[str]] = {}
         for row in rows:
             self.rows[row.url] = row
-            self.members.setdefault(row.item_url, []).append(row.url)
+            if row.item_url != row.url:
+                self._grouped.setdefault(row.item_url, []).append(row.url)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def get(self, url: str) -> LedgerRow | None:
         return self.rows.get(url)
+
+    def members(self, item_url: str) -> list[str]:
+        """The URLs of the rows of item ``item_url``."""
+        head = self.rows.get(item_url)
+        own = [item_url] if head is not None and head.item_url == item_url else []
+        return own + self._grouped.get(item_url, [])
 
 
 def _safe(text: str) -> str:
@@ -463,10 +473,23 @@ class Ledger:
         return frame
 
     def snapshot(self, ranges: Sequence[KeyRangeLike] | None = None) -> LedgerSnapshot:
-        """The rows in ``ranges`` (all rows for ``None``), ready for :func:`diff_item` lookups."""
+        """The rows in ``ranges`` (all rows for ``None``), ready for :func:`diff_item` lookups.
+        Arrow's buffers go back to the system once the rows are Python objects: a shard's scan
+        holds the snapshot, not both."""
+        import pyarrow as pa
+
         table = self.read_table(ranges)
-        columns = [table[name].to_pylist() for name in LEDGER_COLUMNS]
-        return LedgerSnapshot(LedgerRow(*values) for values in zip(*columns, strict=True))
+        columns = {name: table[name].to_pylist() for name in LEDGER_COLUMNS}
+        del table
+        pa.default_memory_pool().release_unused()
+        urls = columns["url"]  # a single object's item_url is its url: one string, not two
+        columns["item_url"] = [
+            url if url == item else item for url, item in zip(urls, columns["item_url"], strict=True)
+        ]
+        for name in ("kind", "last_run_id", "last_outcome"):  # a few values each
+            shared: dict[str, str] = {}
+            columns[name] = [shared.setdefault(value, value) for value in columns[name]]
+        return LedgerSnapshot(LedgerRow(*values) for values in zip(*columns.values(), strict=True))
 
     def version_in_use(self) -> list[LedgerPart] | None:
         """The parts of the version reads use (checked first if not yet pinned), ``None`` for a
@@ -601,7 +624,7 @@ def data_changed(members: Sequence[ObjectState], item_url: str, ledger: LedgerSn
             return True
         if row.item_url != item_url:
             return True
-    return set(ledger.members.get(item_url, ())) != urls
+    return set(ledger.members(item_url)) != urls
 
 
 def known_item(members: Sequence[ObjectState], ledger: LedgerSnapshot) -> LedgerRow | None:
