@@ -178,15 +178,23 @@ def build_events_dag(config: SourceConfig) -> DAG:
         ),
     ) as dag:
 
-        @task
+        @task(
+            task_display_name="Plan the event batch",
+            doc_md="Parses the batch's S3 event notifications and plans exactly the affected objects, "
+            "folders and groups (malformed and out-of-source events are reported and skipped).",
+        )
         def resolve(**context: Any) -> dict[str, Any]:
             return _plan_run(config, context)
 
-        @task
+        @task(task_display_name="Plan shards", doc_md="The planned units in at most `shards` shards.")
         def plan_shards(run: dict[str, Any]) -> list[dict[str, Any]]:
             return list(_read_plan(config, run).shards)
 
-        @task
+        @task(
+            task_display_name="Acknowledge messages",
+            doc_md="Deletes the batch's messages from the queue once the ledger is committed "
+            "(kept in a dry run).",
+        )
         def acknowledge(run: dict[str, Any]) -> dict[str, int]:
             """Delete the batch's messages: the run has committed its ledger."""
             plan = _read_plan(config, run)
@@ -195,7 +203,12 @@ def build_events_dag(config: SourceConfig) -> DAG:
                 return {"deleted": 0, "failed": 0}
             return delete_messages(config, plan.receipts)
 
-        @task(inlets=[asset], outlets=[asset])
+        @task(
+            inlets=[asset],
+            outlets=[asset],
+            task_display_name="Catch up",
+            doc_md="Starts another run when batches arrived after this run's window.",
+        )
         def catch_up(**context: Any) -> str:
             """Start another run if batches arrived after this run's window (see the module doc)."""
             from airflow.sdk.exceptions import AirflowSkipException

@@ -13,6 +13,7 @@ import yaml
 from demo_data import DAY_PREFIX, demo_objects
 from standins.stack import DEMO_STATE_BUCKET
 
+from encord_ingest.events import EventsConfig
 from encord_ingest.sources.urls import UrlBuilder
 from tests.dags.conftest import Runner, covering
 
@@ -267,7 +268,14 @@ def test_the_forms_and_the_tasks_explain_themselves(repo_root: Path) -> None:
     assert "infers from the logical date" in ingest.doc_md
     schemas = {name: ingest.params.get_param(name).schema for name in ingest.params}
     assert {name for name, schema in schemas.items() if ui_required(schema)} == set()
-    for dag in dags.values():
+    from encord_ingest.config import load_source_config
+    from encord_provider.events_dag import build_events_dag
+
+    config = load_source_config(repo_root / "include" / "sources" / "demo_media.yaml")
+    with_events = config.model_copy(
+        update={"events": EventsConfig(queue_url="https://sqs.eu-west-2.amazonaws.com/123456789012/uploads")}
+    )
+    for dag in [*dags.values(), build_events_dag(with_events)]:
         for task in dag.tasks:
             assert task.task_display_name != task.task_id, (dag.dag_id, task.task_id)
             assert task.doc_md, (dag.dag_id, task.task_id)
