@@ -77,12 +77,16 @@ def storage_object_url(
 
 def object_url_for_connection(uri: str, conn_id: str | None) -> str | None:
     """:func:`storage_object_url` with the endpoint and region of the ``aws`` connection
-    ``conn_id`` (its extras ``endpoint_url``, ``region_name``) or ``$STORAGE_EMULATOR_HOST``."""
+    ``conn_id`` (its extras ``endpoint_url``, ``region_name``) or ``$STORAGE_EMULATOR_HOST``;
+    ``None`` when the connection cannot be read (a link never fails the task)."""
     extra: Mapping[str, Any] = {}
     if conn_id and uri.startswith("s3://"):
         from airflow.sdk import BaseHook
 
-        extra = BaseHook.get_connection(conn_id).extra_dejson
+        try:
+            extra = BaseHook.get_connection(conn_id).extra_dejson
+        except Exception:  # noqa: BLE001 - no link rather than a failed commit
+            return None
     return storage_object_url(
         uri,
         s3_endpoint=extra.get("endpoint_url"),

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from encord_provider.links import encord_web_link, storage_object_url
+from encord_provider.links import encord_web_link, object_url_for_connection, storage_object_url
 
 F, J = "0b6e-folder", "7c1d-job"
 
@@ -74,3 +76,12 @@ def test_a_report_links_to_its_console_page_or_endpoint(
     uri: str, options: dict[str, str], expected: str | None
 ) -> None:
     assert storage_object_url(uri, **options) == expected
+
+
+def test_the_report_link_reads_the_endpoint_from_the_connection_and_never_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    extra = {"endpoint_url": "http://127.0.0.1:9000", "region_name": "eu-west-2"}
+    monkeypatch.setenv("AIRFLOW_CONN_STATE_S3", json.dumps({"conn_type": "aws", "extra": extra}))
+    assert object_url_for_connection("s3://b/r.md", "state_s3") == "http://127.0.0.1:9000/b/r.md"
+    assert object_url_for_connection("s3://b/r.md", "no_such_connection") is None
