@@ -1,7 +1,7 @@
 """Plan 10,000 items with sidecars behind real-bucket latency; compare with listing the keys alone.
 
     .venv/bin/python bench/bench_latency.py [--items 10000] [--delays 0.02] [--backends s3,gcs]
-        [--concurrency 8] [--serial-items 500] [--throughput 1,8,32] [--json FILE]
+        [--concurrency 8] [--serial-items 500] [--throughput 1,8,32] [--per-folder 500] [--json FILE]
 
 A child process runs the stand-in (moto S3 or the GCS emulator), seeded with ``--items`` images,
 each with a ``.json`` sidecar, in folders of 500 with a ``_defaults.yaml`` each; another runs the
@@ -93,6 +93,7 @@ def served(backend: str, items: int, delay: float) -> Iterator[tuple[str, str]]:
     """The stand-in and the latency proxy, each in a process of its own (one GIL each); yields
     the proxy's endpoint and the stand-in's own."""
     stand_in = [sys.executable, __file__, "--serve", backend, "--items", str(items)]
+    stand_in += ["--per-folder", str(PER_FOLDER)]
     with child(stand_in, f"the {backend} stand-in") as upstream:
         proxy = [sys.executable, str(ROOT / "tools" / "standins" / "latency.py")]
         proxy += ["--upstream", upstream, "--delay", str(delay)]
@@ -278,6 +279,7 @@ def report(r: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    global PER_FOLDER  # noqa: PLW0603 (the tree's layout, set once before anything runs)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -289,9 +291,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--throughput", default="1,8,32", help="threads of bare GETs for the stand-in's ceiling ('' : skip)"
     )
+    parser.add_argument("--per-folder", type=int, default=500, help="images per folder (small: many folders)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--serve", choices=["s3", "gcs"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    PER_FOLDER = args.per_folder
     delays = [float(d) for d in args.delays.split(",")]
     threads = [int(n) for n in args.throughput.split(",") if n.strip()]
     if args.serve:

@@ -6,9 +6,12 @@ lists one page after another, so without overlap a shard waits for every request
 - :func:`prefetch` runs a page iterator one page ahead in a background thread: the next page is
   requested as soon as the previous one arrived, while the caller works on the current one.
   Pages keep their order; an error surfaces at the page that failed.
-- :class:`ReadAhead` wraps a :class:`~.base.Source`: as its listing passes an object that the
-  ``plan`` callback wants (a sidecar whose version the ledger does not know), it starts a ranged
-  read on a pool of ``concurrency`` threads. The planner's later ``read_bytes`` of that key takes
+- :class:`ReadAhead` wraps a :class:`~.base.Source`: its listing runs in a thread of its own, up
+  to ``max_entries`` objects ahead of the planner (so reads of the next folders start while the
+  planner is still on this one: a folder boundary does not drain the reads), and as it passes an
+  object that the ``plan`` callback wants (a sidecar whose version the ledger does not know), it
+  starts a ranged read on a pool of ``concurrency`` threads. Objects reach the planner in listing
+  order; a listing error is raised where it happened. The planner's later ``read_bytes`` of that key takes
   the result (or the read's exception, raised exactly as a serial read would raise it, so a bad
   object still fails alone with its reason). Planning itself stays serial, so outcomes come in
   the same order and with the same content as without read-ahead.
@@ -25,6 +28,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from queue import Empty, Full, Queue
 from typing import Any, TypeVar
 
 from encord_ingest.sources.base import LevelEntry, ObjectInfo, Source, folder_of
@@ -40,6 +44,61 @@ connection be opened and dropped again for every read)."""
 DEFAULT_MAX_ENTRIES = 4096
 DEFAULT_MAX_BYTES = 64 * 1024**2
 _END = object()
+_PUT_WAIT_S = 0.1
+"""How often a listing thread whose queue is full checks whether its reader went away."""
+
+
+@dataclass(slots=True)
+class _Raised:
+    error: BaseException
+
+
+class _ListingAhead:
+    """A listing run in a thread of its own, at most ``ahead`` objects before its reader; each
+    object goes to ``passed`` first (which starts its read). Order is kept; an error is raised to
+    the reader at the point the listing reached; a reader that stops (``stop``) ends the thread."""
+
+    def __init__(self, listing: Iterator[ObjectInfo], passed: Callable[[ObjectInfo], None], ahead: int):
+        self.queue: Queue[Any] = Queue(maxsize=max(ahead, 1))
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self._produce, args=(listing, passed), name="read-ahead-listing", daemon=True
+        )
+        self.thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=_PUT_WAIT_S)
+                return True
+            except Full:
+                continue
+        return False
+
+    def _produce(self, listing: Iterator[ObjectInfo], passed: Callable[[ObjectInfo], None]) -> None:
+        try:
+            for info in listing:
+                passed(info)
+                if not self._put(info):
+                    return
+            self._put(_END)
+        except Exception as error:  # noqa: BLE001 (re-raised in the reader's thread, in order)
+            self._put(_Raised(error))
+
+    def items(self) -> Iterator[ObjectInfo]:
+        while True:
+            try:
+                item = self.queue.get(timeout=_PUT_WAIT_S * 10)
+            except Empty:
+                if self.thread.is_alive() or not self.queue.empty():
+                    continue
+                raise RuntimeError("the read-ahead listing thread stopped without finishing") from None
+            if item is _END:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+
 
 ReadPlan = Callable[[ObjectInfo], int | None]
 """How many bytes of a listed object to read ahead (a ranged read), or ``None`` for none."""
@@ -127,12 +186,20 @@ class ReadAhead:
         *,
         start_at: str | None = None,
     ) -> Iterator[ObjectInfo]:
-        """The wrapped listing; each object ``plan`` wants gets its read started as it passes."""
-        for info in self.source.iter_objects(prefix, start_after, end_before, start_at=start_at):
-            limit = self.plan(info)
-            if limit is not None:
-                self._start(info, limit)
-            yield info
+        """The wrapped listing, run ahead in a thread; each object ``plan`` wants gets its read
+        started as the listing passes it."""
+        listing = self.source.iter_objects(prefix, start_after, end_before, start_at=start_at)
+        ahead = _ListingAhead(listing, self._passed, self.max_entries)
+        try:
+            yield from ahead.items()
+        finally:
+            ahead.stop.set()
+
+    def _passed(self, info: ObjectInfo) -> None:
+        """The listing thread passes ``info``: start its read if ``plan`` wants one."""
+        limit = self.plan(info)
+        if limit is not None:
+            self._start(info, limit)
 
     def _start(self, info: ObjectInfo, limit: int) -> None:
         size = min(info.size, limit)
