@@ -36,7 +36,7 @@ test-distributed: venv
 
 # `make ui` end to end (tests/ui): standalone starts, the API lists the demo DAGs, SIGTERM stops all.
 test-ui: venv
-	ENCORD_INGEST_UI=1 $(BIN)/python -m pytest tests/ui -q -x
+	ENCORD_INGEST_UI=1 $(BIN)/python -m pytest tests/ui -q -x -s
 
 lint: venv
 	$(BIN)/ruff check dags plugins include tests bench tools

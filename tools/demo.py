@@ -14,6 +14,7 @@ Logs of each Airflow command go to ``.demo/`` (``ENCORD_DEMO_DIR`` chooses anoth
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -65,15 +66,20 @@ def airflow_env(stack: StandinStack) -> dict[str, str]:
     }
 
 
-def airflow(env: dict[str, str], *args: str, log: str) -> None:
-    """Run an ``airflow`` command; its output goes to ``.demo/<log>``; fail loudly if it fails."""
+def run_logged(command: list[str], env: dict[str, str], log: str) -> None:
+    """Run ``command``; its output goes to ``.demo/<log>``; fail loudly if it fails."""
     path = DEMO_DIR / log
-    command = [str(BIN / "airflow"), *args]
     with path.open("w") as out:
         result = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
     if result.returncode != 0:
         print(path.read_text()[-4000:])
-        raise SystemExit(f"`airflow {' '.join(args)}` failed (exit {result.returncode}); log: {path}")
+        shown = " ".join(Path(command[0]).name if i == 0 else word for i, word in enumerate(command))
+        raise SystemExit(f"`{shown}` failed (exit {result.returncode}); log: {path}")
+
+
+def airflow(env: dict[str, str], *args: str, log: str) -> None:
+    """Run an ``airflow`` command (see :func:`run_logged`)."""
+    run_logged([str(BIN / "airflow"), *args], env, log)
 
 
 def latest_report(stack: StandinStack) -> str:
@@ -170,23 +176,33 @@ def write_connections_file(stack: StandinStack, folder: Path) -> Path:
     return Path(file.name)
 
 
-def store_connections(stack: StandinStack, env: dict[str, str]) -> None:
-    """Put the demo connections in the metadata DB, where the UI lists them and can test them."""
+def prepare_metadata_db(stack: StandinStack, env: dict[str, str]) -> None:
+    """Create the metadata DB with the ``encord_api`` pool and the demo connections (where the UI
+    lists them and can test them), in one Airflow process (``tools/airflow_setup.py``)."""
     path = write_connections_file(stack, DEMO_DIR)
+    command = [sys.executable, str(REPO / "tools" / "airflow_setup.py"), "--connections", str(path)]
+    command += ["--pool", "encord_api:4:Concurrent Encord API calls"]
     try:
-        airflow(env, "connections", "import", "--overwrite", str(path), log="connections.log")
+        run_logged(command, env, "airflow-setup.log")
     finally:
         path.unlink()
 
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """Stop ``airflow standalone`` and everything it started (one process group): SIGINT, which it
-    handles by stopping its parts; SIGTERM to what is left after a grace period; then SIGKILL."""
-    for sig, grace in ((signal.SIGINT, STOP_GRACE_S), (signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
+    """Stop ``airflow standalone`` and everything it started (one process group): SIGINT to
+    standalone alone, which stops each part with one SIGTERM; SIGTERM to the whole group after a
+    grace period; then SIGKILL. (A part that gets SIGINT as well stops twice: the scheduler then
+    stays up waiting for its LocalExecutor workers, which never got their stop message.)"""
+    steps = (
+        (os.kill, signal.SIGINT, STOP_GRACE_S),
+        (os.killpg, signal.SIGTERM, 15.0),
+        (os.killpg, signal.SIGKILL, 5.0),
+    )
+    for send, sig, grace in steps:
+        if sig != signal.SIGINT:
+            print(f"Airflow is still running; sending {sig.name} to all its processes", flush=True)
+        with contextlib.suppress(ProcessLookupError):  # standalone is gone; its parts may not be
+            send(process.pid, sig)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             process.poll()
@@ -209,15 +225,16 @@ def ui(stack: StandinStack, port: int) -> None:
     env = ui_env(stack, port)
     stack.put_objects(DEMO_RAW_BUCKET, demo_objects())
     print(f"S3 (moto) on {stack.s3_endpoint}; Encord emulator on {stack.emulator.url}")
-    airflow(env, "db", "migrate", log="db-migrate.log")
-    airflow(env, "pools", "set", "encord_api", "4", "Concurrent Encord API calls", log="pools.log")
-    store_connections(stack, env)
+    prepare_metadata_db(stack, env)
     print(
         f"Starting `airflow standalone` on http://localhost:{port} (Ctrl-C to stop); user admin, "
         f"password in {DEMO_DIR / 'airflow' / 'simple_auth_manager_passwords.json.generated'}",
         flush=True,
     )
     signal.signal(signal.SIGTERM, _interrupt)
+    # Started in the background (`make ui &`), a process inherits SIGINT ignored; standalone then
+    # never sees Ctrl-C's KeyboardInterrupt and never stops its parts. Let it inherit the default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     process = subprocess.Popen([str(BIN / "airflow"), "standalone"], env=env, start_new_session=True)
     try:
         process.wait()
