@@ -328,22 +328,12 @@ def register_sync_commit(
     key, so ``run["dry_run"]`` feeds an operator argument). A failed task among ``among`` (default:
     the whole DAG run) fails the run after the report. Returns the commit task."""
     encord = config.encord
-    operator_args: dict[str, Any] = {
-        "encord_conn_id": encord.conn_id,
-        "pool": encord.pool,
-        "folder_state_uri": config.state_uri,
-        "hook_params": encord.hook_params,
-        **_state_conns(config),
-    }
+    operator_args = _operator_args(config)
 
     @task(task_display_name="Batch manifest chunks", doc_md=TASK_DOCS["manifest_chunks"])
     def manifest_chunks(summaries: list[dict[str, Any]], run: dict[str, Any]) -> list[list[str]]:
         uris = registration_chunks(config, state_store(config), RunOptions.from_json(run), list(summaries))
         return batches(uris, config.max_mapped_tasks)
-
-    @task(task_display_name="Batch metadata changes", doc_md=TASK_DOCS["change_chunks"])
-    def change_chunks(summaries: list[dict[str, Any]]) -> list[list[str]]:
-        return batches(chunk_uris(list(summaries), "metadata"), config.max_mapped_tasks)
 
     @task(
         trigger_rule="all_done",
@@ -361,7 +351,7 @@ def register_sync_commit(
         return _commit_and_report(config, list(summaries or []), options, failed_tasks, context)
 
     manifests: Any = manifest_chunks(summaries, run)
-    changes: Any = change_chunks(summaries)
+    changes: Any = _change_chunks(config, "change_chunks")(summaries)
     register = EncordRegisterDataOperator.partial(
         task_id="register",
         task_display_name="Register in Encord",
@@ -374,19 +364,9 @@ def register_sync_commit(
         max_failed_fraction=1.0,
         **operator_args,
     ).expand(manifest_uris=manifests)
-    sync = EncordSyncMetadataOperator.partial(
-        task_id="sync_metadata",
-        task_display_name="Sync metadata",
-        doc_md=TASK_DOCS["sync_metadata"],
-        folder=encord.folder,
-        mode=run["sync_mode"],
-        dry_run=run["dry_run"],
-        register_results_uri=run["run_uri"],
-        max_failed_items=None,
-        max_failed_fraction=1.0,
-        trigger_rule="none_failed",
-        **operator_args,
-    ).expand(changes_uris=changes)
+    sync = _sync_metadata(
+        config, run, changes, register_results_uri=run["run_uri"], trigger_rule="none_failed"
+    )
     register >> sync
     tail: Any = sync
     if encord.dataset:
@@ -405,6 +385,44 @@ def register_sync_commit(
     done.operator.operator_extra_links = (RunReportLink(),)  # a TaskFlow task has no class of its own
     tail >> done
     return done
+
+
+def _operator_args(config: SourceConfig) -> dict[str, Any]:
+    """The Encord operators' connection, pool and state folder (with its connection)."""
+    encord = config.encord
+    return {
+        "encord_conn_id": encord.conn_id,
+        "pool": encord.pool,
+        "folder_state_uri": config.state_uri,
+        "hook_params": encord.hook_params,
+        **_state_conns(config),
+    }
+
+
+def _change_chunks(config: SourceConfig, task_id: str) -> Any:
+    """The task that batches the scans' metadata-change chunks for the mapped sync."""
+
+    @task(task_id=task_id, task_display_name="Batch metadata changes", doc_md=TASK_DOCS["change_chunks"])
+    def change_chunks(summaries: list[dict[str, Any]]) -> list[list[str]]:
+        return batches(chunk_uris(list(summaries), "metadata"), config.max_mapped_tasks)
+
+    return change_chunks
+
+
+def _sync_metadata(config: SourceConfig, run: Any, changes: Any, **extra: Any) -> Any:
+    """``sync_metadata``, mapped over batches of metadata-change chunks (``run``: the resolve XComArg)."""
+    return EncordSyncMetadataOperator.partial(
+        task_id="sync_metadata",
+        task_display_name="Sync metadata",
+        doc_md=TASK_DOCS["sync_metadata"],
+        folder=config.encord.folder,
+        mode=run["sync_mode"],
+        dry_run=run["dry_run"],
+        max_failed_items=None,
+        max_failed_fraction=1.0,
+        **extra,
+        **_operator_args(config),
+    ).expand(changes_uris=changes)
 
 
 def _commit_and_report(
@@ -487,10 +505,6 @@ def build_resync_dag(config: SourceConfig) -> DAG:
         "are written. Nothing is registered and the ledger is not changed.\n",
     ) as dag:
 
-        @task(task_display_name="Batch metadata changes", doc_md=TASK_DOCS["change_chunks"])
-        def changes(summaries: list[dict[str, Any]]) -> list[list[str]]:
-            return batches(chunk_uris(list(summaries), "metadata"), config.max_mapped_tasks)
-
         @task(
             trigger_rule="all_done",
             task_display_name="Report",
@@ -516,22 +530,8 @@ def build_resync_dag(config: SourceConfig) -> DAG:
             return {"report_uri": report_uri, "counts": totals}
 
         run, summaries = _plan_and_scan(config, resync=True)
-        uris: Any = changes(summaries)
-        sync = EncordSyncMetadataOperator.partial(
-            task_id="sync_metadata",
-            task_display_name="Sync metadata",
-            doc_md=TASK_DOCS["sync_metadata"],
-            folder=encord.folder,
-            mode=run["sync_mode"],
-            dry_run=run["dry_run"],
-            max_failed_items=None,
-            max_failed_fraction=1.0,
-            encord_conn_id=encord.conn_id,
-            pool=encord.pool,
-            folder_state_uri=config.state_uri,
-            hook_params=encord.hook_params,
-            **_state_conns(config),
-        ).expand(changes_uris=uris)
+        uris: Any = _change_chunks(config, "changes")(summaries)
+        sync = _sync_metadata(config, run, uris)
         sync >> report(summaries, uris, run)
     return dag
 
