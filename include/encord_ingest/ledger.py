@@ -75,7 +75,7 @@ OVER_LIMIT_CODE = "over_limit"
 """Skip code of new items a run's ``limit`` left out (see :mod:`encord_ingest.scan.scanner`)."""
 VERSIONS_FOLDER = "versions"
 ROW_GROUP_SIZE = 10_000
-PART_ROWS = 50_000
+PART_ROWS = 20_000
 """Rows per Parquet part of a version: what a commit or a shard's read holds at once."""
 FORMAT_VERSION = 2
 
@@ -788,6 +788,7 @@ class _SpilledOutcomes:
         self.folder, self.failed, self.uuids = folder, failed, uuids
         self.files: list[tuple[str, str, str]] = []  # (path, first key, last key)
         self.samples: list[str] = []
+        self._rows = 0
         self.keyless: set[str] = set()
         self._keyless_rows: list[pd.DataFrame] = []
 
@@ -810,7 +811,10 @@ class _SpilledOutcomes:
         pq.write_table(table, path, row_group_size=ROW_GROUP_SIZE)
         keys = ordered["key"]
         self.files.append((path, str(keys.iloc[0]), str(keys.iloc[-1])))
-        self.samples.extend(str(key) for key in keys.iloc[PART_ROWS // 2 :: PART_ROWS // 2])
+        step = PART_ROWS // 2  # a bound every `step` outcome rows, counted across frames of any size
+        first = step - 1 - self._rows % step
+        self.samples.extend(str(key) for key in keys.iloc[first::step])
+        self._rows += len(keys)
 
     def boundaries(self, part_firsts: Sequence[str]) -> list[str]:
         """Range bounds: every old part's first key and a key every ``PART_ROWS / 2`` outcomes."""

@@ -29,7 +29,7 @@ from typing import Any
 
 from encord_ingest.manifest import Manifest
 from encord_ingest.results import RegisterReport
-from encord_ingest.scan.outcomes import COMMIT_COLUMNS, read_outcomes, write_outcome_frames
+from encord_ingest.scan.outcomes import COMMIT_COLUMNS, write_outcome_frames
 from encord_ingest.scan.writers import BlobWriter, ManifestWriter
 from encord_ingest.storage import BlobStore
 from encord_ingest.sync import SyncReport, read_changes
@@ -46,6 +46,8 @@ REGISTER_FAILURE_SUFFIX = ".register.failed.txt"
 """Why a register task failed before writing a chunk's result (the cause named in the report)."""
 SYNC_SUFFIX = ".sync.json"
 DRY_RUN_SYNC_SUFFIX = ".sync.dry-run.json"
+OUTCOME_BATCH_ROWS = 10_000
+"""Rows per DataFrame that :meth:`RunFolder.outcomes` hands out (the commit's and report's unit)."""
 REPORT_NAME = "report.md"
 FINAL_OUTCOMES = "final_outcomes.parquet"
 """After the commit: the final outcome of every object (registered, failed with its reason, ...)."""
@@ -202,11 +204,21 @@ class RunFolder:
     def outcomes(
         self, summaries: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = COMMIT_COLUMNS
     ) -> Iterator[Any]:
-        """The outcome tables of the given shard summaries, one DataFrame per chunk; by default
-        only the columns :func:`~.ledger.commit_run` needs."""
+        """The outcome tables of the given shard summaries as DataFrames of at most
+        :data:`OUTCOME_BATCH_ROWS` rows, in order (a chunk is decoded once, then handed out a
+        batch at a time: Python strings of one batch, not of a whole chunk); by default only the
+        columns :func:`~.ledger.commit_run` needs."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         for summary in summaries:
             for uri in summary.get("outcome_uris", []):
-                yield read_outcomes(self.read(uri), columns)
+                table = pq.read_table(
+                    pa.BufferReader(self.read(uri)), columns=list(columns) if columns else None
+                )
+                for start in range(0, max(table.num_rows, 1), OUTCOME_BATCH_ROWS):
+                    yield table.slice(start, OUTCOME_BATCH_ROWS).to_pandas()
+                del table
 
     def register_reports(self) -> list[RegisterReport]:
         """Every register result of the run (``results/*.register.json``)."""
