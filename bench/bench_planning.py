@@ -2,8 +2,9 @@
 
 The tree (generated in a temporary directory) is ``day/cam-NNNN/`` folders, each holding
 ``img_N.jpg`` files with a ``img_N.jpg.json`` sidecar, a ``_defaults.yaml`` and a
-``metadata.csv`` with one row per image. Phases, all in this process, after an untimed warm-up
-plan of one folder (lazy imports are not planning work):
+``metadata.csv`` with one row per image. Phases, all in this process (with ``--isolate``: each
+plan, commit and commit_and_report in a fresh process of its own, as Airflow runs tasks), after an
+untimed warm-up plan of one folder (lazy imports are not planning work):
 
 1. baseline: ``os.walk`` over the tree plus ``json.loads`` of every sidecar (the least any
    planner must do);
@@ -15,13 +16,15 @@ plan of one folder (lazy imports are not planning work):
 6. third plan after rewriting one sidecar per folder (only those items are re-read).
 
 Usage: ``python bench/bench_planning.py [--objects 200000] [--per-folder 200] [--shards N]
-[--json FILE] [--profile DIR]`` (shards default to one per 100,000 objects: a shard is the unit
-of memory). ``--profile DIR`` writes a cProfile file per plan (``plan-1.prof`` ...; read with
-``python -m pstats``); CPU times include the profiler's overhead then.
+[--json FILE] [--profile DIR] [--isolate] [--skip-plan-3]`` (shards default to one per 100,000
+objects: a shard is the unit of memory). ``--profile DIR`` writes a cProfile file per plan
+(``plan-1.prof`` ...; read with ``python -m pstats``); CPU times include the profiler's overhead.
 Wall and CPU time are printed (ratios use CPU time: the machine is shared), never asserted.
 "phase peak" is the high-water mark of the phase alone (Linux: ``VmHWM``, reset through
 ``/proc/self/clear_refs`` before each phase), "peak so far" the highest of those (or
-``ru_maxrss`` where there is no ``VmHWM``); "now" is the RSS after it.
+``ru_maxrss`` where there is no ``VmHWM``); "now" is the RSS after it. With ``--isolate`` the
+phase peak is the child's ``ru_maxrss`` and "imports" its RSS after importing pandas, pyarrow and
+the pipeline (``--profile`` applies to the single-process mode only).
 """
 
 from __future__ import annotations
