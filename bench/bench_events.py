@@ -1,6 +1,6 @@
 """Latency of event-driven ingestion: ``PutObject`` -> the item exists in Encord (the emulator).
 
-    .venv/bin/python bench/bench_events.py [--objects 200] [--rate 5] [--timeout 600]
+    .venv/bin/python bench/bench_events.py [--objects 200] [--rate 5] [--timeout 600] [--deferrable]
 
 The real watcher path, nothing shortcut: moto (server mode, 127.0.0.1) delivers the S3 bucket
 notifications to its SQS queue; Airflow's triggerer runs the ``AssetWatcher``'s
@@ -59,7 +59,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def source_document(queue_url: str) -> dict[str, Any]:
+def source_document(queue_url: str, *, deferrable: bool = False) -> dict[str, Any]:
     return {
         "name": SOURCE,
         "schedule": None,
@@ -70,9 +70,15 @@ def source_document(queue_url: str) -> dict[str, Any]:
             "prefix": PREFIX,
         },
         "state_uri": f"s3://encord-demo-state/{SOURCE}",
-        # deferrable: false: on a loaded 2-core machine LocalExecutor raced with the deferred
-        # register task ("reported success, but the task instance's state is running" -> failed).
-        "encord": {"conn_id": "encord_demo", "integration": "demo-s3", "folder": FOLDER, "deferrable": False},
+        # deferrable: false by default: on a loaded 2-core machine LocalExecutor raced with the
+        # deferred register task ("reported success, but the task instance's state is running" ->
+        # failed). --deferrable measures the triggerer path.
+        "encord": {
+            "conn_id": "encord_demo",
+            "integration": "demo-s3",
+            "folder": FOLDER,
+            "deferrable": deferrable,
+        },
         "shards": 1,
         "retries": 1,
         "retry_delay_s": 2,
@@ -216,6 +222,9 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=200)
     parser.add_argument("--rate", type=float, default=5.0, help="objects put per second")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the last item")
+    parser.add_argument(
+        "--deferrable", action="store_true", help="register defers to the triggerer while the upload job runs"
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the Airflow processes on TERM too
 
@@ -227,7 +236,9 @@ def main() -> None:
     with standin_stack() as stack:
         sqs = sqs_client(stack.s3_endpoint)
         queue_url = notifying_queue(stack.s3, sqs, DEMO_RAW_BUCKET, "bench-uploads")
-        (sources / f"{SOURCE}.yaml").write_text(json.dumps(source_document(queue_url)))
+        (sources / f"{SOURCE}.yaml").write_text(
+            json.dumps(source_document(queue_url, deferrable=args.deferrable))
+        )
         env = airflow_env(stack, home, sources, free_port())
         image = _image(32, 24, (10, 120, 200))
         with airflow_components(env, logs):
