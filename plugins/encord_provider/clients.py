@@ -13,7 +13,8 @@ loads its service model, and the amazon provider walks the whole call stack with
 name its caller in the user agent), and a run's tasks ask for the same client several times.
 The cache key holds the connection's whole URI, so a changed connection builds a new client.
 Its connection pool holds every read-ahead thread of a scan (``CLIENT_POOL_CONNECTIONS``) unless
-the connection's extra sets ``config_kwargs.max_pool_connections`` itself.
+the connection's extra sets ``config_kwargs.max_pool_connections`` itself; a GCS client's pool is
+sized the same way (:func:`~encord_ingest.sources.gcs.pool_for_read_ahead`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import threading
 from typing import Any
 
 from encord_ingest.sources.factory import split_uri
+from encord_ingest.sources.gcs import pool_for_read_ahead
 from encord_ingest.sources.readahead import CLIENT_POOL_CONNECTIONS
 
 _S3_CLIENTS: dict[tuple[str | None, str], Any] = {}
@@ -55,7 +57,11 @@ def _connection_uri(conn_id: str | None) -> str:
 
 def gcs_client(conn_id: str | None, project: str | None = None) -> Any:
     """A storage client from connection ``conn_id``; without one, Application Default Credentials
-    (and ``project``)."""
+    (and ``project``). Its connection pool holds every read-ahead thread of a scan."""
+    return pool_for_read_ahead(_gcs_client(conn_id, project))
+
+
+def _gcs_client(conn_id: str | None, project: str | None) -> Any:
     from google.cloud import storage
 
     if not conn_id:

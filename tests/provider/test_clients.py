@@ -93,5 +93,30 @@ def test_the_s3_clients_pool_holds_every_read_ahead_thread_unless_the_connection
     assert client.meta.config.retries["total_max_attempts"] == 3  # botocore counts the first try
 
 
+def test_a_gcs_clients_pool_keeps_a_connection_for_every_read_ahead_thread(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from standins.latency import latency_proxy
+
+    from encord_ingest.sources import GCSSource
+    from encord_ingest.sources.readahead import DEFAULT_READ_CONCURRENCY
+
+    with gcs_emulator() as emulator, latency_proxy(emulator.endpoint, delay=0.005) as endpoint:
+        keys = [f"k/{i:03d}.json" for i in range(3 * DEFAULT_READ_CONCURRENCY)]
+        emulator.seed("gcs-pool", {key: b"{}" for key in keys})
+        # The connection's client, pointed at the proxy (keep-alive, unlike the emulator itself).
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
+        extra = {"anonymous": True, "project": "test-project"}
+        monkeypatch.setenv("AIRFLOW_CONN_GCS_POOL", json.dumps({"conn_type": "generic", "extra": extra}))
+        source = GCSSource(storage_clients("gs://gcs-pool", "gcs_pool")["gcs_client"], "gcs-pool")
+        with caplog.at_level("WARNING", logger="urllib3.connectionpool"):
+            with ThreadPoolExecutor(DEFAULT_READ_CONCURRENCY) as pool:
+                assert set(pool.map(source.read_bytes, keys)) == {b"{}"}
+        # With requests' default pool of 10, 22 connections per round are dropped, each with a warning.
+        assert not [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
+
+
 def test_local_paths_need_no_client() -> None:
     assert storage_clients("file:///tmp/data", None) == {}

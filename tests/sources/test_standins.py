@@ -29,3 +29,17 @@ def test_gcs_emulator_sets_and_restores_the_env_var() -> None:
         assert blob.size == 5
         assert blob.download_as_bytes() == b"hello"
     assert os.environ.get("STORAGE_EMULATOR_HOST") == before
+
+
+def test_the_gcs_emulator_pages_listings_in_name_order_like_gcs() -> None:
+    with gcs_emulator() as emulator:
+        names = [f"a/{i:04d}" for i in range(2100)] + [f"b/{i}/x" for i in range(5)] + ["c"]
+        emulator.seed("paged", {name: b"x" for name in reversed(names)})  # stored out of order
+        client = emulator.client()
+        pages = [[blob.name for blob in page] for page in client.list_blobs("paged").pages]
+        assert [len(page) for page in pages] == [1000, 1000, 106]  # GCS's default page: 1000
+        assert sum(pages, []) == sorted(names)
+        # Items and prefixes share a page's maxResults, in one name order.
+        level = client.list_blobs("paged", delimiter="/", page_size=2)
+        entries = [(sorted(page.prefixes), [blob.name for blob in page]) for page in level.pages]
+        assert entries == [(["a/", "b/"], []), ([], ["c"])]

@@ -136,6 +136,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _ProxyServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024
+    """Connects not yet accepted. Python's default of 5 makes the kernel drop the 6th of a burst
+    of concurrent connects (a scan's read-ahead threads opening their connections), and TCP
+    retries it only a second later: a stall that no real bucket has."""
 
     def __init__(self, upstream: str, settings: LatencySettings):
         super().__init__(("127.0.0.1", 0), _Handler)

@@ -5,7 +5,8 @@ service-account key named in the source's connection; in tests it talks to the e
 ``STORAGE_EMULATOR_HOST``. Listing uses ``list_blobs`` with a ``fields`` mask, page by page (the
 next page is requested while the current one is used), and passes key ranges as
 ``start_offset`` / ``end_offset``; the bounds are checked client-side as well because the
-emulator ignores the offsets.
+emulator ignores the offsets. :func:`pool_for_read_ahead` sizes a client's connection pool for a
+scan's concurrent reads.
 """
 
 from __future__ import annotations
@@ -14,13 +15,29 @@ from collections.abc import Iterator
 from typing import Any
 
 from encord_ingest.sources.base import DELIMITER, BoundedListing, KeyBounds, LevelEntry, ObjectInfo
-from encord_ingest.sources.readahead import prefetch
+from encord_ingest.sources.readahead import CLIENT_POOL_CONNECTIONS, prefetch
 from encord_ingest.sources.urls import UrlBuilder
 
 DEFAULT_PAGE_SIZE = 1000
 ITEM_FIELDS = "items(name,size,etag,generation,updated)"
 LIST_FIELDS = f"{ITEM_FIELDS},nextPageToken"
 LEVEL_FIELDS = f"{ITEM_FIELDS},prefixes,nextPageToken"
+
+
+def pool_for_read_ahead(client: Any, connections: int = CLIENT_POOL_CONNECTIONS) -> Any:
+    """``client`` with room for ``connections`` kept-alive connections per host; returned.
+
+    A storage client sends its requests through a ``requests`` session whose pool keeps 10
+    connections: with 32 read-ahead threads, 22 connections are opened and dropped again for every
+    round of reads (and urllib3 warns "Connection pool is full" each time). A session whose
+    adapters are not plain ``HTTPAdapter`` objects (e.g. mutual TLS) is left as it is."""
+    from requests.adapters import HTTPAdapter
+
+    session = client._http  # the client's transport (built on first use; a public constructor arg)
+    for scheme, adapter in list(session.adapters.items()):
+        if type(adapter) is HTTPAdapter and getattr(adapter, "_pool_maxsize", 0) < connections:
+            session.mount(scheme, HTTPAdapter(connections, connections, max_retries=adapter.max_retries))
+    return client
 
 
 def _info(blob: Any) -> ObjectInfo:
