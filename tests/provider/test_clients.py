@@ -111,9 +111,9 @@ def test_a_gcs_clients_pool_keeps_a_connection_for_every_read_ahead_thread(
         extra = {"anonymous": True, "project": "test-project"}
         monkeypatch.setenv("AIRFLOW_CONN_GCS_POOL", json.dumps({"conn_type": "generic", "extra": extra}))
         source = GCSSource(storage_clients("gs://gcs-pool", "gcs_pool")["gcs_client"], "gcs-pool")
-        with caplog.at_level("WARNING", logger="urllib3.connectionpool"):
-            with ThreadPoolExecutor(DEFAULT_READ_CONCURRENCY) as pool:
-                assert set(pool.map(source.read_bytes, keys)) == {b"{}"}
+        warnings = caplog.at_level("WARNING", logger="urllib3.connectionpool")
+        with warnings, ThreadPoolExecutor(DEFAULT_READ_CONCURRENCY) as pool:
+            assert set(pool.map(source.read_bytes, keys)) == {b"{}"}
         # With requests' default pool of 10, 22 connections per round are dropped, each with a warning.
         assert not [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
 
