@@ -31,14 +31,14 @@ class ItemMetadata:
     files: list[str] = field(default_factory=list)
 
 
-def _typed_layers(
+def type_layers(
     layers: Sequence[MetadataLayer],
     config: PlanningConfig,
     schema: MetadataSchema,
-    static: TypedMetadata,
-    cache: TypedCache | None,
+    cache: TypedCache | None = None,
 ) -> tuple[list[TypedMetadata], list[str]]:
-    typed = [static]
+    """Each layer typed (folder defaults through ``cache``: typed once per scan), and its file."""
+    typed = []
     files = []
     for layer in layers:
         shared = cache is not None and layer.role == SidecarRole.FOLDER_DEFAULTS and layer.fingerprint
@@ -83,7 +83,15 @@ def build_metadata(
     this scan, read only), merge them lowest first, and check the reserved keys for ``kind``."""
     if static is None:
         static = config.mapping.static_layer(schema, file=STATIC_FILE, unknown_keys=config.unknown_keys)
-    typed, files = _typed_layers(layers, config, schema, static, cache)
+    typed, files = type_layers(layers, config, schema, cache)
+    return merge_typed([static, *typed], files, kind, item_file=item_file)
+
+
+def merge_typed(
+    typed: Sequence[TypedMetadata], files: list[str], kind: str, *, item_file: str
+) -> ItemMetadata:
+    """Typed layers (the static one first, then one per file of ``files``, lowest precedence
+    first) merged, with the reserved keys checked for ``kind``; the first error fails the item."""
     warnings = [warning for layer in typed for warning in layer.warnings]
     errors = [error for layer in typed for error in layer.errors]
     if errors:

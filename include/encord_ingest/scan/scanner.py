@@ -49,6 +49,7 @@ from encord_ingest.scan.item_metadata import (
     own_defaults,
 )
 from encord_ingest.scan.items import build_item
+from encord_ingest.scan.lean import FolderLayers, LeanMetadata
 from encord_ingest.scan.outcomes import OUTCOME_COLUMNS, outcome_table_bytes
 from encord_ingest.scan.writers import ManifestWriter, RowsWriter
 from encord_ingest.schema import MetadataSchema
@@ -137,6 +138,16 @@ class ShardScanner:
         self.series = SeriesCollector()
         self.walker = FolderWalker(self._listing())
         self.inputs = FolderInputs(source, self.conventions, shard, self.walker, config.metadata_root)
+        self.lean = LeanMetadata(
+            source,
+            self.inputs,
+            config,
+            schema,
+            chain=self._chain,
+            static=self.static,
+            cache=self.typed_defaults,
+            parse_errors=self.parse_errors,
+        )
 
     # -- rows -------------------------------------------------------------------------------------
 
@@ -349,7 +360,8 @@ class ShardScanner:
         if unfit is not None:
             self._fail(draft, unfit, urls)
             return
-        inputs = self._inputs(draft, index)
+        layers = self.lean.layers(draft, index)
+        inputs = self._inputs(draft, index) if layers is None else self.lean.inputs(draft, index, layers)
         versions = {key: info.version for key, info in inputs.items()}
         input_fp = _fingerprint(
             self.config_fp, draft.kind, draft.title, draft.create_video, sorted(versions.items())
@@ -360,7 +372,7 @@ class ShardScanner:
         if outcome is Outcome.UNCHANGED and row is not None:
             self._member_rows(draft, urls, outcome, base | {"metadata_hash": row.metadata_hash}, row)
             return
-        metadata = self._metadata(draft, inputs)
+        metadata = self._item_metadata(draft, inputs, layers)
         if metadata.error is not None:
             self._fail(draft, metadata.error, urls)
             return
@@ -443,6 +455,13 @@ class ShardScanner:
         assert isinstance(parsed, ParsedTable)
         order = {name: row.get(column or "") for name, row in parsed.rows.items()}
         return order_frames(draft.members, order, table_file=parsed.file, column=column)
+
+    def _item_metadata(
+        self, draft: Draft, inputs: Mapping[str, ObjectInfo], layers: FolderLayers | None
+    ) -> ItemMetadata:
+        """The lean path's metadata where it applies, else the full path's."""
+        metadata = None if layers is None else self.lean.metadata(draft, inputs, layers)
+        return self._metadata(draft, inputs) if metadata is None else metadata
 
     def _metadata(self, draft: Draft, inputs: Mapping[str, ObjectInfo]) -> ItemMetadata:
         parsed: dict[str, Parsed] = {}
