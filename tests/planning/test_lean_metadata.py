@@ -15,11 +15,16 @@ from typing import Any
 
 import pytest
 
-from encord_ingest.grouping import GroupingConfig, GroupRule
+from encord_ingest.classify import FileKind
+from encord_ingest.errors import ItemError
+from encord_ingest.grouping import GroupingConfig, GroupRule, single_draft
 from encord_ingest.metadata import MetadataMapping
+from encord_ingest.probe import ProbeConfig
 from encord_ingest.scan.config import PlanningConfig
+from encord_ingest.scan.items import build_item, plain_entry
 from encord_ingest.scan.lean import LeanMetadata
 from encord_ingest.scan.scanner import ShardScanner
+from encord_ingest.sources.base import ObjectInfo
 from encord_ingest.sources.local import LocalSource
 from encord_ingest.storage import BlobStore
 from tests.planning.helpers import Harness, RunResult, png, write_tree
@@ -62,6 +67,11 @@ def _varied_tree() -> dict[str, Any]:
         "raw/odd/w.jpg": png(),
         "raw/odd/v.jpg": png(),
         "raw/odd/v.jpg.json": {"capture.time": "2026-13-40T10:00:00Z"},
+        # an item too large for a 1 KiB manifest chunk ("reject" config), and a plain text item
+        "raw/big/huge.jpg": png(),
+        "raw/big/huge.jpg.json": {"capture.site": "x" * 1200},
+        "raw/big/notes.txt": "some text",
+        "raw/big/notes.txt.json": {"capture.site": "é ünïcode"},
     }
 
 
@@ -175,3 +185,15 @@ def test_items_outside_the_lean_scope_take_the_full_path_with_their_errors(
     assert result.outcome("raw/rows/r.png.json")["outcome"] == "failed"
     assert result.outcome("raw/kf/i.jpg")["code"] == "invalid_video_config"  # config sorts first
     assert "unknown" in (result.outcome("raw/day/a.jpg")["warning"] or "")
+
+
+@pytest.mark.parametrize("kind", ["image", "video", "audio", "text", "pdf", "nifti"])
+def test_a_plain_entry_is_the_entry_of_the_item_built(kind: str) -> None:
+    info = ObjectInfo(key="a/x é.bin", size=3, version="v")
+    draft = single_draft(info, FileKind(kind), [])
+    urls, metadata = ["s3://b/a/x%20%C3%A9.bin"], {"k": [1, {"n": None}], "s": "é"}
+    plain = plain_entry(draft, urls, metadata, ProbeConfig())
+    item = build_item(draft, urls, metadata, LocalSource("/nonexistent"), ProbeConfig())
+    assert not isinstance(item, ItemError)
+    assert plain == (item.DOCS_KEY, item.to_docs())
+    assert plain_entry(draft, urls, metadata, ProbeConfig(client_only=True)) is None

@@ -64,6 +64,39 @@ def build_item(
     return single.of_typed(object_url=urls[0], **common)
 
 
+_SINGLE_FILE: dict[str, type[Item]] = {
+    "image": ImageItem,
+    "video": VideoItem,
+    "audio": AudioItem,
+    "text": TextItem,
+    "pdf": PdfItem,
+    "nifti": NiftiItem,
+}
+
+
+def plain_entry(
+    draft: Draft, urls: list[str], metadata: dict[str, Any], probe: ProbeConfig
+) -> tuple[str, dict[str, Any]] | None:
+    """``(DOCS_KEY, to_docs())`` of the item :func:`build_item` would build, without building it,
+    for a one-file item with nothing to probe or describe, whose URL was checked
+    (``check_object_url``); ``None`` for any other item (build it)."""
+    kind = draft.kind
+    if (
+        probe.client_only
+        or len(urls) != 1
+        or not draft.title
+        or (kind == "image" and probe.probe_images)
+        or (kind == "video" and probe.probe_videos)
+        or kind not in _SINGLE_FILE
+    ):
+        return None
+    return _SINGLE_FILE[kind].DOCS_KEY, {
+        "objectUrl": urls[0],
+        "title": draft.title,
+        "clientMetadata": metadata,
+    }
+
+
 def _image_group(
     draft: Draft, urls: list[str], common: dict[str, Any], source: Source, probe: ProbeConfig
 ) -> ImageGroupItem | ItemError:

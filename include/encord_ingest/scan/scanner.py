@@ -48,7 +48,7 @@ from encord_ingest.scan.item_metadata import (
     build_metadata,
     own_defaults,
 )
-from encord_ingest.scan.items import build_item
+from encord_ingest.scan.items import build_item, plain_entry
 from encord_ingest.scan.lean import FolderLayers, LeanMetadata
 from encord_ingest.scan.outcomes import OUTCOME_COLUMNS, outcome_table_bytes
 from encord_ingest.scan.writers import ManifestWriter, RowsWriter
@@ -509,6 +509,9 @@ class ShardScanner:
         return {"source": item_url, "version": version, "sidecars": dict(sorted(versions.items()))}
 
     def _register(self, draft: Draft, urls: list[str], metadata: dict[str, Any]) -> ItemError | None:
+        plain = plain_entry(draft, urls, metadata, self.ctx.config.probe)
+        if plain is not None and self.manifests.add_entry(plain[0], urls, plain[1]):
+            return None
         item = build_item(draft, urls, metadata, self.ctx.source, self.ctx.config.probe)
         if isinstance(item, ItemError):
             return item

@@ -43,17 +43,27 @@ class ManifestWriter:
         self.size = self.envelope
         self.total_items = 0
         self.total_urls = 0
+        self._sections: dict[str, int] = {}
+        """The bytes a kind's section adds to a chunk besides its entries."""
 
     def add(self, item: Item) -> ItemError | None:
         """Queue ``item``; an item that fits in no chunk is returned as its error instead."""
-        item_urls = item.object_urls()
+        if self.add_entry(item.DOCS_KEY, item.object_urls(), item.to_docs()):
+            return None
+        return check_item_limits(item, max_urls=self.max_urls, max_bytes=self.max_bytes)
+
+    def add_entry(self, docs_key: str, item_urls: list[str], docs: dict[str, Any]) -> bool:
+        """Queue an item given as its ``DOCS_KEY``, object URLs and ``to_docs()`` entry; ``False``
+        (nothing queued) when it fits in no chunk."""
         urls = len(item_urls)
-        entry_bytes = compact_json_bytes(item.to_docs())
+        entry_bytes = compact_json_bytes(docs)
         entry = len(entry_bytes)
-        section = len(compact_json_bytes(item.DOCS_KEY)) + 4
+        section = self._sections.get(docs_key) or self._sections.setdefault(
+            docs_key, len(compact_json_bytes(docs_key)) + 4
+        )
         if urls > self.max_urls or self.envelope + section + entry > self.max_bytes:
-            return check_item_limits(item, max_urls=self.max_urls, max_bytes=self.max_bytes)
-        added = entry + (1 if item.DOCS_KEY in self.kinds else section)
+            return False
+        added = entry + (1 if docs_key in self.kinds else section)
         if self.items and (
             len(self.items) >= self.max_items
             or self.urls + urls > self.max_urls
@@ -65,13 +75,13 @@ class ManifestWriter:
         if repeated:  # what a Manifest refuses; a scan lists each object once
             raise ValueError(f"object URL {sorted(repeated)[0]!r} appears in more than one item")
         self.chunk_urls.update(item_urls)
-        self.items.append((item.DOCS_KEY, entry_bytes))
-        self.kinds.add(item.DOCS_KEY)
+        self.items.append((docs_key, entry_bytes))
+        self.kinds.add(docs_key)
         self.urls += urls
         self.size += added
         self.total_items += 1
         self.total_urls += urls
-        return None
+        return True
 
     def flush(self) -> None:
         if self.items:

@@ -124,6 +124,25 @@ def check_text(text: str, invalid_code: ErrorCode) -> str:
     return text
 
 
+_PLAIN_SCALARS = (str, int, bool, type(None))
+
+
+def flat_scalars(value: dict[str, Any], max_values: int) -> dict[str, Any] | None:
+    """``value`` itself when it is what :class:`Normaliser` would copy unchanged without looking
+    further: a fresh JSON object (no duplicate key) of string keys and plain scalars (strings,
+    integers, booleans, nulls, finite floats), parsed from text with no ``\\u`` escape (so no
+    lone surrogate); else ``None`` (normalise it)."""
+    if type(value) is not dict or len(value) + 1 > max_values:
+        return None
+    for key, item in value.items():
+        kind = type(item)
+        if type(key) is not str or (
+            kind not in _PLAIN_SCALARS and (kind is not float or not math.isfinite(item))
+        ):
+            return None
+    return value
+
+
 class Normaliser:
     """Copy a parsed tree while enforcing the value contract of the module docstring.
 

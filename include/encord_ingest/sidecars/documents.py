@@ -24,11 +24,11 @@ Values come out as a fresh JSON-compatible tree (see :mod:`._values`).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict
 
 from encord_ingest.errors import ErrorCode, ItemError
 
@@ -40,6 +40,7 @@ from ._values import (
     check_size,
     decode_text,
     fingerprint,
+    flat_scalars,
 )
 from ._yaml import load_yaml
 
@@ -62,10 +63,10 @@ _INVALID = {DocumentFormat.JSON: ErrorCode.INVALID_JSON, DocumentFormat.YAML: Er
 _TOP_LEVEL = {DocumentFormat.JSON: "a JSON object", DocumentFormat.YAML: "a YAML mapping"}
 
 
-class ParsedSidecar(BaseModel):
-    """One parsed sidecar: its key, the SHA-256 of its bytes and its top-level object."""
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class ParsedSidecar:
+    """One parsed sidecar: its key, the SHA-256 of its bytes and its top-level object (a plain
+    dataclass: one per sidecar read, built from values :func:`parse_sidecar` just checked)."""
 
     file: str
     fingerprint: str
@@ -116,6 +117,10 @@ def parse_document(
     """Text -> normalised top-level object; raises :class:`ValueProblem`."""
     if doc_format is DocumentFormat.JSON:
         raw = load_json(text)
+        if type(raw) is dict and "\\u" not in text:  # no escape: no lone surrogate anywhere
+            flat = flat_scalars(raw, max_values)
+            if flat is not None:
+                return flat
     else:
         try:
             raw = load_yaml(text, max_depth=max_depth)
@@ -164,6 +169,4 @@ def parse_sidecar(
         values = parse_document(text, doc_format, max_depth=max_depth, max_values=max_bytes // 2 + 1)
     except ValueProblem as problem:
         return problem.to_error(file)
-    return ParsedSidecar.model_construct(  # checked above, one per sidecar read: no re-validation
-        file=file, fingerprint=fingerprint(data), format=doc_format, values=values
-    )
+    return ParsedSidecar(file, fingerprint(data), doc_format, values)
