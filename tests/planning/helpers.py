@@ -162,7 +162,14 @@ class Harness:
         return self.store.child(f"runs/{run_id}")
 
     def plan(
-        self, run_id: str, *, shards: int = 1, full_rescan: bool = False, config: PlanningConfig | None = None
+        self,
+        run_id: str,
+        *,
+        shards: int = 1,
+        full_rescan: bool = False,
+        config: PlanningConfig | None = None,
+        schema: MetadataSchema | None = None,
+        replay_unchanged: bool = True,
     ) -> RunResult:
         run_store = self.run_store(run_id)
         summaries = [
@@ -173,9 +180,10 @@ class Harness:
                     config=config or self.config,
                     run=RunFolder(run_store),
                     run_id=run_id,
-                    schema=self.schema,
+                    schema=schema or self.schema,
                     ledger=self.ledger,
                     full_rescan=full_rescan,
+                    replay_unchanged=replay_unchanged,
                 )
             )
             for shard in plan_shards(self.source, self.prefixes, shards)

@@ -63,8 +63,15 @@ class PlanningConfig(BaseModel):
 
 
 def config_fingerprint(config: PlanningConfig, schema: MetadataSchema) -> str:
-    """A hash of everything besides the sidecars that decides an item's metadata and shape."""
-    relevant = {
+    """A hash of everything besides the sidecars that decides an item's metadata and shape.
+
+    Part of every item's input fingerprint, so the no-change fast path (:mod:`.unchanged`) can
+    tell that a ledger row was planned under the configuration of this run. ``classify`` and
+    ``filters`` (which decide what is data and of which kind) are in it only when they differ
+    from their defaults, so fingerprints recorded before they were added stay valid for the
+    default settings; with other settings, the first run after the upgrade reads every item's
+    sidecars once (their metadata is compared: nothing is written to Encord unless it differs)."""
+    relevant: dict[str, object] = {
         "schema": schema.to_dict(),
         "mapping": config.mapping.model_dump(mode="json"),
         "sidecars": config.sidecars.model_dump(mode="json"),
@@ -73,6 +80,10 @@ def config_fingerprint(config: PlanningConfig, schema: MetadataSchema) -> str:
         "metadata_root": config.metadata_root,
         "provenance_key": config.provenance_key,
     }
+    for name, default in (("classify", ClassifyConfig()), ("filters", FilterConfig())):
+        settings = getattr(config, name).model_dump(mode="json")
+        if settings != default.model_dump(mode="json"):
+            relevant[name] = settings
     return hashlib.sha256(compact_json_bytes(relevant)).hexdigest()
 
 

@@ -51,6 +51,7 @@ from encord_ingest.scan.item_metadata import (
 from encord_ingest.scan.items import build_item, plain_entry
 from encord_ingest.scan.lean import FolderLayers, LeanMetadata
 from encord_ingest.scan.outcomes import OUTCOME_COLUMNS, outcome_table_bytes
+from encord_ingest.scan.unchanged import UnchangedFolders
 from encord_ingest.scan.writers import ManifestWriter, RowsWriter
 from encord_ingest.schema import MetadataSchema
 from encord_ingest.sidecars import ParsedTable, SidecarRole, collect_layers
@@ -93,6 +94,9 @@ class ScanContext:
     new_item_limit: int | None = None
     """At most this many new items are planned for registration; the rest are ``skipped`` with
     code ``over_limit``."""
+    replay_unchanged: bool = True
+    """Folders in which nothing changed get their rows from the ledger (:mod:`.unchanged`); off:
+    every folder is planned item by item (the same rows, slower)."""
 
 
 class ShardScanner:
@@ -148,6 +152,7 @@ class ShardScanner:
             cache=self.typed_defaults,
             parse_errors=self.parse_errors,
         )
+        self.unchanged = UnchangedFolders(self) if context.replay_unchanged else None
 
     # -- rows -------------------------------------------------------------------------------------
 
@@ -219,6 +224,8 @@ class ShardScanner:
         return self._finish()
 
     def _folder(self, batch: FolderBatch) -> None:
+        if self.unchanged is not None and self.unchanged.replay(batch):
+            return
         verdicts = {info.key: self._classify(info) for info in batch.objects}
         plan = plan_folder(
             batch,
