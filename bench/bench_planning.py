@@ -9,14 +9,18 @@ untimed warm-up plan of one folder (lazy imports are not planning work):
 1. baseline: ``os.walk`` over the tree plus ``json.loads`` of every sidecar (the least any
    planner must do);
 2. first plan (empty ledger: everything is new; manifests, metadata changes, outcomes written);
-3. ledger commit (``commit_run``, range by range);
+3. ledger commit (``commit_run``, range by range); with ``--register``: instead, the Encord
+   steps' result files of run 1 are written as the register and sync tasks write them (every new
+   item registered with a made-up UUID, its metadata unchanged), untimed in memory terms, then
+   ``commit_and_report (run 1)`` (``pipeline.finish_run``: the commit with every item's UUID,
+   ``final_outcomes.parquet`` and the report);
 4. second plan (nothing changed: the ledger lets the planner skip reading sidecars);
 5. ``commit_and_report`` of the second run (``pipeline.finish_run``: ledger check, commit,
    ``final_outcomes.parquet`` and the report, chunk by chunk);
 6. third plan after rewriting one sidecar per folder (only those items are re-read).
 
 Usage: ``python bench/bench_planning.py [--objects 200000] [--per-folder 200] [--shards N]
-[--json FILE] [--profile DIR] [--isolate] [--skip-plan-3]`` (shards default to one per 100,000
+[--json FILE] [--profile DIR] [--isolate] [--skip-plan-3] [--register]`` (shards default to one per 100,000
 objects: a shard is the unit of memory). ``--profile DIR`` writes a cProfile file per plan
 (``plan-1.prof`` ...; read with ``python -m pstats``); CPU times include the profiler's overhead.
 Wall and CPU time are printed (ratios use CPU time: the machine is shared), never asserted.
@@ -44,7 +48,7 @@ from typing import Any
 
 from encord_ingest.config import SourceConfig
 from encord_ingest.ledger import commit_run
-from encord_ingest.pipeline import RunOptions, finish_run, ledger_of
+from encord_ingest.pipeline import RunOptions, finish_run, ledger_of, registration_chunks
 from encord_ingest.run_folder import RunFolder
 from encord_ingest.scan.config import PlanningConfig
 from encord_ingest.scan.scanner import ScanContext, scan_shard
@@ -186,10 +190,8 @@ def plan_run(
     ]
 
 
-def commit_and_report(data: Path, store: BlobStore, run_id: str, summaries: list[dict[str, Any]]) -> str:
-    """``pipeline.finish_run`` as the ``commit_and_report`` task runs it (no Encord results: the
-    run being reported planned no new item)."""
-    config = SourceConfig.model_validate(
+def bench_config(data: Path, store: BlobStore) -> SourceConfig:
+    return SourceConfig.model_validate(
         {
             "name": "bench",
             "bucket": {"uri": data.as_uri()},
@@ -197,6 +199,12 @@ def commit_and_report(data: Path, store: BlobStore, run_id: str, summaries: list
             "encord": {"integration": "bench", "folder": "bench"},
         }
     )
+
+
+def commit_and_report(data: Path, store: BlobStore, run_id: str, summaries: list[dict[str, Any]]) -> str:
+    """``pipeline.finish_run`` as the ``commit_and_report`` task runs it (with the Encord steps'
+    result files the run folder holds, if any)."""
+    config = bench_config(data, store)
     result = finish_run(config, store, RunOptions(run_id=run_id, prefixes=["day/"]), summaries)
     return f"{result.objects} objects, counts {result.counts}, ledger {result.ledger}"
 
@@ -232,6 +240,41 @@ def plan_phase(work: Path, run_id: str, shards: int) -> list[dict[str, Any]]:
 def commit_phase(work: Path, run_id: str, summaries: list[dict[str, Any]]) -> None:
     store = BlobStore.from_uri(str(work / "state"))
     commit_run(ledger_of(store), run_id, RunFolder(store.child(f"runs/{run_id}")).outcomes(summaries))
+
+
+def register_phase(work: Path, run_id: str, summaries: list[dict[str, Any]]) -> str:
+    """Write what the Encord steps of run ``run_id`` would: ``registration.json`` (the combined
+    chunks), one ``.register.json`` per chunk built by the register operator's own
+    ``build_report`` from a DONE job that created every item (made-up UUIDs), and one ``.sync.json``
+    per metadata chunk as the sync step writes it (each new item already holds its metadata)."""
+    import uuid
+
+    from encord_ingest.manifest import Manifest
+    from encord_ingest.run_folder import REGISTER_SUFFIX, SYNC_SUFFIX, chunk_uris, result_uri
+    from encord_ingest.sync import SyncCounts, SyncMode, SyncReport, plan_item, read_changes, write_result
+    from encord_provider.registration import JobOutcome, build_report
+
+    store = BlobStore.from_uri(str(work / "state"))
+    config = bench_config(work / "bucket", store)
+    folder = RunFolder.of(store, run_id)
+    chunks = registration_chunks(config, store, RunOptions(run_id=run_id, prefixes=["day/"]), summaries)
+    uuids: dict[str, str] = {}
+    for number, chunk in enumerate(chunks):
+        manifest = Manifest.from_bytes(folder.read(chunk), source=chunk)
+        created = [(str(uuid.uuid4()), str(item.title)) for item in manifest.items]
+        outcome = JobOutcome(status="DONE", items_with_names=created, units_done=len(created))
+        job = f"00000000-0000-0000-0000-{number:012d}"
+        report = build_report(manifest, outcome, chunk_uri=chunk, job_uuid=job)
+        folder.store.write_bytes(folder.key(result_uri(chunk, REGISTER_SUFFIX)), report.to_bytes())
+        uuids.update((url, str(result.item_uuid)) for url, result in report.results.items())
+    for chunk in chunk_uris(summaries, "metadata"):
+        changes = read_changes(folder.read(chunk), source=chunk)
+        plans = [plan_item(c, uuids[c.object_url], c.metadata, SyncMode.MERGE) for c in changes]
+        items = {plan.object_url: write_result(plan, dry_run=False) for plan in plans}
+        counts = SyncCounts(examined=len(changes))
+        sync = SyncReport(chunk_uri=chunk, mode=SyncMode.MERGE, dry_run=False, counts=counts, items=items)
+        folder.store.write_bytes(folder.key(result_uri(chunk, SYNC_SUFFIX)), sync.to_bytes())
+    return f"{len(chunks)} register results ({len(uuids)} URLs), metadata chunks synced"
 
 
 def report_phase(work: Path, run_id: str, summaries: list[dict[str, Any]]) -> str:
@@ -289,6 +332,12 @@ def main() -> None:
         help="run each plan, commit and commit_and_report in its own fresh process (as Airflow tasks)",
     )
     parser.add_argument("--skip-plan-3", action="store_true", help="stop after commit_and_report")
+    parser.add_argument(
+        "--register",
+        action="store_true",
+        help="write run 1's Encord results (every new item registered) and run commit_and_report "
+        "(run 1) instead of the bare ledger commit",
+    )
     args = parser.parse_args()
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -306,7 +355,13 @@ def main() -> None:
 
         first, seconds = phase("plan 1 (empty ledger)", plan_phase, work, "r1", args.shards)
         report("plan 1", first, seconds, base)
-        phase("commit ledger", commit_phase, work, "r1", first)
+        if args.register:
+            written, _ = timed("Encord results (run 1)", lambda: register_phase(work, "r1", first))
+            print(f"  {written}")
+            reported, _ = phase("commit_and_report (run 1)", report_phase, work, "r1", first)
+            print(f"  commit_and_report: {reported}")
+        else:
+            phase("commit ledger", commit_phase, work, "r1", first)
         second, seconds = phase("plan 2 (unchanged)", plan_phase, work, "r2", args.shards)
         report("plan 2", second, seconds, base)
         reported, _ = phase("commit_and_report (run 2)", report_phase, work, "r2", second)
