@@ -293,11 +293,16 @@ def _warm() -> None:
 
 
 def _in_child(action: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, float, float, float, float]:
-    """Run ``action`` in this (fresh) process: its result, wall, CPU, RSS before and peak RSS."""
+    """Run ``action`` in this (fresh) process: its result, wall, CPU, RSS before and peak RSS.
+
+    The peak is ``VmHWM`` reset before the action: a child's ``ru_maxrss`` starts at the parent's
+    high-water mark (Linux copies it at fork and keeps it across exec)."""
+    reset_phase_peak()
     before = current_rss_mb()
     start, cpu = time.perf_counter(), time.process_time()
     result = action(*args)
-    return result, time.perf_counter() - start, time.process_time() - cpu, before, peak_rss_mb()
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return result, elapsed, cpu, before, phase_peak_mb() or peak_rss_mb()
 
 
 def isolated(label: str, action: Callable[..., Any], *args: Any) -> tuple[Any, float]:
@@ -356,7 +361,7 @@ def main() -> None:
         first, seconds = phase("plan 1 (empty ledger)", plan_phase, work, "r1", args.shards)
         report("plan 1", first, seconds, base)
         if args.register:
-            written, _ = timed("Encord results (run 1)", lambda: register_phase(work, "r1", first))
+            written, _ = phase("Encord results (run 1)", register_phase, work, "r1", first)
             print(f"  {written}")
             reported, _ = phase("commit_and_report (run 1)", report_phase, work, "r1", first)
             print(f"  commit_and_report: {reported}")
