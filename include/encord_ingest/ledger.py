@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from encord_ingest.results import ItemResults, ResultMaps
 from encord_ingest.sources.base import MAX_CHAR
 
 if TYPE_CHECKING:
@@ -744,21 +745,22 @@ def commit_run(
     run_id: str,
     outcome_frames: Iterable[pd.DataFrame],
     *,
-    item_uuids: Mapping[str, str] | None = None,
-    failed_item_urls: Collection[str] = (),
+    results: ItemResults | None = None,
 ) -> LedgerPointer:
     """Merge one run's outcome tables into the ledger and write it atomically, range by range.
 
-    The same ledger as :func:`merge_outcomes` over everything at once, in bounded memory: the
-    outcome frames are sorted and spilled to a temporary directory one at a time, then each key
-    range (about :data:`PART_ROWS` rows of the old ledger and of the outcomes) is merged and
-    written as the new version's next part. Only the item-level facts that cross ranges are held
-    whole: the failed items and the learnt UUIDs (both as large as the inputs that name them)."""
+    The same ledger as :func:`merge_outcomes` over everything at once with the run's whole
+    ``item_uuids`` and ``failed_item_urls``, in bounded memory: ``results`` (what Encord answered
+    per object URL) are looked up one outcome frame at a time and each row keeps its item's facts
+    (failed, UUID learnt); the frames are sorted and spilled to a temporary directory one at a
+    time, then each key range (about :data:`PART_ROWS` rows of the old ledger and of the outcomes)
+    is merged and written as the new version's next part. Only what crosses rows is held whole:
+    items whose failure or UUID only a member URL names (not their own URL), none in practice."""
     import tempfile
 
     ledger.check()  # one version for every range: the current one or, if broken, the previous one
     with tempfile.TemporaryDirectory(prefix="ledger-commit-") as spill:
-        runs = _SpilledOutcomes(spill, set(failed_item_urls), dict(item_uuids or {}))
+        runs = _SpilledOutcomes(spill, results or ResultMaps())
         keyless = ledger.read_frame([KeyRange(end_before="\x00")])  # rows a reconcile added
         runs.keyless = set(keyless["url"])
         for frame in outcome_frames:
@@ -774,18 +776,26 @@ def commit_run(
             if outcomes is None:
                 writer.add(previous)
                 continue
-            merged = merge_outcomes(
-                previous, outcomes, run_id, item_uuids=runs.uuids, failed_item_urls=runs.failed
-            )
+            uuids, failed = runs.item_facts(outcomes)
+            merged = merge_outcomes(previous, outcomes, run_id, item_uuids=uuids, failed_item_urls=failed)
             writer.add(merged.sort_values("key", kind="stable"))
         return writer.finish()
 
 
-class _SpilledOutcomes:
-    """A run's outcome frames on local disk, each sorted by key, plus the facts across ranges."""
+_FAILED, _LEARNT = "_item_failed", "_item_uuid_learnt"
+"""Columns the commit adds to spilled outcome rows: their item failed; the UUID its URL got."""
 
-    def __init__(self, folder: str, failed: set[str], uuids: dict[str, str]):
-        self.folder, self.failed, self.uuids = folder, failed, uuids
+
+class _SpilledOutcomes:
+    """A run's outcome frames on local disk, each sorted by key and carrying its rows' item
+    results, plus the item facts that cross rows."""
+
+    def __init__(self, folder: str, results: ItemResults):
+        self.folder, self.results = folder, results
+        self.failed: set[str] = set()
+        """Items failed through a member URL while their own URL did not fail."""
+        self.uuids: dict[str, str] = {}
+        """Items whose UUID a member URL gives, where their own URL gives another or none."""
         self.files: list[tuple[str, str, str]] = []  # (path, first key, last key)
         self.samples: list[str] = []
         self._rows = 0
@@ -798,11 +808,7 @@ class _SpilledOutcomes:
 
         if frame.empty:
             return
-        named = frame["url"].isin(list(self.failed))
-        self.failed.update(frame.loc[named, "item_url"].dropna())
-        learnt = frame.loc[frame["url"].isin(list(self.uuids)), ["url", "item_url"]].dropna()
-        pairs = zip(learnt["url"], learnt["item_url"], strict=True)
-        self.uuids.update({item: self.uuids[url] for url, item in pairs})
+        frame = self._with_item_results(frame)
         if self.keyless:
             self._keyless_rows.append(frame[frame["url"].isin(list(self.keyless))])
         ordered = frame.sort_values("key", kind="stable")
@@ -815,6 +821,29 @@ class _SpilledOutcomes:
         first = step - 1 - self._rows % step
         self.samples.extend(str(key) for key in keys.iloc[first::step])
         self._rows += len(keys)
+
+    def _with_item_results(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with :data:`_FAILED` and :data:`_LEARNT` looked up by item URL; a member URL
+        that names its item (failed, or another UUID) is remembered across rows (in run order,
+        the last one wins, as dicts updated row by row)."""
+        urls, items = frame["url"], frame["item_url"]
+        found = self.results.lookup([*urls.dropna().unique(), *items.dropna().unique()])
+        item_failed, item_uuid = items.map(found["failure"]).notna(), items.map(found["item_uuid"])
+        url_failed, url_uuid = urls.map(found["failure"]).notna(), urls.map(found["item_uuid"])
+        self.failed.update(items[url_failed & ~item_failed & items.notna()])
+        named = url_uuid.notna() & items.notna()
+        named &= url_uuid.ne(item_uuid) | items.isin(list(self.uuids))
+        self.uuids.update(zip(items[named], url_uuid[named], strict=True))
+        return frame.assign(**{_FAILED: item_failed, _LEARNT: item_uuid})
+
+    def item_facts(self, outcomes: pd.DataFrame) -> tuple[dict[str, str], set[str]]:
+        """The learnt UUIDs and failed items of these (spilled) rows, for :func:`merge_outcomes`."""
+        learnt = outcomes[outcomes[_LEARNT].notna()]
+        uuids = dict(zip(learnt["item_url"], learnt[_LEARNT], strict=True))
+        items = set(outcomes["item_url"].dropna())
+        uuids.update((item, self.uuids[item]) for item in items & set(self.uuids))
+        failed = set(outcomes.loc[outcomes[_FAILED], "item_url"].dropna())
+        return uuids, failed | (items & self.failed)
 
     def boundaries(self, part_firsts: Sequence[str]) -> list[str]:
         """Range bounds: every old part's first key and a key every ``PART_ROWS / 2`` outcomes."""
@@ -844,7 +873,7 @@ class _SpilledOutcomes:
         if not self._keyless_rows:
             return set()
         outcomes = pd.concat(self._keyless_rows, ignore_index=True)
-        return set(outcomes.loc[_replaced_mask(outcomes, self.failed), "url"])
+        return set(outcomes.loc[_replaced_mask(outcomes, self.item_facts(outcomes)[1]), "url"])
 
 
 def item_urls_by_title(outcome_frames: Iterable[pd.DataFrame]) -> dict[str, str]:

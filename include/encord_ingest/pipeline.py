@@ -13,6 +13,7 @@ Where things live (``state_uri`` of the source)::
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -24,7 +25,7 @@ from encord_ingest.errors import ConfigError
 from encord_ingest.ledger import LEDGER_COLUMNS, Ledger, LedgerError, Outcome, commit_run, ledger_schema
 from encord_ingest.manifest import GROUP_KINDS
 from encord_ingest.metadata import metadata_fingerprint
-from encord_ingest.run_folder import FINAL_OUTCOMES, RegistrationResults, RunFolder, SyncResults, chunk_uris
+from encord_ingest.run_folder import FINAL_OUTCOMES, RunFolder, SyncResults, chunk_uris
 from encord_ingest.scan.scanner import ScanContext, scan_shard
 from encord_ingest.schema import MetadataSchema
 from encord_ingest.sources.base import Source
@@ -36,6 +37,8 @@ from encord_ingest.sync import SyncMode
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from encord_ingest.results import ItemResults
 
 LEDGER_FOLDER = "ledger"
 REPORT_ROWS = 200
@@ -217,20 +220,18 @@ def commit_ledger(
     state: BlobStore,
     options: RunOptions,
     summaries: Sequence[Mapping[str, Any]],
-    registration: RegistrationResults,
-    failed_sync_urls: Iterable[str] = (),
+    results: ItemResults,
     *,
     ledger: Ledger | None = None,
 ) -> dict[str, Any]:
     """Merge the run's outcome tables into the ledger (atomically, one chunk and one key range at
-    a time: :func:`~.ledger.commit_run`); failed items stay unrecorded."""
-    failed = set(registration.failed_urls) | set(failed_sync_urls)
+    a time: :func:`~.ledger.commit_run`), with what Encord answered per URL (``results``);
+    failed items stay unrecorded."""
     pointer = commit_run(
         ledger or ledger_of(state),
         options.run_id,
         RunFolder.of(state, options.run_id).outcomes(summaries),
-        item_uuids=registration.item_uuids,
-        failed_item_urls=failed,
+        results=results,
     )
     return {"ledger_version": pointer.version_key, "rows": pointer.rows}
 
@@ -252,28 +253,24 @@ DONE_OUTCOMES = {str(Outcome.NEW): "registered", str(Outcome.METADATA_CHANGED): 
 """Outcomes after a (not dry) run's commit: planned ``new`` items were registered, and so on."""
 
 
-def final_outcomes(
-    table: pd.DataFrame,
-    registration: RegistrationResults,
-    failed_sync: Mapping[str, str],
-    *,
-    dry_run: bool = False,
-) -> pd.DataFrame:
-    """The plan's outcomes corrected by what Encord answered: a registration or sync failure wins
-    (``failed`` with its reason), item UUIDs learnt at registration are filled in, and outside a
-    dry run ``new``/``metadata_changed`` become ``registered``/``metadata_updated``."""
+def final_outcomes(table: pd.DataFrame, results: ItemResults, *, dry_run: bool = False) -> pd.DataFrame:
+    """The plan's outcomes corrected by what Encord answered (``results``, looked up by each row's
+    item URL): a registration or sync failure wins (``failed`` with its reason), item UUIDs
+    learnt at registration are filled in, and outside a dry run ``new``/``metadata_changed``
+    become ``registered``/``metadata_updated``."""
     table = table.copy()
     if table.empty:
         return table
     item_urls = table["item_url"] if "item_url" in table else table["url"]
-    failures = {**failed_sync, **registration.failed_urls}  # the first failure is the reason
-    failed = item_urls.isin(failures.keys()) & table["outcome"].isin(
+    found = results.lookup(item_urls.dropna().unique())
+    failure = item_urls.map(found["failure"])
+    failed = failure.notna() & table["outcome"].isin(
         [Outcome.NEW, Outcome.DATA_CHANGED, Outcome.METADATA_CHANGED, Outcome.UNCHANGED]
     )
-    table.loc[failed, "message"] = [failures[url] for url in item_urls[failed]]
+    table.loc[failed, "message"] = failure[failed]
     table.loc[failed, "outcome"] = str(Outcome.FAILED)
     if "item_uuid" in table:
-        learnt = item_urls.map(registration.item_uuids)
+        learnt = item_urls.map(found["item_uuid"])
         table["item_uuid"] = learnt.where(learnt.notna() & ~failed, table["item_uuid"])
     if not dry_run:
         table["outcome"] = table["outcome"].replace(DONE_OUTCOMES)
@@ -378,17 +375,16 @@ def _cells(column: pd.Series) -> list[str]:
 def final_outcome_frames(
     folder: RunFolder,
     summaries: Sequence[Mapping[str, Any]],
-    registration: RegistrationResults,
-    failed_sync: Mapping[str, str],
+    results: ItemResults,
     tally: OutcomeTally,
     *,
     dry_run: bool = False,
 ) -> Iterator[pd.DataFrame]:
-    """The run's final outcomes (:func:`final_outcomes`) one outcome chunk at a time, each
+    """The run's final outcomes (:func:`final_outcomes`) one outcome batch at a time, each
     counted in ``tally`` as it passes."""
     for summary in summaries:
         for frame in folder.outcomes([summary], columns=None):
-            final = final_outcomes(frame, registration, failed_sync, dry_run=dry_run)
+            final = final_outcomes(frame, results, dry_run=dry_run)
             tally.add(final)
             yield final
         tally.end_shard()
@@ -399,7 +395,7 @@ def report_markdown(
     options: RunOptions,
     tally: OutcomeTally,
     *,
-    registration: RegistrationResults,
+    job_uuids: Sequence[str],
     sync_counts: Mapping[str, int],
     ledger: Mapping[str, Any] | None,
     failed_tasks: Sequence[str] = (),
@@ -416,7 +412,7 @@ def report_markdown(
         f"- run: `{options.run_id}`" + (" (dry run: nothing written to Encord)" if options.dry_run else ""),
         f"- prefixes: {shown}" + (f", from {options.prefix_origin}" if options.prefix_origin else ""),
         f"- Encord folder: `{config.encord.folder}`, metadata sync mode `{options.sync_mode}`",
-        f"- upload jobs: {', '.join(f'`{j}`' for j in registration.job_uuids) or 'none'}",
+        f"- upload jobs: {', '.join(f'`{j}`' for j in job_uuids) or 'none'}",
         f"- metadata writes: {sync_counts.get('written', 0)} items in {sync_counts.get('patch_calls', 0)} "
         f"patch calls ({sync_counts.get('patch_attempts', 0)} requests with retries)",
         f"- ledger: {'committed ' + str(ledger['ledger_version']) if ledger else 'not committed'}",
@@ -500,27 +496,26 @@ def finish_run(
     """
     folder = RunFolder.of(state, options.run_id)
     manifests = [] if options.dry_run else folder.registered_chunks(summaries)
-    registration = folder.registration_results(manifests)
-    sync = folder.sync_results(chunk_uris(summaries, "metadata"), dry_run=options.dry_run)
-    checked = ledger_of(state)
-    alerts, ledger_error = ledger_alerts(checked)
-    ledger = None
-    if not options.dry_run and ledger_error is None:
-        ledger = commit_ledger(state, options, summaries, registration, sync.failed_urls, ledger=checked)
-    tally = OutcomeTally()
-    outcomes_uri = folder.write_final_outcomes(
-        final_outcome_frames(
-            folder, summaries, registration, sync.failed_urls, tally, dry_run=options.dry_run
+    changes = [] if options.dry_run else chunk_uris(summaries, "metadata")
+    with tempfile.TemporaryDirectory(prefix="run-results-") as spill:
+        results = folder.run_results(manifests, changes, spill=spill)
+        checked = ledger_of(state)
+        alerts, ledger_error = ledger_alerts(checked)
+        ledger = None
+        if not options.dry_run and ledger_error is None:
+            ledger = commit_ledger(state, options, summaries, results.items, ledger=checked)
+        tally = OutcomeTally()
+        outcomes_uri = folder.write_final_outcomes(
+            final_outcome_frames(folder, summaries, results.items, tally, dry_run=options.dry_run)
         )
-    )
     seen = tally.objects_seen()
     empty = empty_run_alert(config, options, seen, failed_tasks)
     markdown = report_markdown(
         config,
         options,
         tally,
-        registration=registration,
-        sync_counts=sync.counts,
+        job_uuids=results.job_uuids,
+        sync_counts=results.sync_counts,
         ledger=ledger,
         failed_tasks=failed_tasks,
         alerts=[*alerts, *([empty] if empty else [])],

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from encord_ingest.manifest import Manifest
-from encord_ingest.results import RegisterReport
+from encord_ingest.results import RegisterReport, ResultIndex
 from encord_ingest.scan.outcomes import COMMIT_COLUMNS, write_outcome_frames
 from encord_ingest.scan.writers import BlobWriter, ManifestWriter
 from encord_ingest.storage import BlobStore
@@ -92,13 +92,14 @@ def chunk_uris(summaries: Iterable[Mapping[str, Any]], kind: str) -> list[str]:
 
 
 @dataclass
-class RegistrationResults:
-    """What the register step learnt, read back from its result files."""
+class RunResults:
+    """What the Encord steps recorded for a run (:meth:`RunFolder.run_results`): per object URL
+    (an item UUID or a failure, looked up a batch of URLs at a time), and the run's totals."""
 
-    item_uuids: dict[str, str] = field(default_factory=dict)
-    failed_urls: dict[str, str] = field(default_factory=dict)
+    items: ResultIndex
     job_uuids: list[str] = field(default_factory=list)
     missing_chunks: list[str] = field(default_factory=list)
+    sync_counts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -225,26 +226,41 @@ class RunFolder:
         keys = [key for key in self.store.list(f"{RESULTS}/") if key.endswith(REGISTER_SUFFIX)]
         return [RegisterReport.from_bytes(self.store.read_bytes(key)) for key in keys]
 
-    def registration_results(self, manifest_uris: Sequence[str]) -> RegistrationResults:
-        """The register result of each manifest chunk; the items of a chunk without one (its task
-        crashed) are failed, so they stay out of the ledger and are planned again next run."""
-        results = RegistrationResults()
-        for chunk in manifest_uris:
-            try:
-                report = RegisterReport.from_bytes(self.read(result_uri(chunk, REGISTER_SUFFIX)))
-            except FileNotFoundError:
+    def run_results(
+        self, manifest_uris: Sequence[str], change_uris: Sequence[str], *, spill: str
+    ) -> RunResults:
+        """What the Encord steps recorded for the run, read one result file at a time into a
+        :class:`~.results.ResultIndex` in the local folder ``spill`` (a registration failure is the
+        reason shown over a sync failure of the same URL). The items of a manifest chunk without a
+        register result (its task crashed) are failed, so they stay out of the ledger and are
+        planned again next run; so are the changes of a metadata chunk without a sync result."""
+        results = RunResults(ResultIndex(spill))
+        for counts, failed in self._sync_chunks(change_uris):
+            results.items.add((url, None, reason) for url, reason in failed.items())
+            for name, value in (counts or {}).items():
+                results.sync_counts[name] = results.sync_counts.get(name, 0) + int(value)
+        for chunk, report in self._register_chunks(manifest_uris):
+            if report is None:
                 results.missing_chunks.append(chunk)
-                reason = f"registration did not complete for chunk {chunk}{self._register_failure(chunk)}"
-                for item in Manifest.from_bytes(self.read(chunk), source=chunk).items:
-                    results.failed_urls[item.key_url] = reason
+                results.items.add(self._unregistered(chunk))
                 continue
             results.job_uuids.append(report.job_uuid)
-            for url, outcome in report.results.items():
-                if outcome.item_uuid:
-                    results.item_uuids[url] = outcome.item_uuid
-                elif outcome.error is not None:
-                    results.failed_urls[url] = outcome.error.message
+            results.items.add(report.url_results())
         return results
+
+    def _register_chunks(self, manifest_uris: Sequence[str]) -> Iterator[tuple[str, RegisterReport | None]]:
+        """Each chunk with its register result (``None`` without one)."""
+        for chunk in manifest_uris:
+            try:
+                yield chunk, RegisterReport.from_bytes(self.read(result_uri(chunk, REGISTER_SUFFIX)))
+            except FileNotFoundError:
+                yield chunk, None
+
+    def _unregistered(self, chunk: str) -> Iterator[tuple[str, None, str]]:
+        """The failure of every item of a chunk without a register result."""
+        reason = f"registration did not complete for chunk {chunk}{self._register_failure(chunk)}"
+        for item in Manifest.from_bytes(self.read(chunk), source=chunk).items:
+            yield item.key_url, None, reason
 
     def _register_failure(self, chunk: str) -> str:
         """``": the register task failed: <cause>"`` when the task recorded one, else ``""``."""
@@ -254,24 +270,31 @@ class RunFolder:
             return ""
         return f": the register task failed: {cause.strip()}"
 
-    def sync_results(self, change_uris: Sequence[str], *, dry_run: bool) -> SyncResults:
-        """Failed URLs and summed counts of the sync results; a chunk without a result failed whole."""
-        results = SyncResults()
-        if dry_run:
-            return results
+    def _sync_chunks(
+        self, change_uris: Sequence[str]
+    ) -> Iterator[tuple[dict[str, int] | None, dict[str, str]]]:
+        """Each metadata chunk with its sync counts (``None`` without a result: then every change
+        of the chunk failed) and its failed URLs with their reasons."""
         for chunk in change_uris:
             try:
                 report = SyncReport.from_bytes(self.read(result_uri(chunk, SYNC_SUFFIX)))
             except FileNotFoundError:
                 reason = f"metadata sync did not complete for chunk {chunk}"
-                for change in read_changes(self.read(chunk), source=chunk):
-                    results.failed_urls[change.object_url] = reason
+                changes = read_changes(self.read(chunk), source=chunk)
+                yield None, {change.object_url: reason for change in changes}
                 continue
-            for name, value in report.counts.model_dump().items():
+            failed = {url: item.error.message for url, item in report.items.items() if item.error is not None}
+            yield report.counts.model_dump(), failed
+
+    def sync_results(self, change_uris: Sequence[str], *, dry_run: bool) -> SyncResults:
+        """Failed URLs and summed counts of the sync results; a chunk without a result failed whole."""
+        results = SyncResults()
+        if dry_run:
+            return results
+        for counts, failed in self._sync_chunks(change_uris):
+            for name, value in (counts or {}).items():
                 results.counts[name] = results.counts.get(name, 0) + int(value)
-            for url, item in report.items.items():
-                if item.error is not None:
-                    results.failed_urls[url] = item.error.message
+            results.failed_urls.update(failed)
         return results
 
     def write_event_plan(self, plan_json: bytes, markdown: str) -> str:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from encord_ingest.ledger import Ledger, commit_run
 from encord_ingest.manifest import Manifest
+from encord_ingest.results import ResultMaps
 from encord_ingest.run_folder import RunFolder
 from encord_ingest.scan.config import PlanningConfig
 from encord_ingest.scan.outcomes import read_outcomes
@@ -212,5 +213,8 @@ class Harness:
         )
         return RunResult(run_id, summaries, outcomes, manifests, changes, frames)
 
-    def commit(self, result: RunResult, **kwargs: Any) -> None:
-        commit_run(self.ledger, result.run_id, result.frames, **kwargs)
+    def commit(
+        self, result: RunResult, *, item_uuids: dict[str, str] | None = None, failed_item_urls: Any = ()
+    ) -> None:
+        results = ResultMaps(item_uuids, dict.fromkeys(failed_item_urls, "failed"))
+        commit_run(self.ledger, result.run_id, result.frames, results=results)

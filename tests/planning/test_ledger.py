@@ -25,6 +25,7 @@ from encord_ingest.ledger import (
     merge_outcomes,
     metadata_outcome,
 )
+from encord_ingest.results import ResultMaps
 from encord_ingest.storage import BlobStore
 
 
@@ -405,7 +406,8 @@ def test_a_range_by_range_commit_gives_the_ledger_of_a_whole_merge(
     ranged = Ledger(store, "ranged")
     ranged.write(previous, "r0")
     assert len(ranged.pointer().parts) == 6  # type: ignore[union-attr]  # 16 rows, 3 a part
-    pointer = commit_run(ranged, "r1", iter(outcome_frames), item_uuids=uuids, failed_item_urls=failed)
+    results = ResultMaps(uuids, dict.fromkeys(failed, "failed"))
+    pointer = commit_run(ranged, "r1", iter(outcome_frames), results=results)
     assert len(pointer.parts) > 3
     assert all(part.rows <= 3 for part in pointer.parts)
     got = ranged.read_frame()

@@ -21,8 +21,8 @@ def _manifest(folder: RunFolder, name: str, keys: list[str]) -> str:
     return folder.store.write_bytes(f"manifests/{name}.json", Manifest(items).to_bytes())
 
 
-def test_registration_results_fail_the_items_of_a_chunk_without_a_result(tmp_path: Path) -> None:
-    folder = RunFolder.of(BlobStore.from_uri(str(tmp_path)), "manual__2026-12-01T00:00:00+00:00")
+def test_run_results_fail_the_items_of_a_chunk_without_a_result(tmp_path: Path) -> None:
+    folder = RunFolder.of(BlobStore.from_uri(str(tmp_path / "state")), "manual__2026-12-01T00:00:00+00:00")
     done = _manifest(folder, "shard-0000-00000", ["a.jpg", "b.jpg"])
     crashed = _manifest(folder, "shard-0000-00001", ["c.jpg"])
     error = ItemError.of(ErrorCode.READ_FAILED, "b.jpg", detail="unreachable")
@@ -34,12 +34,19 @@ def test_registration_results_fail_the_items_of_a_chunk_without_a_result(tmp_pat
         results={f"{B}/a.jpg": UrlResult(item_uuid="u-a"), f"{B}/b.jpg": UrlResult(error=error)},
     )
     folder.store.write_bytes(folder.key(result_uri(done, REGISTER_SUFFIX)), report.to_bytes())
+    rows = [MetadataChange(object_url=f"{B}/{k}", metadata={"k": 1}) for k in ("a.jpg", "b.jpg")]
+    unsynced = folder.store.write_bytes("metadata/shard-0000-00000.jsonl", write_changes(rows))
+    (tmp_path / "spill").mkdir()
 
-    results = folder.registration_results([done, crashed])
+    results = folder.run_results([done, crashed], [unsynced], spill=str(tmp_path / "spill"))
 
-    assert results.item_uuids == {f"{B}/a.jpg": "u-a"}
-    assert results.failed_urls[f"{B}/b.jpg"] == error.message
-    assert results.failed_urls[f"{B}/c.jpg"] == f"registration did not complete for chunk {crashed}"
+    found = results.items.lookup([f"{B}/{key}" for key in ("a.jpg", "b.jpg", "c.jpg", "d.jpg")])
+    unsynced_reason = f"metadata sync did not complete for chunk {unsynced}"
+    assert found.to_dict("index") == {
+        f"{B}/a.jpg": {"item_uuid": "u-a", "failure": unsynced_reason},
+        f"{B}/b.jpg": {"item_uuid": None, "failure": error.message},  # the register failure is shown
+        f"{B}/c.jpg": {"item_uuid": None, "failure": f"registration did not complete for chunk {crashed}"},
+    }
     assert results.job_uuids == ["job-1"]
     assert results.missing_chunks == [crashed]
     assert [r.job_uuid for r in folder.register_reports()] == ["job-1"]

@@ -271,8 +271,12 @@ def test_the_shards_of_a_run_share_upload_jobs_and_a_retry_resumes_them(
 
     assert emulator.admin.counts()["upload_jobs.start"] == jobs
     assert xcom["counts"]["registered_items"] == shards * per_shard
-    results = folder.registration_results(folder.registered_chunks(summaries))
-    assert len(results.item_uuids) == shards * per_shard
-    assert results.failed_urls == {}
+    spill = run_folder.parent / "spill"
+    spill.mkdir()
+    results = folder.run_results(folder.registered_chunks(summaries), [], spill=str(spill))
+    urls = [f"{B}/s{shard}/{i:05d}.jpg" for shard in range(shards) for i in range(per_shard)]
+    found = results.items.lookup(urls)
+    assert found["item_uuid"].notna().sum() == shards * per_shard
+    assert found["failure"].isna().all()
     assert len(results.job_uuids) == jobs
     assert len(emulator.admin.folder_items("ingest/cams")) == shards * per_shard
