@@ -96,6 +96,9 @@ _INT_RE = re.compile(r"[+-]?\d+")
 _DATETIME_RE = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)"
 )
+_UTC_SECONDS_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+"""A date-time exactly as :func:`_utc_iso` writes it when there are no microseconds."""
+_FLOAT_MAX = sys.float_info.max
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _LIST_SEPARATORS = re.compile(r"[,;\s]+")
 _ENUM_SHOWN = 10
@@ -141,6 +144,8 @@ def _native(value: Any) -> Any:
 
 
 def _number(value: Any) -> int | float:
+    if type(value) is int and -_FLOAT_MAX <= value <= _FLOAT_MAX:  # the usual case, checked first
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Reject(ErrorCode.TYPE_MISMATCH)
     if isinstance(value, int):
@@ -183,6 +188,12 @@ def _utc_iso(moment: datetime) -> str:
 
 
 def _datetime(value: Any, untyped: bool) -> str:
+    if type(value) is str and _UTC_SECONDS_RE.fullmatch(value):  # already as written: only check it
+        try:
+            datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise _Reject(ErrorCode.INVALID_DATETIME, str(exc)) from None
+        return value
     if isinstance(value, datetime):
         if value.utcoffset() is None:
             raise _Reject(ErrorCode.INVALID_DATETIME, "no timezone offset")
@@ -261,9 +272,13 @@ _COERCE: dict[type, Any] = {
 """The coercion of each spec type (one dict lookup per value instead of a chain of checks)."""
 
 
+_PLAIN = (str, int, float, bool)
+"""Exact types that are never numpy values (:func:`_native` has nothing to do)."""
+
+
 def _coerce(spec: KeySpec, value: Any, untyped: bool) -> Any:
     """Type one value against ``spec``; raise :class:`_Reject` when it does not fit."""
-    return _COERCE[type(spec)](spec, _native(value), untyped)
+    return _COERCE[type(spec)](spec, value if type(value) in _PLAIN else _native(value), untyped)
 
 
 def expected_form(spec: KeySpec) -> str:
@@ -469,6 +484,7 @@ def type_metadata(
 ) -> TypedMetadata:
     """Type one layer's values; each bad key becomes an error, the others come out typed."""
     result = TypedMetadata()
+    specs = schema.keys
     for key, value in values.items():
         if untyped and isinstance(value, str) and value == "":
             continue
@@ -486,7 +502,7 @@ def type_metadata(
         if value is None:
             result.values[key] = None
             continue
-        spec = schema.get(key)  # never a reserved key: the schema may not declare them
+        spec = specs.get(key)  # never a reserved key: the schema may not declare them
         if spec is None and key not in RESERVED_KEYS:
             _unknown(key, value, schema=schema, file=file, policy=unknown_keys, result=result)
             continue
@@ -598,6 +614,8 @@ class MetadataMapping(BaseModel):
 
     def apply(self, values: Mapping[Any, Any], *, file: str) -> tuple[dict[Any, Any], list[ItemError]]:
         """Flatten, drop, rename and prefix one layer's keys (not ``static``; not typed)."""
+        if not (self.flatten or self.drop or self.rename or self.prefix is not None):
+            return dict(values), []  # nothing to reshape: every key stays as it is
         flat, errors = flatten(values, file=file) if self.flatten else (dict(values), [])
         out: dict[Any, Any] = {}
         conflicted: set[Any] = set()

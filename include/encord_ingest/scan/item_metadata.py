@@ -10,7 +10,7 @@ from encord_ingest.errors import ItemError
 from encord_ingest.metadata import TypedMetadata, map_and_type, validate_reserved
 from encord_ingest.scan.config import PlanningConfig
 from encord_ingest.scan.inputs import Parsed
-from encord_ingest.schema import MetadataSchema
+from encord_ingest.schema import RESERVED_KEYS, MetadataSchema
 from encord_ingest.sidecars import MetadataLayer, ParsedSidecar, SidecarRole, merge_layers
 
 STATIC_FILE = "planning config: mapping.static"
@@ -97,6 +97,8 @@ def merge_typed(
     if errors:
         return ItemMetadata(error=errors[0], warnings=warnings, files=files)
     merged = merge_layers([layer.values for layer in typed])
+    if not any(key in merged for key in RESERVED_KEYS):
+        return ItemMetadata(values=merged, warnings=warnings, files=files)
     final, reserved_errors = validate_reserved(
         merged, kind=kind, file=_reserved_file(typed, files, item_file)
     )

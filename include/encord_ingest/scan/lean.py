@@ -100,41 +100,63 @@ class LeanMetadata:
         """The item's metadata; ``None`` (before any read) when it must take the full path."""
         if not layers.ready:
             self._prepare(layers)
-        conventions = self.conventions
-        candidates = conventions.per_file_sidecar_keys(draft.metadata_key)
-        own = [key for key in inputs if key not in layers.inputs]
-        if (
-            not layers.usable
-            or any(key in layers.inputs for key in candidates)
-            or any(conventions.sidecar_role(key) in _FOLDER_ROLES for key in own)
-        ):
+        candidates = self.conventions.per_file_sidecar_keys(draft.metadata_key)
+        own = self._own_sidecars(inputs, layers, candidates)
+        if own is None:
             return None
         parsed: dict[str, Parsed] = {}
         for key in own:
-            document = read_and_parse(self.source, conventions, key, inputs[key].size)
+            document = read_and_parse(self.source, self.conventions, key, inputs[key].size)
             if isinstance(document, ItemError):
                 self.parse_errors[key] = document
             parsed[key] = document
-        item_layers: list[MetadataLayer] = []
-        for key in candidates:  # highest precedence first: the first error is the item's
-            found = parsed.get(key)
-            if isinstance(found, ItemError):
-                return ItemMetadata(error=found)
-            if isinstance(found, ParsedSidecar):
-                item_layers.append(
-                    MetadataLayer(found.file, _PER_FILE, found.fingerprint, False, found.values)
-                )
-        for table in layers.tables:
-            row = table.lookup(draft.metadata_key)
-            if isinstance(row, ItemError):
-                return ItemMetadata(error=row)
-            if row is not None:
-                item_layers.append(MetadataLayer(table.file, _TABLE, table.fingerprint, table.untyped, row))
-        item_layers.reverse()
+        item_layers = self._item_layers(draft.metadata_key, parsed, candidates, layers)
+        if isinstance(item_layers, ItemError):
+            return ItemMetadata(error=item_layers)
         typed, files = type_layers(item_layers, self.config, self.schema)
         return merge_typed(
             [*layers.typed, *typed], [*layers.files, *files], draft.kind, item_file=draft.title
         )
+
+    def _own_sidecars(
+        self, inputs: Mapping[str, ObjectInfo], layers: FolderLayers, candidates: list[str]
+    ) -> list[str] | None:
+        """The item's own (per-file) sidecars among ``inputs``; ``None``: not in scope."""
+        if not layers.usable:
+            return None
+        shared = layers.inputs
+        own = [key for key in inputs if key not in shared]
+        for key in candidates:
+            if key in shared:  # a per-file name that is a folder-level file too
+                return None
+        for key in own:
+            if self.conventions.sidecar_role(key) in _FOLDER_ROLES:
+                return None
+        return own
+
+    @staticmethod
+    def _item_layers(
+        data_key: str, parsed: Mapping[str, Parsed], candidates: list[str], layers: FolderLayers
+    ) -> list[MetadataLayer] | ItemError:
+        """The item's own layers (table rows, then per-file sidecars), lowest precedence first, or
+        the first error, checked from the highest precedence down as ``collect_layers`` does."""
+        found: list[MetadataLayer] = []
+        for key in candidates:
+            document = parsed.get(key)
+            if isinstance(document, ItemError):
+                return document
+            if isinstance(document, ParsedSidecar):
+                found.append(
+                    MetadataLayer(document.file, _PER_FILE, document.fingerprint, False, document.values)
+                )
+        for table in layers.tables:
+            row = table.lookup(data_key)
+            if isinstance(row, ItemError):
+                return row
+            if row is not None:
+                found.append(MetadataLayer(table.file, _TABLE, table.fingerprint, table.untyped, row))
+        found.reverse()
+        return found
 
     def _prepare(self, layers: FolderLayers) -> None:
         """Parse and type the folder-level files (once, when the first item needs metadata)."""

@@ -396,8 +396,8 @@ class ShardScanner:
             return
         if self._needs_sync(outcome, row, metadata_hash):
             uuid = row.item_uuid if row is not None else None
-            self.changes.add(
-                MetadataChange(
+            self.changes.add(  # every field checked by construction: no validation per item
+                MetadataChange.model_construct(
                     object_url=urls[0], item_uuid=uuid, metadata=metadata.values, source_files=metadata.files
                 )
             )

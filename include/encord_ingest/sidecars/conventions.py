@@ -149,6 +149,10 @@ class SidecarConventions(BaseModel):
         return max(map(len, self._suffixes), default=0)
 
     @cached_property
+    def _compound_lowered(self) -> tuple[str, ...]:
+        return tuple(extension.lower() for extension in self.compound_extensions)
+
+    @cached_property
     def _defaults_set(self) -> frozenset[str]:
         return frozenset(self.defaults_names)
 
@@ -160,8 +164,8 @@ class SidecarConventions(BaseModel):
         """The file name without its extension (compound ones first); dot-files keep their name."""
         name = file_name(key)
         lowered = name.lower()
-        for extension in self.compound_extensions:
-            if lowered.endswith(extension.lower()) and len(name) > len(extension):
+        for extension in self._compound_lowered:
+            if lowered.endswith(extension) and len(name) > len(extension):
                 return name[: -len(extension)]
         dot = name.rfind(".")
         return name[:dot] if dot > 0 else name
@@ -212,14 +216,11 @@ class SidecarConventions(BaseModel):
         return list(found)
 
     def _per_file_keys(self, data_key: str) -> list[str]:
-        folder, name, stem = folder_of(data_key), file_name(data_key), self.stem(data_key)
-        keys: list[str] = []
-        for kind, suffix in self._suffix_kinds:
-            base = name if kind == "file" else stem
-            key = f"{folder}{base}{suffix}"
-            if base and key != data_key and key not in keys:
-                keys.append(key)
-        return keys
+        if data_key.endswith("/"):  # no name, no stem (a stem is empty only when the name is)
+            return []
+        by_stem = folder_of(data_key) + self.stem(data_key)  # the folder + name is the key itself
+        keys = [(data_key if kind == "file" else by_stem) + suffix for kind, suffix in self._suffix_kinds]
+        return [key for key in dict.fromkeys(keys) if key != data_key]
 
     @staticmethod
     def folder_chain(data_key: str, root: str = "") -> list[str]:

@@ -62,19 +62,26 @@ def merge_layers(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return result
 
 
+_SCALARS = (str, int, float, bool)
+"""Exact types copied as they are (checked before the slower ``Mapping`` check)."""
+
+
 def _merge_into(target: dict[str, Any], layer: Mapping[str, Any]) -> None:
     for key, value in layer.items():
-        current = target.get(key)
         if value is None:
             target.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(current, dict):
-            _merge_into(current, value)
+        elif type(value) in _SCALARS:
+            target[key] = value
+        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge_into(target[key], value)
         else:
             target[key] = _fresh(value)
 
 
 def _fresh(value: Any) -> Any:
     """A deep copy in which objects lose their ``None`` members."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Mapping):
         return {key: _fresh(item) for key, item in value.items() if item is not None}
     if isinstance(value, list):
