@@ -64,6 +64,7 @@ from encord_ingest.sync import MetadataChange, write_changes
 log = logging.getLogger(__name__)
 
 OVER_LIMIT = OVER_LIMIT_CODE
+_BLANK_ROW: dict[str, Any] = dict.fromkeys(OUTCOME_COLUMNS)
 UNMATCHED_ROWS_SHOWN = 20
 """Unmatched table rows named in the table's warning; the rest are counted."""
 DATA_CHANGED_WARNING = (
@@ -157,8 +158,13 @@ class ShardScanner:
     # -- rows -------------------------------------------------------------------------------------
 
     def _row(self, info: ObjectInfo, outcome: Outcome, url: str, **fields: Any) -> None:
-        row = dict.fromkeys(OUTCOME_COLUMNS)
-        row.update(key=info.key, url=url, outcome=outcome.value, version=info.version, size=info.size)
+        self._add_row(info, outcome, url, fields)
+
+    def _add_row(self, info: ObjectInfo, outcome: Outcome, url: str, fields: Mapping[str, Any]) -> None:
+        """One outcome row: ``fields`` are its other columns (those not given are empty)."""
+        row = _BLANK_ROW.copy()
+        row["key"], row["url"], row["outcome"] = info.key, url, outcome.value
+        row["version"], row["size"] = info.version, info.size
         row.update(fields)
         error = fields.get("code")
         if outcome is Outcome.FAILED and error:
@@ -534,17 +540,10 @@ class ShardScanner:
     ) -> None:
         self.item_counts[outcome.value] += 1
         uuid = row.item_uuid if row is not None else None
+        shared = {"item_url": urls[0], "kind": row_kind(draft), "title": draft.title, "item_uuid": uuid}
+        shared.update(fields)
         for info, url in zip(draft.members, urls, strict=True):
-            self._row(
-                info,
-                outcome,
-                url,
-                item_url=urls[0],
-                kind=row_kind(draft),
-                title=draft.title,
-                item_uuid=uuid,
-                **fields,
-            )
+            self._add_row(info, outcome, url, shared)
 
     def _fail(self, draft: Draft, error: ItemError, urls: Sequence[str] | None = None) -> None:
         urls = list(urls) if urls is not None else [self.ctx.source.object_url(m.key) for m in draft.members]

@@ -294,7 +294,7 @@ def _delimited(
                     )
                 )
         values = {name: cell for name, cell in zip(header, record, strict=False) if name}
-        rows.append(TableRow(where=f"row {number}", values=values))
+        rows.append(TableRow.model_construct(where=f"row {number}", values=values))  # str cells: checked
     return [name for name in header if name], rows
 
 
@@ -343,7 +343,7 @@ def _jsonl(text: str, file: str, max_depth: int) -> tuple[list[str], list[TableR
                 problem.detail = problem.detail.replace("line 1 column", "column", 1)
             raise _TableProblem(problem.to_error(file, detail_prefix=where)) from None
         columns.update(dict.fromkeys(record))
-        rows.append(TableRow(where=where, values=record))
+        rows.append(TableRow.model_construct(where=where, values=record))  # normalised above
     return list(columns), rows
 
 
