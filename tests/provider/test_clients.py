@@ -118,5 +118,24 @@ def test_a_gcs_clients_pool_keeps_a_connection_for_every_read_ahead_thread(
         assert not [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
 
 
+@pytest.mark.parametrize("no_proxy", ["", "127.0.0.1"])
+def test_a_gcs_client_reads_the_proxy_settings_of_the_environment_once(
+    monkeypatch: pytest.MonkeyPatch, no_proxy: str
+) -> None:
+    from standins.latency import LatencySettings, latency_proxy
+
+    settings = LatencySettings(delay=0.0, jitter=0.0)
+    with gcs_emulator() as emulator, latency_proxy(emulator.endpoint, settings=settings) as proxy:
+        emulator.seed("gcs-env", {"a.json": b"{}"})
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.setenv("NO_PROXY", no_proxy)
+        extra = {"anonymous": True, "project": "test-project"}
+        monkeypatch.setenv("AIRFLOW_CONN_GCS_ENV", json.dumps({"conn_type": "generic", "extra": extra}))
+        client = storage_clients("gs://gcs-env", "gcs_env")["gcs_client"]
+        monkeypatch.delenv("HTTP_PROXY")  # read when the client was built, not at every request
+        assert client.bucket("gcs-env").blob("a.json").download_as_bytes() == b"{}"
+        assert (settings.requests > 0) is (no_proxy == "")  # through the proxy unless NO_PROXY names the host
+
+
 def test_local_paths_need_no_client() -> None:
     assert storage_clients("file:///tmp/data", None) == {}

@@ -10,7 +10,8 @@ bucket. Put :func:`latency_proxy` between a client and a stand-in to measure tha
 The proxy is a threaded HTTP/1.1 server (keep-alive, one upstream connection per client
 connection). It forwards the request line, headers (``Host`` included, so signed requests stay
 valid) and body unchanged, sleeps ``delay`` +- ``jitter`` seconds, and relays the answer with a
-``Content-Length``. ``faults`` maps a path substring to an HTTP status answered instead of
+``Content-Length``; it also serves as a plain HTTP proxy (``HTTP_PROXY``) of that one upstream.
+``faults`` maps a path substring to an HTTP status answered instead of
 forwarding (a failing object); ``slow`` maps a path substring to extra seconds (a slow object).
 """
 
@@ -110,7 +111,10 @@ class _Handler(BaseHTTPRequestHandler):
         self, headers: Mapping[str, str], body: bytes | None
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         connection = self._upstream()
-        connection.request(self.command, self.path, body=body, headers=dict(headers))
+        # A client that uses us as its HTTP proxy sends the absolute form (http://host/path).
+        parts = urlsplit(self.path)
+        path = parts.path + (f"?{parts.query}" if parts.query else "") if parts.scheme else self.path
+        connection.request(self.command, path, body=body, headers=dict(headers))
         response = connection.getresponse()
         data = response.read()
         if response.will_close:
