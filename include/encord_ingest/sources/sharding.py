@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -370,13 +371,22 @@ def iter_shard(source: Source, shard: Shard) -> Iterator[ObjectInfo]:
         yield from source.iter_objects(part.prefix, end_before=part.end_before, start_at=part.start_at)
 
 
+HEAD_CONCURRENCY = 16
+"""HEADs of :func:`find_folder_files` in flight at once on a bucket (a scan starts with one per
+context folder and name: ~10-15, 20-50 ms each, which one after another cost a scan 0.3-0.7 s)."""
+
+
 def find_folder_files(source: Source, folders: Iterable[str], names: Iterable[str]) -> list[ObjectInfo]:
-    """The folder-level files ``<folder><name>`` that exist, in key order (one HEAD each)."""
+    """The folder-level files ``<folder><name>`` that exist, in key order (one HEAD each, up to
+    :data:`HEAD_CONCURRENCY` at once on a bucket). The first error is raised."""
     wanted = list(names)
-    found = [
-        info for folder in folders for name in wanted if (info := source.head(folder + name)) is not None
-    ]
-    return sorted(found, key=lambda info: info.key)
+    keys = [folder + name for folder in folders for name in wanted]
+    if source.scheme == "file" or len(keys) < 2:
+        heads = [source.head(key) for key in keys]
+    else:
+        with ThreadPoolExecutor(min(len(keys), HEAD_CONCURRENCY), thread_name_prefix="head") as pool:
+            heads = list(pool.map(source.head, keys))
+    return sorted((info for info in heads if info is not None), key=lambda info: info.key)
 
 
 def shard_of_parts(index: int, count: int, parts: Sequence[ShardPart]) -> Shard:
