@@ -140,3 +140,19 @@ def test_prefetch_keeps_page_order_and_raises_where_the_page_failed() -> None:
     with pytest.raises(RuntimeError, match="page 5 failed"):
         drain()
     assert seen == [0, 1, 2, 3, 4]
+
+
+def test_the_folder_files_a_scan_starts_with_are_looked_up_at_once_when_reading_ahead(
+    slow_bucket: tuple[str, str, LatencySettings],
+) -> None:
+    from encord_ingest.sources.sharding import find_folder_files
+
+    endpoint, bucket, settings = slow_bucket
+    source = S3Source(s3_client(endpoint), bucket)
+    folders, names = ["", "raw/", "raw/a/", "raw/b/", "raw/b/c/"], ["_defaults.yaml", "_table.csv"]
+    serial = find_folder_files(source, folders, names)
+    assert settings.peak_in_flight == 1  # one HEAD after another
+    with ReadAhead(source, lambda _info: None, concurrency=6) as ahead:
+        assert find_folder_files(ahead, folders, names) == serial
+    assert settings.peak_in_flight > 1
+    assert [info.key for info in serial] == [f"raw/{f}/_defaults.yaml" for f in ("a", "b", "b/c")]

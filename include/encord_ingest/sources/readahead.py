@@ -160,6 +160,11 @@ class ReadAhead:
     def head(self, key: str) -> ObjectInfo | None:
         return self.source.head(key)
 
+    def head_all(self, keys: list[str]) -> list[ObjectInfo | None]:
+        """:meth:`head` of every key, on the read threads (a scan starts with ~10-15 HEADs of
+        folder defaults and tables: one after another they cost 0.3-0.7 s at bucket latency)."""
+        return list(self._pool.map(self.source.head, keys))
+
     def object_url(self, key: str) -> str:
         return self.source.object_url(key)
 

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -371,21 +370,13 @@ def iter_shard(source: Source, shard: Shard) -> Iterator[ObjectInfo]:
         yield from source.iter_objects(part.prefix, end_before=part.end_before, start_at=part.start_at)
 
 
-HEAD_CONCURRENCY = 16
-"""HEADs of :func:`find_folder_files` in flight at once on a bucket (a scan starts with one per
-context folder and name: ~10-15, 20-50 ms each, which one after another cost a scan 0.3-0.7 s)."""
-
-
 def find_folder_files(source: Source, folders: Iterable[str], names: Iterable[str]) -> list[ObjectInfo]:
-    """The folder-level files ``<folder><name>`` that exist, in key order (one HEAD each, up to
-    :data:`HEAD_CONCURRENCY` at once on a bucket). The first error is raised."""
+    """The folder-level files ``<folder><name>`` that exist, in key order (one HEAD each; at once
+    when the source reads ahead, :meth:`~.readahead.ReadAhead.head_all`). The first error is raised."""
     wanted = list(names)
     keys = [folder + name for folder in folders for name in wanted]
-    if source.scheme == "file" or len(keys) < 2:
-        heads = [source.head(key) for key in keys]
-    else:
-        with ThreadPoolExecutor(min(len(keys), HEAD_CONCURRENCY), thread_name_prefix="head") as pool:
-            heads = list(pool.map(source.head, keys))
+    head_all = getattr(source, "head_all", None)
+    heads = head_all(keys) if head_all is not None else [source.head(key) for key in keys]
     return sorted((info for info in heads if info is not None), key=lambda info: info.key)
 
 
