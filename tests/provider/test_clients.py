@@ -107,13 +107,16 @@ def test_a_gcs_clients_pool_keeps_a_connection_for_every_read_ahead_thread(
         keys = [f"k/{i:03d}.json" for i in range(3 * DEFAULT_READ_CONCURRENCY)]
         emulator.seed("gcs-pool", {key: b"{}" for key in keys})
         # The connection's client, pointed at the proxy (keep-alive, unlike the emulator itself).
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
-        extra = {"anonymous": True, "project": "test-project"}
-        monkeypatch.setenv("AIRFLOW_CONN_GCS_POOL", json.dumps({"conn_type": "generic", "extra": extra}))
-        source = GCSSource(storage_clients("gs://gcs-pool", "gcs_pool")["gcs_client"], "gcs-pool")
-        warnings = caplog.at_level("WARNING", logger="urllib3.connectionpool")
-        with warnings, ThreadPoolExecutor(DEFAULT_READ_CONCURRENCY) as pool:
-            assert set(pool.map(source.read_bytes, keys)) == {b"{}"}
+        # The environment is restored before the emulator stops, so the session's emulator
+        # stays the one later tests reach.
+        with monkeypatch.context() as patched:
+            patched.setenv("STORAGE_EMULATOR_HOST", endpoint)
+            extra = {"anonymous": True, "project": "test-project"}
+            patched.setenv("AIRFLOW_CONN_GCS_POOL", json.dumps({"conn_type": "generic", "extra": extra}))
+            source = GCSSource(storage_clients("gs://gcs-pool", "gcs_pool")["gcs_client"], "gcs-pool")
+            warnings = caplog.at_level("WARNING", logger="urllib3.connectionpool")
+            with warnings, ThreadPoolExecutor(DEFAULT_READ_CONCURRENCY) as pool:
+                assert set(pool.map(source.read_bytes, keys)) == {b"{}"}
         # With requests' default pool of 10, 22 connections per round are dropped, each with a warning.
         assert not [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
 

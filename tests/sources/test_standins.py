@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from standins import gcs_emulator, moto_s3_server, s3_client, seed_s3
 
 
@@ -43,3 +44,12 @@ def test_the_gcs_emulator_pages_listings_in_name_order_like_gcs() -> None:
         level = client.list_blobs("paged", delimiter="/", page_size=2)
         entries = [(sorted(page.prefixes), [blob.name for blob in page]) for page in level.pages]
         assert entries == [(["a/", "b/"], []), ([], ["c"])]
+
+
+def test_a_gcs_emulators_client_reaches_it_whatever_the_env_var_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A test that patched STORAGE_EMULATOR_HOST to an emulator that has since stopped once sent
+    # every later test of the session to a dead port.
+    with gcs_emulator() as emulator:
+        emulator.seed("reached", {"k": b"v"})
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")  # nothing listens there
+        assert emulator.client().bucket("reached").blob("k").download_as_bytes() == b"v"

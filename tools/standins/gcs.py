@@ -44,8 +44,13 @@ class GcsEmulator:
         self.endpoint = endpoint
 
     def client(self) -> storage.Client:
-        """A client with anonymous credentials (``STORAGE_EMULATOR_HOST`` points at us)."""
-        return storage.Client(project=PROJECT, credentials=AnonymousCredentials())
+        """A client of this emulator with anonymous credentials (its endpoint is given, so a
+        ``STORAGE_EMULATOR_HOST`` pointing elsewhere does not matter)."""
+        return storage.Client(
+            project=PROJECT,
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": self.endpoint},
+        )
 
     def create_bucket(self, bucket: str) -> None:
         """Create ``bucket`` (a no-op if it exists)."""
