@@ -374,6 +374,12 @@ def report(r: dict[str, Any], listing: Timing, scan: Timing) -> None:
             f"{r['items']:,} sidecars read by a client that plans nothing take {alone:.2f} s: "
             f"{alone / r['list_wall']:.2f}x the listing (the stand-in's ceiling)"
         )
+        client = bare["proxied_cpu_per_get"]["client"] * r["items"]
+        print(
+            f"  the client library's own CPU for {r['items']:,} bare GETs: {client:.2f} s in the planner's "
+            f"process (one GIL, whatever the bucket): {client / r['list_wall']:.2f}x the listing before "
+            f"any planning"
+        )
     print(
         f"  one folder, {r['folder_items']} items: serial {r['serial_wall']:.2f} s wall "
         f"({r['serial_cpu']:.2f} s CPU), read-ahead {r['ahead_wall']:.2f} s wall "
