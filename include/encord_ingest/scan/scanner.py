@@ -136,6 +136,9 @@ class ShardScanner:
         self.item_counts: Counter[str] = Counter()
         self.error_counts: Counter[str] = Counter()
         self.unseen = set(ledger.rows)
+        self.urls: dict[str, str] = {}
+        """Object URLs of the listed keys of the open folders (only while ledger rows are unseen)."""
+        self.objects = 0
         self.static = config.mapping.static_layer(schema, file=STATIC_FILE, unknown_keys=config.unknown_keys)
         self.typed_defaults: TypedCache = {}
         self.claimed_outside: set[str] = set()
@@ -177,10 +180,10 @@ class ShardScanner:
         self.outcomes.add(tuple(row.values()))
 
     def _skip(self, info: ObjectInfo, code: str, message: str | None = None) -> None:
-        self._row(info, Outcome.SKIPPED, self.ctx.source.object_url(info.key), code=code, message=message)
+        self._row(info, Outcome.SKIPPED, self._url(info.key), code=code, message=message)
 
     def _sidecar_row(self, info: ObjectInfo, error: ItemError | None, warning: str | None = None) -> None:
-        url = self.ctx.source.object_url(info.key)
+        url = self._url(info.key)
         if error is not None and error.file == info.key:
             self._row(info, Outcome.FAILED, url, code=error.code.value, message=error.message)
         else:
@@ -189,24 +192,42 @@ class ShardScanner:
     # -- listing ------------------------------------------------------------------------------------
 
     def _listing(self) -> Iterator[ObjectInfo]:
-        """The shard's objects; rule-skipped ones get their row here and go no further."""
-        for info in iter_shard(self.ctx.source, self.ctx.shard):
-            self.summary.objects += 1
-            if self.summary.objects % self.ctx.config.progress_every == 0:
+        """The shard's objects; rule-skipped ones get their row here and go no further. With
+        ledger rows to tick off, each object's URL is computed once, here, and kept while its
+        folder is open (:meth:`_url`)."""
+        source, unseen, urls = self.ctx.source, self.unseen, self.urls
+        rule_reason, every = self.key_filter.rule_reason, self.ctx.config.progress_every
+        objects = 0
+        for info in iter_shard(source, self.ctx.shard):
+            objects += 1
+            self.objects = objects
+            if objects % every == 0:
                 log.info(
                     "shard %s/%s: %s objects listed so far, outcomes %s",
                     self.ctx.shard.index + 1,
                     self.ctx.shard.count,
-                    self.summary.objects,
+                    objects,
                     dict(self.counts),
                 )
-            if self.unseen:
-                self.unseen.discard(self.ctx.source.object_url(info.key))
-            reason = self.key_filter.rule_reason(info)
+            if unseen:
+                url = urls[info.key] = source.object_url(info.key)
+                unseen.discard(url)
+            reason = rule_reason(info)
             if reason is not None:
-                self._row(info, Outcome.SKIPPED, self.ctx.source.object_url(info.key), code=reason.value)
+                self._row(info, Outcome.SKIPPED, self._url(info.key), code=reason.value)
+                urls.pop(info.key, None)
                 continue
             yield info
+
+    def _url(self, key: str) -> str:
+        """The object URL of ``key`` (listed in a folder still open: computed once)."""
+        url = self.urls.get(key)
+        return url if url is not None else self.ctx.source.object_url(key)
+
+    def _forget_urls(self, batch: FolderBatch) -> None:
+        if self.urls:
+            for info in batch.objects:
+                self.urls.pop(info.key, None)
 
     def _classify(self, info: ObjectInfo) -> Classified:
         verdict = self.classifier.classify(info.key)
@@ -230,8 +251,13 @@ class ShardScanner:
         return self._finish()
 
     def _folder(self, batch: FolderBatch) -> None:
-        if self.unchanged is not None and self.unchanged.replay(batch):
-            return
+        replayed = self.unchanged is not None and self.unchanged.replay(batch)
+        if not replayed:
+            self._plan_folder(batch)
+        self._forget_urls(batch)
+
+    def _plan_folder(self, batch: FolderBatch) -> None:
+        """The per-item path of one complete folder."""
         verdicts = {info.key: self._classify(info) for info in batch.objects}
         plan = plan_folder(
             batch,
@@ -590,6 +616,7 @@ class ShardScanner:
         for writer in (self.manifests.writer, self.changes.writer, self.outcomes.writer):
             writer.remove_leftovers()
         summary = self.summary
+        summary.objects = self.objects
         summary.counts = dict(sorted(self.counts.items()))
         summary.items = dict(sorted(self.item_counts.items()))
         summary.errors = dict(sorted(self.error_counts.items()))

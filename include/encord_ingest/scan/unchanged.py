@@ -18,8 +18,10 @@ for every other object, and it then writes the very rows that path would write, 
   configuration's fingerprint, :func:`~.config.config_fingerprint`, which covers the schema and
   every setting that shapes a plan, the kind, the title, and the versions of its per-file
   sidecars and of the folder defaults and tables along its folder chain, found exactly as the
-  per-item path finds them) equals the recorded ``input_fingerprint``, and the sidecar versions
-  equal the recorded ``sidecars``. A row a reconcile wrote (no fingerprint), a changed sidecar,
+  per-item path finds them) equals the recorded ``input_fingerprint``. The scanner writes a
+  row's ``sidecars`` (the versions as JSON) from the very versions it hashed into that
+  fingerprint, so the recorded ``sidecars`` are what the per-item path would write. A row a
+  reconcile wrote (no fingerprint), a changed sidecar,
   a new or removed sidecar, a defaults file edited, added or removed in a parent folder, or a
   changed configuration or schema makes the fingerprint differ, so the folder falls back.
 
@@ -33,7 +35,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from encord_ingest.grouping import FolderBatch, FolderPlan
-from encord_ingest.ledger import LedgerRow, Outcome, sidecar_versions_json
+from encord_ingest.ledger import LedgerRow, Outcome
+from encord_ingest.scan.outcomes import OUTCOME_COLUMNS
 from encord_ingest.sidecars import SidecarRole
 from encord_ingest.sources.base import ObjectInfo, folder_of
 
@@ -42,6 +45,25 @@ if TYPE_CHECKING:
 
 GROUP_KINDS = frozenset({"image_group", "image_sequence", "dicom_series"})
 """Row kinds of items made of several objects, or whose title is not their key: never replayed."""
+_ROW_ORDER = (
+    "key",
+    "url",
+    "item_url",
+    "kind",
+    "outcome",
+    "code",
+    "message",
+    "title",
+    "version",
+    "size",
+    "sidecars",
+    "input_fingerprint",
+    "metadata_hash",
+    "item_uuid",
+    "warning",
+)
+_TUPLES = OUTCOME_COLUMNS == _ROW_ORDER
+"""Rows are built as tuples in this order (else, slower, by the scanner's ``_row``)."""
 
 
 @dataclass(slots=True)
@@ -56,19 +78,20 @@ class UnchangedFolders:
 
     def __init__(self, scanner: ShardScanner):
         self.scanner = scanner
-        self._rows_per_folder: dict[str, int] | None = None
+        self._rows_by_folder: dict[str, list[LedgerRow]] | None = None
         self.replayed = 0
         """Folders written by the fast path (for logs and tests)."""
 
-    def _folder_rows(self, folder: str) -> int:
-        """The number of ledger rows of the shard whose key lies directly in ``folder``."""
-        if self._rows_per_folder is None:
-            counts: dict[str, int] = {}
+    def _folder_rows(self, folder: str) -> list[LedgerRow]:
+        """The shard's ledger rows whose key lies directly in ``folder``, in key order."""
+        if self._rows_by_folder is None:
+            by_folder: dict[str, list[LedgerRow]] = {}
             for row in self.scanner.ledger.rows.values():
-                parent = folder_of(row.key)
-                counts[parent] = counts.get(parent, 0) + 1
-            self._rows_per_folder = counts
-        return self._rows_per_folder.get(folder, 0)
+                by_folder.setdefault(folder_of(row.key), []).append(row)
+            for rows in by_folder.values():
+                rows.sort(key=lambda row: row.key)
+            self._rows_by_folder = by_folder
+        return self._rows_by_folder.get(folder, [])
 
     def replay(self, batch: FolderBatch) -> bool:
         """Write the rows of ``batch`` if nothing in it changed (see the module docstring);
@@ -78,15 +101,13 @@ class UnchangedFolders:
             return False
         if scanner.ctx.config.grouping.group_rule(batch.folder) is not None:
             return False
-        expected = self._folder_rows(batch.folder)
-        if not expected:
+        rows = self._folder_rows(batch.folder)
+        if not rows or len(rows) > len(batch.objects):
             return False
-        split = self._split(batch)
+        split = self._split(batch, rows)
         if split is None:
             return False
         data, folder_inputs, per_file = split
-        if len(data) != expected:
-            return False
         scanner.inputs.complete(batch, folder_inputs)
         paired = self._check_inputs(batch.folder, data, per_file)
         if paired is None:
@@ -96,20 +117,24 @@ class UnchangedFolders:
         return True
 
     def _split(
-        self, batch: FolderBatch
+        self, batch: FolderBatch, rows: list[LedgerRow]
     ) -> tuple[list[_Data], list[ObjectInfo], dict[str, ObjectInfo]] | None:
-        """The batch's recorded data files, folder inputs and per-file sidecars (in listing
-        order), or ``None`` when an object is none of those, or a data file differs."""
-        ledger, source, conventions = self.scanner.ledger, self.scanner.ctx.source, self.scanner.conventions
+        """The batch's recorded data files (matched with ``rows``, both in key order), folder
+        inputs and per-file sidecars (in listing order), or ``None`` when an object is none of
+        those, a data file differs or a row is not listed."""
+        scanner = self.scanner
+        ledger, url_of, role_of = scanner.ledger, scanner._url, scanner.conventions.sidecar_role
         data: list[_Data] = []
         folder_inputs: list[ObjectInfo] = []
         per_file: dict[str, ObjectInfo] = {}
+        pending = iter(rows)
+        row: LedgerRow | None = next(pending)
         for info in batch.objects:
-            url = source.object_url(info.key)
-            row = ledger.get(url)
-            if row is not None:
+            key = info.key
+            if row is not None and row.key == key:
+                url = url_of(key)
                 if (
-                    row.key != info.key
+                    row.url != url
                     or row.version != info.version
                     or row.size != info.size
                     or info.size == 0
@@ -119,23 +144,28 @@ class UnchangedFolders:
                 ):
                     return None
                 data.append(_Data(info, url, row))
+                row = next(pending, None)
                 continue
-            role = conventions.sidecar_role(info.key)
-            if role is None:
+            if row is not None and row.key < key:
+                return None  # a recorded data file is not listed
+            role = role_of(key)
+            if role is None or url_of(key) in ledger.rows:
                 return None
             if role is SidecarRole.PER_FILE:
-                per_file[info.key] = info
+                per_file[key] = info
             else:
                 folder_inputs.append(info)
+        if row is not None:
+            return None
         return data, folder_inputs, per_file
 
-    def _chain_versions(self, folder: str) -> dict[str, str]:
-        """``{key: version}`` of the folder defaults and tables that apply to a file of ``folder``."""
+    def _chain_versions(self, folder: str) -> list[tuple[str, str]]:
+        """``(key, version)`` of the folder defaults and tables that apply to a file of ``folder``."""
         scanner = self.scanner
         versions: dict[str, str] = {}
         for chain_folder in scanner._chain(folder):
             versions.update({key: info.version for key, info in scanner.inputs.of(chain_folder).items()})
-        return versions
+        return list(versions.items())
 
     def _check_inputs(
         self, folder: str, data: Sequence[_Data], per_file: dict[str, ObjectInfo]
@@ -150,17 +180,18 @@ class UnchangedFolders:
         config_fp = scanner.config_fp
         used: set[str] = set()
         for item in data:
-            versions = dict(chain)
-            for key in candidates(item.info.key):
-                sidecar = per_file.get(key)
-                if sidecar is not None:
-                    versions[key] = sidecar.version
-                    used.add(key)
-            ordered = sorted(versions.items())
+            own = [
+                (key, sidecar.version)
+                for key in candidates(item.info.key)
+                if (sidecar := per_file.get(key)) is not None
+            ]
+            if own:
+                used.update(key for key, _ in own)
+                ordered = sorted(chain + own)
+            else:
+                ordered = sorted(chain)
             row = item.row
             if _fingerprint(config_fp, row.kind, item.info.key, False, ordered) != row.input_fingerprint:
-                return None
-            if sidecar_versions_json(dict(ordered)) != row.sidecars:
                 return None
         return used if len(used) == len(per_file) else None
 
@@ -173,21 +204,76 @@ class UnchangedFolders:
     ) -> None:
         """The rows the per-item path writes for an unchanged folder, in its order."""
         scanner = self.scanner
-        unchanged = Outcome.UNCHANGED
-        for item in data:
-            row = item.row
-            scanner._row(
-                item.info,
-                unchanged,
-                item.url,
-                item_url=item.url,
-                kind=row.kind,
-                title=item.info.key,
-                item_uuid=row.item_uuid,
-                sidecars=row.sidecars,
-                input_fingerprint=row.input_fingerprint,
-                metadata_hash=row.metadata_hash,
-            )
-        scanner.item_counts[unchanged.value] += len(data)
-        scanner._side_rows(FolderPlan(folder_inputs=folder_inputs, paired=paired), batch)
+        unchanged = Outcome.UNCHANGED.value
+        add = scanner.outcomes.add
+        if _TUPLES:
+            for item in data:
+                info, row, url = item.info, item.row, item.url
+                add(
+                    (
+                        info.key,
+                        url,
+                        url,
+                        row.kind,
+                        unchanged,
+                        None,
+                        None,
+                        info.key,
+                        info.version,
+                        info.size,
+                        row.sidecars,
+                        row.input_fingerprint,
+                        row.metadata_hash,
+                        row.item_uuid,
+                        None,
+                    )
+                )
+            scanner.counts[unchanged] += len(data)
+        else:
+            for item in data:
+                scanner._row(
+                    item.info,
+                    Outcome.UNCHANGED,
+                    item.url,
+                    item_url=item.url,
+                    kind=item.row.kind,
+                    title=item.info.key,
+                    item_uuid=item.row.item_uuid,
+                    sidecars=item.row.sidecars,
+                    input_fingerprint=item.row.input_fingerprint,
+                    metadata_hash=item.row.metadata_hash,
+                )
+        scanner.item_counts[unchanged] += len(data)
+        if _TUPLES and self._plain_sidecars(folder_inputs, paired):
+            sidecar, url_of = Outcome.SIDECAR.value, scanner._url
+            for info in (*folder_inputs, *paired):
+                add(
+                    (
+                        info.key,
+                        url_of(info.key),
+                        None,
+                        None,
+                        sidecar,
+                        None,
+                        None,
+                        None,
+                        info.version,
+                        info.size,
+                    )
+                    + (None,) * 5
+                )
+            scanner.counts[sidecar] += len(folder_inputs) + len(paired)
+            if scanner.claimed_outside:
+                scanner.claimed_outside.difference_update(info.key for info in paired)
+        else:
+            scanner._side_rows(FolderPlan(folder_inputs=folder_inputs, paired=paired), batch)
         scanner.inputs.release(batch.folder)
+
+    def _plain_sidecars(self, folder_inputs: list[ObjectInfo], paired: list[ObjectInfo]) -> bool:
+        """Whether every sidecar row is a plain ``sidecar`` row: no folder file of this folder was
+        read in this scan (a table read names its unmatched rows; a parse error fails the file),
+        and no per-file sidecar failed to parse (for an item of a sub-folder's group)."""
+        inputs, errors = self.scanner.inputs, self.scanner.parse_errors
+        return all(
+            inputs.table_read(i.key) is None and inputs.parse_error(i.key) is None for i in folder_inputs
+        ) and not any(info.key in errors for info in paired)
