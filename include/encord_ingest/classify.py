@@ -120,6 +120,11 @@ class Classified:
         return len(self.candidates) > 1
 
 
+_SIDECAR = Classified(None, NotData.SIDECAR)
+_VERDICTS_KEPT = 4096
+"""Extensions whose verdict a classifier keeps (a bucket has few; odd names are not kept past this)."""
+
+
 def _extension(name: str, table: Mapping[str, tuple[FileKind, ...]], longest: int) -> str | None:
     """The longest known extension of ``name`` (lower-cased), or its last one if none is known."""
     lower = name.lower()
@@ -139,21 +144,29 @@ class Classifier:
         self._is_sidecar = is_sidecar or (lambda _key: False)
         self._table = {**DEFAULT_EXTENSIONS, **{k: tuple(v) for k, v in self.config.extensions.items()}}
         self._longest = max(ext.count(".") for ext in self._table)
+        self._by_extension: dict[str, Classified] = {}
+        """Verdicts by extension (immutable, so shared): one per extension, not one per key."""
 
     def classify(self, key: str) -> Classified:
         """Classify ``key`` from its name alone (no I/O)."""
         if self._is_sidecar(key):
-            return Classified(None, NotData.SIDECAR)
-        folder, name = posixpath.split(key)
-        ext = _extension(name, self._table, self._longest)
+            return _SIDECAR
+        ext = _extension(key[key.rfind("/") + 1 :], self._table, self._longest)
         if ext is None:
-            if self._in_dicom_folder(folder):
+            if self._in_dicom_folder(posixpath.split(key)[0]):
                 return Classified(FileKind.DICOM, candidates=(FileKind.DICOM,))
             return Classified(None, NotData.UNKNOWN_KIND, candidates=tuple(FileKind))
-        kinds = self._table.get(ext)
-        if kinds is None:
-            return Classified(None, NotData.UNKNOWN_KIND)
-        return Classified(kinds[0], candidates=kinds)
+        verdict = self._by_extension.get(ext)
+        if verdict is None:
+            kinds = self._table.get(ext)
+            verdict = (
+                Classified(None, NotData.UNKNOWN_KIND)
+                if kinds is None
+                else Classified(kinds[0], candidates=kinds)
+            )
+            if len(self._by_extension) < _VERDICTS_KEPT:
+                self._by_extension[ext] = verdict
+        return verdict
 
     def needs_content(self, verdict: Classified) -> bool:
         """True when the content could change the verdict and sniffing is enabled."""

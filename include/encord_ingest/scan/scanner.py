@@ -139,6 +139,7 @@ class ShardScanner:
         self.urls: dict[str, str] = {}
         """Object URLs of the listed keys of the open folders (only while ledger rows are unseen)."""
         self.objects = 0
+        self.ledger_empty = len(ledger) == 0
         self.static = config.mapping.static_layer(schema, file=STATIC_FILE, unknown_keys=config.unknown_keys)
         self.typed_defaults: TypedCache = {}
         self.claimed_outside: set[str] = set()
@@ -405,8 +406,7 @@ class ShardScanner:
         input_fp = _fingerprint(
             self.config_fp, draft.kind, draft.title, draft.create_video, sorted(versions.items())
         )
-        states = [ObjectState(url, m.version, m.size) for url, m in zip(urls, draft.members, strict=True)]
-        outcome, row = diff_item(states, urls[0], input_fp, self.ledger, full_rescan=self.ctx.full_rescan)
+        outcome, row = self._diff(draft, urls, input_fp)
         base = {"sidecars": sidecar_versions_json(versions), "input_fingerprint": input_fp}
         if outcome is Outcome.UNCHANGED and row is not None:
             self._member_rows(draft, urls, outcome, base | {"metadata_hash": row.metadata_hash}, row)
@@ -421,7 +421,7 @@ class ShardScanner:
         if outcome is None:
             assert row is not None
             outcome = metadata_outcome(row, metadata_hash)
-        warning = "; ".join(w.message for w in metadata.warnings) or None
+        warning = "; ".join(w.message for w in metadata.warnings) or None if metadata.warnings else None
         if outcome is Outcome.DATA_CHANGED:
             warning = "; ".join(filter(None, [DATA_CHANGED_WARNING, warning]))
         if outcome is Outcome.NEW and not self._admit_new(draft, urls, metadata.values):
@@ -435,6 +435,13 @@ class ShardScanner:
             )
         fields = base | {"metadata_hash": metadata_hash, "warning": warning}
         self._member_rows(draft, urls, outcome, fields, row)
+
+    def _diff(self, draft: Draft, urls: list[str], input_fp: str) -> tuple[Outcome | None, LedgerRow | None]:
+        """:func:`diff_item` of the item (an empty ledger knows no item: every one is new)."""
+        if self.ledger_empty:
+            return Outcome.NEW, None
+        states = [ObjectState(url, m.version, m.size) for url, m in zip(urls, draft.members, strict=True)]
+        return diff_item(states, urls[0], input_fp, self.ledger, full_rescan=self.ctx.full_rescan)
 
     def _admit_new(self, draft: Draft, urls: list[str], metadata: dict[str, Any]) -> bool:
         """Queue a new item for registration; ``False`` when it ended here (over the run's limit,

@@ -224,6 +224,8 @@ class KeyFilter:
 
     def glob_reason(self, key: str) -> SkipReason | None:
         """``EXCLUDED`` or ``NOT_INCLUDED`` by the globs, ``None`` if the key is selected."""
+        if self._exclude is None and self._include is None:
+            return None
         relative = self.relative(key)
         if self._exclude is not None and self._exclude.fullmatch(relative):
             return SkipReason.EXCLUDED
