@@ -197,3 +197,40 @@ def test_a_plain_entry_is_the_entry_of_the_item_built(kind: str) -> None:
     assert not isinstance(item, ItemError)
     assert plain == (item.DOCS_KEY, item.to_docs())
     assert plain_entry(draft, urls, metadata, ProbeConfig(client_only=True)) is None
+
+
+def test_a_failing_sidecar_read_fails_only_its_item_on_the_lean_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk cannot be made to fail a read here (the tests run as root): the source's read of
+    one sidecar raises, as a vanished or unreadable file would."""
+    real = LocalSource.read_bytes
+
+    def flaky(self: LocalSource, key: str, max_bytes: int | None = None) -> bytes:
+        if key == "raw/nest/n2.jpg.yaml":
+            raise PermissionError(f"{key}: permission denied")
+        return real(self, key, max_bytes)
+
+    monkeypatch.setattr(LocalSource, "read_bytes", flaky)
+    lean: list[str] = []
+    metadata = LeanMetadata.metadata
+
+    def counted(self: LeanMetadata, draft: Any, *args: Any) -> Any:
+        found = metadata(self, draft, *args)
+        if found is not None:
+            lean.append(draft.title)
+        return found
+
+    monkeypatch.setattr(LeanMetadata, "metadata", counted)
+    root = tmp_path / "bucket"
+    write_tree(root, _varied_tree())
+    result = Harness(LocalSource(root), BlobStore.from_uri(str(tmp_path / "state"))).plan("r1")
+    assert "raw/nest/n2.jpg" in lean
+    failed = result.outcome("raw/nest/n2.jpg")
+    assert (failed["outcome"], failed["code"]) == ("failed", "read_failed")
+    assert "permission denied" in failed["message"]
+    assert result.outcome("raw/nest/n2.jpg.yaml")["outcome"] == "failed"
+    assert result.outcome("raw/nest/n2.json")["outcome"] == "sidecar"  # read, but the item failed
+    assert [result.outcome_of(key) for key in ("raw/nest/n1.jpg", "raw/nest/n3.jpg")] == ["new", "new"]
+    summary = result.summaries[0]
+    assert sum(summary["counts"].values()) == summary["objects"]
