@@ -21,11 +21,29 @@ REGION = "us-east-1"
 ACCESS_KEY = "testing"
 
 
+def _route_without_disk_lookups() -> None:
+    """moto's server routes every request by listing its own package directory (an ``isdir`` per
+    entry, ~180 ``stat`` calls) twice: half of its CPU for a small GET. The list cannot change
+    while it runs, so it is listed once."""
+    from moto import backends
+
+    if getattr(backends.list_of_moto_modules, "listed_once", False):
+        return
+    modules = tuple(backends.list_of_moto_modules())
+
+    def listed() -> Iterable[str]:
+        return modules
+
+    listed.listed_once = True  # type: ignore[attr-defined]
+    backends.list_of_moto_modules = listed
+
+
 @contextmanager
 def moto_s3_server() -> Iterator[str]:
     """Run moto's S3 on a free port of 127.0.0.1; yields the endpoint URL, resets moto on exit."""
     from moto.server import ThreadedMotoServer  # moto only where it runs: the compose image has none
 
+    _route_without_disk_lookups()
     werkzeug_log = logging.getLogger("werkzeug")
     level = werkzeug_log.level
     werkzeug_log.setLevel(logging.WARNING)
