@@ -359,9 +359,10 @@ def report(r: dict[str, Any], listing: Timing, scan: Timing) -> None:
         f"or all {scan.machine_cpu:.2f} s of CPU over {r['cores']} cores): ratio >= {r['ratio_floor']:.2f} "
         f"whatever the concurrency"
     )
+    allowed = f"{r['items'] / r['latency_floor']:.0f}/s" if r["latency_floor"] else "any rate"
     print(
         f"  scan read {r['sidecar_rate']:.0f} sidecars/s; latency alone allows "
-        f"{r['items'] / r['latency_floor']:.0f}/s at read_concurrency {r['concurrency']} "
+        f"{allowed} at read_concurrency {r['concurrency']} "
         f"({r['latency_floor']:.2f} s for {r['items']:,}); the planner spent "
         f"{scan.cpu / r['objects'] * 1e3:.2f} ms CPU per object, all processes "
         f"{scan.machine_cpu / r['items'] * 1e3:.2f} ms per item"
