@@ -509,8 +509,9 @@ def type_metadata(
         try:
             if spec is None:
                 result.values[key] = _reserved(key, value, untyped)
-            else:
-                result.values[key] = _coerce(spec, value, untyped)
+            else:  # _coerce, inline: this runs for every value
+                plain = value if type(value) in _PLAIN else _native(value)
+                result.values[key] = _COERCE[type(spec)](spec, plain, untyped)
         except _Reject as rej:
             expected = _RESERVED_FORMS[key] if spec is None else expected_form(spec)
             result.errors.append(_error(rej, file, key, expected, value))

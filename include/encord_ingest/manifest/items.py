@@ -32,7 +32,7 @@ _FRAME_KEY = re.compile(r"(objectUrl|imageMetadata)_(0|[1-9][0-9]*)")
 
 def _url_problem(url: str) -> tuple[ErrorCode, str] | None:
     """``(code, expected form)`` when ``url`` cannot be registered, else ``None``."""
-    if len(url.encode("utf-8")) > MAX_URL_BYTES:
+    if len(url) * 4 > MAX_URL_BYTES and len(url.encode("utf-8")) > MAX_URL_BYTES:  # <= 4 bytes a character
         return ErrorCode.URL_TOO_LONG, f"an object URL of at most {MAX_URL_BYTES} bytes"
     if not _URL_SHAPE.fullmatch(url):
         return ErrorCode.INVALID_URL, f"an object URL of the form {_URL_FORM}"

@@ -270,6 +270,7 @@ def _delimited(
     records = _delimited_records(text, table, file)
     header = [name.strip() for name in records[0][1]]
     _check_header(header, file, file_columns)
+    unnamed = [index for index, name in enumerate(header) if not name]
     rows = []
     for number, (line, record) in enumerate(records[1:], start=1):
         if not any(cell.strip() for cell in record):
@@ -283,8 +284,9 @@ def _delimited(
                     detail=f"row {number} has {len(record)} (line {line})",
                 )
             )
-        for index, cell in enumerate(record[: len(header)]):
-            if not header[index] and cell.strip():
+        for index in unnamed:  # a column without a name must be empty
+            cell = record[index] if index < len(record) else ""
+            if cell.strip():
                 raise _TableProblem(
                     ItemError.of(
                         ErrorCode.INVALID_TABLE,
