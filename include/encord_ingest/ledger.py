@@ -47,6 +47,7 @@ Change detection (:func:`diff_item`), per item, ``full_rescan`` aside:
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import io
 import json
@@ -57,7 +58,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -167,9 +168,9 @@ def in_range(key: str, key_range: KeyRangeLike) -> bool:
     return key_range.end_before is None or key < key_range.end_before
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerRow:
-    """One object as the ledger remembers it."""
+class LedgerRow(NamedTuple):
+    """One object as the ledger remembers it (a named tuple: a shard's snapshot builds one per
+    row, and a tuple is built in C)."""
 
     url: str
     key: str
@@ -276,12 +277,27 @@ class LedgerSnapshot:
     ``url``) has no entry in ``_grouped``, only the members of other items do."""
 
     def __init__(self, rows: Iterable[LedgerRow] = ()):
-        self.rows: dict[str, LedgerRow] = {}
+        listed = list(rows)
+        self.rows: dict[str, LedgerRow] = {row.url: row for row in listed}
         self._grouped: dict[str, list[str]] = {}
-        for row in rows:
-            self.rows[row.url] = row
+        for row in listed:
             if row.item_url != row.url:
                 self._grouped.setdefault(row.item_url, []).append(row.url)
+
+    @classmethod
+    def of_columns(cls, columns: Mapping[str, list[Any]]) -> LedgerSnapshot:
+        """The snapshot of ledger columns (:data:`LEDGER_COLUMNS`, equal lists), built in bulk."""
+        snapshot = cls()
+        urls, items = columns["url"], columns["item_url"]
+        make = functools.partial(tuple.__new__, LedgerRow)
+        snapshot.rows = dict(
+            zip(urls, map(make, zip(*(columns[name] for name in LEDGER_COLUMNS), strict=True)), strict=True)
+        )
+        grouped = snapshot._grouped
+        for url, item in zip(urls, items, strict=True):
+            if item != url:
+                grouped.setdefault(item, []).append(url)
+        return snapshot
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -477,9 +493,18 @@ class Ledger:
         """The rows in ``ranges`` (all rows for ``None``), ready for :func:`diff_item` lookups.
         Arrow's buffers go back to the system once the rows are Python objects: a shard's scan
         holds the snapshot, not both."""
+        paused = gc.isenabled()
+        gc.disable()  # a row per object, no cycles: collections while they are built only cost time
+        try:
+            return self._snapshot_of(self.read_table(ranges))
+        finally:
+            if paused:
+                gc.enable()
+
+    @staticmethod
+    def _snapshot_of(table: pa.Table) -> LedgerSnapshot:
         import pyarrow as pa
 
-        table = self.read_table(ranges)
         columns = {name: table[name].to_pylist() for name in LEDGER_COLUMNS}
         del table
         pa.default_memory_pool().release_unused()
@@ -490,7 +515,7 @@ class Ledger:
         for name in ("kind", "last_run_id", "last_outcome"):  # a few values each
             shared: dict[str, str] = {}
             columns[name] = [shared.setdefault(value, value) for value in columns[name]]
-        return LedgerSnapshot(LedgerRow(*values) for values in zip(*columns.values(), strict=True))
+        return LedgerSnapshot.of_columns(columns)
 
     def version_in_use(self) -> list[LedgerPart] | None:
         """The parts of the version reads use (checked first if not yet pinned), ``None`` for a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import unicodedata
@@ -697,8 +698,12 @@ def scan_shard(context: ScanContext) -> dict[str, Any]:
     ledger, shard = context.ledger, context.shard
     full = context.full_rescan
     snapshot = ledger.snapshot(shard.parts) if ledger is not None and not full else LedgerSnapshot()
-    with read_ahead(context, snapshot) as source:
-        summary = ShardScanner(replace(context, source=source), snapshot).run()
+    gc.freeze()  # the snapshot is kept whole until the end: garbage collections need not walk it
+    try:
+        with read_ahead(context, snapshot) as source:
+            summary = ShardScanner(replace(context, source=source), snapshot).run()
+    finally:
+        gc.unfreeze()
     log.info(
         "shard %s/%s: %s objects, outcomes %s, %s items to register, %s metadata changes",
         shard.index + 1,
