@@ -20,6 +20,9 @@ from urllib.parse import quote, urlsplit
 
 from airflow.sdk import BaseOperatorLink
 
+from encord_ingest.errors import ConfigError
+from encord_ingest.sources.factory import split_uri
+
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
@@ -56,19 +59,21 @@ def storage_object_url(
 ) -> str | None:
     """A browser URL of an object: the AWS or Google Cloud console page, or on an S3-compatible
     endpoint (MinIO, moto) or a GCS emulator the object on that endpoint; a ``file://`` URI as
-    it is; ``None`` for anything else."""
-    parts = urlsplit(uri)
-    bucket, key = parts.netloc, parts.path.lstrip("/")
-    if parts.scheme == "file":
-        return uri
-    if not bucket or not key:
+    it is; ``None`` for anything else (a plain path, no valid bucket name, no key)."""
+    try:
+        scheme, bucket, key = split_uri(uri)
+    except ConfigError:
         return None
-    if parts.scheme == "s3":
+    if scheme == "file":
+        return uri if urlsplit(uri).scheme.lower() == "file" else None
+    if not key:
+        return None
+    if scheme == "s3":
         if s3_endpoint and not urlsplit(s3_endpoint).netloc.endswith("amazonaws.com"):
             return f"{s3_endpoint.rstrip('/')}/{bucket}/{quote(key)}"
         query = f"region={region}&" if region else ""
         return f"https://console.aws.amazon.com/s3/object/{bucket}?{query}prefix={quote(key, safe='')}"
-    if parts.scheme == "gs":
+    if scheme == "gs":
         if gcs_endpoint:
             return f"{gcs_endpoint.rstrip('/')}/storage/v1/b/{bucket}/o/{quote(key, safe='')}?alt=media"
         return f"https://console.cloud.google.com/storage/browser/_details/{bucket}/{quote(key)}"

@@ -42,32 +42,34 @@ def test_an_upload_job_link_needs_both_ids() -> None:
     ("uri", "options", "expected"),
     [
         (
-            "s3://b/runs/r 1/report.md",
+            "s3://bkt/runs/r 1/report.md",
             {"region": "eu-west-2"},
-            "https://console.aws.amazon.com/s3/object/b?region=eu-west-2&prefix=runs%2Fr%201%2Freport.md",
+            "https://console.aws.amazon.com/s3/object/bkt?region=eu-west-2&prefix=runs%2Fr%201%2Freport.md",
         ),
         (
-            "s3://b/report.md",
+            "s3://bkt/report.md",
             {"s3_endpoint": "https://s3.eu-west-2.amazonaws.com"},
-            "https://console.aws.amazon.com/s3/object/b?prefix=report.md",
+            "https://console.aws.amazon.com/s3/object/bkt?prefix=report.md",
         ),
         (
-            "s3://b/runs/report.md",
+            "s3://bkt/runs/report.md",
             {"s3_endpoint": "http://127.0.0.1:9000/"},
-            "http://127.0.0.1:9000/b/runs/report.md",
+            "http://127.0.0.1:9000/bkt/runs/report.md",
         ),
         (
-            "gs://b/runs/report.md",
+            "gs://bkt/runs/report.md",
             {},
-            "https://console.cloud.google.com/storage/browser/_details/b/runs/report.md",
+            "https://console.cloud.google.com/storage/browser/_details/bkt/runs/report.md",
         ),
         (
-            "gs://b/runs/report.md",
+            "gs://bkt/runs/report.md",
             {"gcs_endpoint": "http://127.0.0.1:4443"},
-            "http://127.0.0.1:4443/storage/v1/b/b/o/runs%2Freport.md?alt=media",
+            "http://127.0.0.1:4443/storage/v1/b/bkt/o/runs%2Freport.md?alt=media",
         ),
         ("file:///tmp/state/report.md", {}, "file:///tmp/state/report.md"),
-        ("s3://b", {}, None),
+        ("s3://bkt", {}, None),
+        ("s3://Not-A-Bucket/report.md", {}, None),  # no valid bucket name: no link
+        ("file://host/report.md", {}, None),
         ("azure://c/report.md", {}, None),
         ("", {}, None),
     ],
@@ -83,5 +85,5 @@ def test_the_report_link_reads_the_endpoint_from_the_connection_and_never_fails(
 ) -> None:
     extra = {"endpoint_url": "http://127.0.0.1:9000", "region_name": "eu-west-2"}
     monkeypatch.setenv("AIRFLOW_CONN_STATE_S3", json.dumps({"conn_type": "aws", "extra": extra}))
-    assert object_url_for_connection("s3://b/r.md", "state_s3") == "http://127.0.0.1:9000/b/r.md"
-    assert object_url_for_connection("s3://b/r.md", "no_such_connection") is None
+    assert object_url_for_connection("s3://bkt/r.md", "state_s3") == "http://127.0.0.1:9000/bkt/r.md"
+    assert object_url_for_connection("s3://bkt/r.md", "no_such_connection") is None
