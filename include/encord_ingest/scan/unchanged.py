@@ -14,6 +14,8 @@ for every other object, and it then writes the very rows that path would write, 
   names it as its item) with the same key, version and size, not empty; or has a sidecar name:
   a folder defaults file or table, or a per-file sidecar that is a candidate of one of those
   data files (an orphan, a DICOM file, anything unknown falls back);
+- no data file is skipped by the include/exclude globs: they match the key relative to the run's
+  prefix, so a run with another prefix may skip what the ledger recorded under the same settings;
 - for every data file, the input fingerprint the per-item path would compute now (the planning
   configuration's fingerprint, :func:`~.config.config_fingerprint`, which covers the schema and
   every setting that shapes a plan, the kind, the title, and the versions of its per-file
@@ -124,6 +126,7 @@ class UnchangedFolders:
         those, a data file differs or a row is not listed."""
         scanner = self.scanner
         ledger, url_of, role_of = scanner.ledger, scanner._url, scanner.conventions.sidecar_role
+        glob_reason = scanner.key_filter.glob_reason
         data: list[_Data] = []
         folder_inputs: list[ObjectInfo] = []
         per_file: dict[str, ObjectInfo] = {}
@@ -141,6 +144,7 @@ class UnchangedFolders:
                     or row.item_url != url
                     or row.kind in GROUP_KINDS
                     or ledger.members(url) != [url]
+                    or glob_reason(key) is not None
                 ):
                     return None
                 data.append(_Data(info, url, row))
