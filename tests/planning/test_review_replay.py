@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from encord_ingest.grouping import GroupingConfig, GroupRule
 from encord_ingest.ledger import item_urls_by_title
 from encord_ingest.metadata import MetadataMapping
 from encord_ingest.scan import unchanged
@@ -21,7 +22,11 @@ from encord_ingest.storage import BlobStore
 from tests.planning.helpers import Harness, png, write_tree
 from tests.planning.test_unchanged_replay import EPOCH_NS, _pin_times, _view
 
-BASE = PlanningConfig(mapping=MetadataMapping(static={"layer": "static"}), outcome_chunk_rows=5)
+BASE = PlanningConfig(
+    mapping=MetadataMapping(static={"layer": "static"}),
+    grouping=GroupingConfig(groups=[GroupRule(folders="raw/f/seq-*")]),
+    outcome_chunk_rows=5,
+)
 TREE: dict[str, Any] = {
     "raw/_defaults.yaml": "review.status: pending\n",
     "raw/metadata.csv": "file,capture.count\na/a1.jpg,3\nb/missing.jpg,4\n",
@@ -40,6 +45,13 @@ TREE: dict[str, Any] = {
     "raw/e/with space #1.jpg.json": {"capture.site": "space"},
     "raw/e/\u00fcn\u00efcode.jpg": png(),
     "raw/e/empty.jpg": b"",
+    "raw/f/clip.jpg": png(),
+    "raw/f/clip.png": png(),
+    "raw/f/clip.json": {"capture.site": "shared"},
+    "raw/f/seq-1.jpg": png(),
+    "raw/f/seq-1.json": {"capture.site": "group and file"},
+    "raw/f/seq-1/frame_1.jpg": png(),
+    "raw/f/seq-1/frame_2.jpg": png(),
 }
 
 
@@ -119,6 +131,8 @@ CASES: dict[str, dict[str, Any]] = {
         "written": {"raw/a/a4.jpg": png()},
         "middle_run_failing": ("raw/a/a4.jpg",),
     },
+    "group next to a data file sharing its sidecar changed": {"written": {"raw/f/seq-1/frame_3.jpg": png()}},
+    "shared stem sidecar edited": {"written": {"raw/f/clip.json": {"capture.site": "shared2"}}},
     "anchored exclude glob, prefix run": {
         "config": BASE.model_copy(update={"filters": FilterConfig(exclude=["/*.jpg"])}),
         "prefixes": ("raw/a/",),
