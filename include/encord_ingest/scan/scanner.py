@@ -353,10 +353,7 @@ class ShardScanner:
     # -- items ----------------------------------------------------------------------------------------
 
     def _chain(self, metadata_key: str) -> list[str]:
-        root = self.ctx.config.metadata_root
-        if not metadata_key.startswith(root):
-            return []
-        return self.conventions.folder_chain(metadata_key, root)
+        return self.conventions.applying_folders(metadata_key, self.ctx.config.metadata_root)
 
     def _inputs(self, draft: Draft, index: Mapping[str, ObjectInfo]) -> dict[str, ObjectInfo]:
         """Every sidecar that may feed ``draft``: per-file ones, chain folder files, own folder files."""

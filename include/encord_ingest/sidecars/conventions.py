@@ -241,6 +241,11 @@ class SidecarConventions(BaseModel):
             folder = folder_of(folder[:-1])
         return chain
 
+    def applying_folders(self, data_key: str, root: str = "") -> list[str]:
+        """The folders whose defaults and tables apply to ``data_key``: its :meth:`folder_chain`
+        down to ``root``, none when the key lies outside ``root`` (listed above ``metadata_root``)."""
+        return self.folder_chain(data_key, root) if data_key.startswith(root) else []
+
     def defaults_keys(self, folder: str) -> list[str]:
         """Folder-defaults keys of ``folder`` (``"a/b/"`` or ``""``), highest precedence first."""
         return [folder + name for name in self.defaults_names]

@@ -137,7 +137,7 @@ def collect_layers(
     for key in conventions.per_file_sidecar_keys(data_key):
         if key in parsed:
             found.append(_from_sidecar(parsed[key], SidecarRole.PER_FILE))
-    chain = conventions.folder_chain(data_key, root)
+    chain = conventions.applying_folders(data_key, root)
     for folder in chain:
         found.extend(
             _from_table(parsed[key], data_key) for key in conventions.table_keys(folder) if key in parsed
@@ -172,7 +172,7 @@ def sidecar_inputs(
     ``present`` is any mapping keyed by listed sidecar keys (say key -> ETag). Tables count
     whether or not they hold a row for the file: adding a row must be noticed.
     """
-    chain = conventions.folder_chain(data_key, root)
+    chain = conventions.applying_folders(data_key, root)
     candidates = conventions.per_file_sidecar_keys(data_key)
     candidates += [key for folder in chain for key in conventions.table_keys(folder)]
     candidates += [key for folder in chain for key in conventions.defaults_keys(folder)]
