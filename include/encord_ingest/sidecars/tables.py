@@ -266,7 +266,9 @@ def _delimited_records(text: str, table: TableFormat, file: str) -> list[tuple[i
 
 def _delimited(
     text: str, table: TableFormat, file: str, file_columns: Sequence[str]
-) -> tuple[list[str], list[TableRow]]:
+) -> tuple[list[str], list[tuple[str, dict[str, str]]]]:
+    """The named columns and ``(where, cells by column)`` of each row (no model per row: a
+    folder table has one row per file)."""
     records = _delimited_records(text, table, file)
     header = [name.strip() for name in records[0][1]]
     _check_header(header, file, file_columns)
@@ -296,7 +298,7 @@ def _delimited(
                     )
                 )
         values = {name: cell for name, cell in zip(header, record, strict=False) if name}
-        rows.append(TableRow.model_construct(where=f"row {number}", values=values))  # str cells: checked
+        rows.append((f"row {number}", values))
     return [name for name in header if name], rows
 
 
@@ -304,9 +306,9 @@ def _parse_delimited(text: str, table: TableFormat, file: str, file_columns: Seq
     header, records = _delimited(text, table, file, file_columns)
     column = header[_file_column(header, file_columns, file)]
     rows = _Rows(file, column)
-    for row in records:
-        values = {name: cell for name, cell in row.values.items() if name != column and cell != ""}
-        rows.add(row.where, row.values.get(column, ""), values)
+    for where, cells in records:
+        values = {name: cell for name, cell in cells.items() if name != column and cell != ""}
+        rows.add(where, cells.get(column, ""), values)
     return rows
 
 
@@ -454,7 +456,8 @@ def read_table(
             if table is TableFormat.JSONL:
                 columns, rows = _jsonl(text, file, max_depth)
             else:
-                columns, rows = _delimited(text, table, file, ())
+                columns, cells = _delimited(text, table, file, ())
+                rows = [TableRow.model_construct(where=where, values=values) for where, values in cells]
     except _TableProblem as problem:
         return problem.error
     untyped = table in (TableFormat.CSV, TableFormat.TSV)
