@@ -381,13 +381,25 @@ def final_outcome_frames(
     dry_run: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """The run's final outcomes (:func:`final_outcomes`) one outcome batch at a time, each
-    counted in ``tally`` as it passes."""
+    counted in ``tally`` as it passes; a table's unmatched rows that the shard reading it found
+    (``table_warnings`` of the summaries) go on the table's row when it has no warning."""
+    tables = {key: text for summary in summaries for key, text in summary.get("table_warnings", {}).items()}
     for summary in summaries:
         for frame in folder.outcomes([summary], columns=None):
-            final = final_outcomes(frame, results, dry_run=dry_run)
+            final = with_table_warnings(final_outcomes(frame, results, dry_run=dry_run), tables)
             tally.add(final)
             yield final
         tally.end_shard()
+
+
+def with_table_warnings(table: pd.DataFrame, warnings: Mapping[str, str]) -> pd.DataFrame:
+    """``table`` with ``warnings`` (by key) on the rows that have none."""
+    if not warnings or table.empty:
+        return table
+    empty = table["warning"].isna() | (table["warning"] == "")
+    named = empty & table["key"].isin(list(warnings))
+    table.loc[named, "warning"] = table.loc[named, "key"].map(warnings)
+    return table
 
 
 def report_markdown(

@@ -16,7 +16,7 @@ from encord_ingest.errors import ErrorCode, ItemError
 from encord_ingest.grouping import GroupingConfig, GroupRule
 from encord_ingest.ledger import Ledger, ledger_schema, merge_outcomes
 from encord_ingest.manifest import Manifest
-from encord_ingest.pipeline import RunOptions, final_outcomes, finish_run
+from encord_ingest.pipeline import RunOptions, final_outcomes, finish_run, with_table_warnings
 from encord_ingest.results import RegisterCounts, RegisterReport, ResultMaps, UrlResult
 from encord_ingest.run_folder import (
     FINAL_OUTCOMES,
@@ -62,7 +62,8 @@ def test_a_streamed_finish_matches_the_whole_table(
     whole = pd.concat(list(folder.outcomes(summaries, columns=None)), ignore_index=True)
     results = folder.run_results(folder.registered_chunks(summaries), [], spill=str(tmp_path))
     assert results.missing_chunks  # no register results: every new item failed
-    expected = final_outcomes(whole, results.items).reset_index(drop=True)
+    tables = {key: text for s in summaries for key, text in s["table_warnings"].items()}
+    expected = with_table_warnings(final_outcomes(whole, results.items), tables).reset_index(drop=True)
 
     monkeypatch.setattr("encord_ingest.pipeline.REPORT_ROWS", 1)
     config = SourceConfig.model_validate(
@@ -198,7 +199,8 @@ def test_results_looked_up_batch_by_batch_give_the_ledger_and_outcomes_of_whole_
     registered = register_results(folder, chunks, sync_chunks)
     whole = pd.concat(list(folder.outcomes(summaries, columns=None)), ignore_index=True)
     maps = whole_results(folder, chunks, sync_chunks)
-    expected = final_outcomes(whole, maps).reset_index(drop=True)
+    tables = {key: text for s in summaries for key, text in s["table_warnings"].items()}
+    expected = with_table_warnings(final_outcomes(whole, maps), tables).reset_index(drop=True)
     empty = ledger_schema().empty_table().to_pandas()
     failed = set(maps.failures)
     expected_ledger = merge_outcomes(empty, whole, "r1", item_uuids=maps.item_uuids, failed_item_urls=failed)
@@ -240,3 +242,33 @@ def test_results_looked_up_batch_by_batch_give_the_ledger_and_outcomes_of_whole_
 
     finish_run(source, harness.store, options, summaries)  # a retried task
     assert rows(ledger.read_frame()).equals(rows(expected_ledger))
+
+
+def test_a_table_cut_off_from_its_items_by_a_shard_keeps_its_unmatched_rows_warning(
+    local: Local, tmp_path: Path
+) -> None:
+    """raw/b/metadata.csv falls in shard 2, b's images in shard 1: shard 1 reads the table and
+    finds its unmatched row, the report puts that warning on the table's row as one shard does."""
+    harness = local(tree())
+    one = harness.plan("r1", shards=1)
+    summaries = harness.plan("r3", shards=3).summaries
+    tables = [key for key in one.outcomes["key"] if key.endswith("metadata.csv")]
+    assert len(tables) == 3
+    assert [key for s in summaries for key in s["table_warnings"]] == ["raw/b/metadata.csv"]
+    config = SourceConfig.model_validate(
+        {
+            "name": "local",
+            "bucket": {"uri": "file:///data"},
+            "state_uri": str(tmp_path / "state"),
+            "encord": {"integration": "i", "folder": "f"},
+        }
+    )
+    result = finish_run(
+        config, harness.store, RunOptions(run_id="r3", prefixes=["raw/"], dry_run=True), summaries
+    )
+
+    final = pd.read_parquet(io.BytesIO(RunFolder.of(harness.store, "r3").read(str(result.outcomes_uri))))
+    got = final.set_index("key").loc[tables, "warning"].to_dict()
+    assert got == one.outcomes.set_index("key").loc[tables, "warning"].to_dict()
+    assert all("missing.jpg" in str(warning) for warning in got.values())
+    assert sum(s["warnings"] for s in summaries) == sum(s["warnings"] for s in one.summaries)

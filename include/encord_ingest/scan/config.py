@@ -109,6 +109,8 @@ class ShardSummary(BaseModel):
     metadata_uris: list[str] = Field(default_factory=list)
     outcome_uris: list[str] = Field(default_factory=list)
     summary_uri: str = ""
+    table_warnings: dict[str, str] = Field(default_factory=dict)
+    """Unmatched-row warnings of tables this shard read but another shard owns (key -> warning)."""
 
     @property
     def accounted(self) -> bool:

@@ -301,6 +301,18 @@ class ShardScanner:
                 self._skip(info, ErrorCode.ORPHAN_SIDECAR.value, error.message)
         for info, reason in plan.not_data:
             self._skip(info, reason)
+        self._tables_owned_elsewhere(batch)
+
+    def _tables_owned_elsewhere(self, batch: FolderBatch) -> None:
+        """The folder's tables outside this shard that it read: the shard owning a table writes
+        its row but, holding none of the items, may never read it, so their unmatched rows go in
+        the summary (``table_warnings``) and commit_and_report puts them on the table's row."""
+        for key in self.conventions.table_keys(batch.folder):
+            table = None if self.ctx.shard.contains(key) else self.inputs.table_read(key)
+            warning = self._unmatched_rows(table, batch) if table is not None else None
+            if warning and key not in self.summary.table_warnings:
+                self.summary.table_warnings[key] = warning
+                self.summary.warnings += 1
 
     def _unmatched_rows(self, table: ParsedTable, batch: FolderBatch) -> str | None:
         """A warning naming every row of ``table`` (read this run) that matches no object: names
