@@ -24,6 +24,7 @@ from encord_ingest.sources.base import DELIMITER, BoundedListing, KeyBounds, Lev
 from encord_ingest.sources.urls import UrlBuilder
 
 log = logging.getLogger(__name__)
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 
 
 def _subtree_below(folder: str, lower: str | None) -> bool:
@@ -137,7 +138,7 @@ class LocalSource(BoundedListing):
     def read_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
         """The file's bytes (its first ``max_bytes``)."""
         try:
-            descriptor = os.open(self._file(key), os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            descriptor = os.open(self._file(key), _READ_FLAGS)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise FileNotFoundError(f"{self.uri(key)} does not exist") from None
         try:  # plain descriptor reads: a buffered file object costs more than a small sidecar's read
