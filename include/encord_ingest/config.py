@@ -281,6 +281,7 @@ class SourceConfig(_Strict):
             probe=self.probe,
             unknown_keys=self.metadata.unknown_keys,
             metadata_root=self.metadata.root,
+            prefix_template=self.bucket.prefix,
             provenance_key=self.metadata.provenance_key,
             manifest_max_items=self.manifest_max_items,
             read_concurrency=self.bucket.read_concurrency,

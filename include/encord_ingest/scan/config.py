@@ -33,6 +33,10 @@ class PlanningConfig(BaseModel):
     unknown_keys: UnknownKeyPolicy = "warn"
     metadata_root: str = ""
     """Folder defaults and tables apply from this folder down (``""``: the bucket root)."""
+    prefix_template: str | None = None
+    """The source's ``bucket.prefix``: rules and globs see a key relative to the rendering of it
+    the key lies under, whatever prefix the run lists (:class:`~encord_ingest.sources.filters.KeyFilter`);
+    ``None``: relative to the run's own prefixes."""
     provenance_key: str | None = None
     """When set, ``clientMetadata[<key>]`` = ``{source, version, sidecars}`` (off by default)."""
     sync_new_items: bool = True
@@ -84,6 +88,8 @@ def config_fingerprint(config: PlanningConfig, schema: MetadataSchema) -> str:
         settings = getattr(config, name).model_dump(mode="json")
         if settings != default.model_dump(mode="json"):
             relevant[name] = settings
+    if "filters" in relevant:  # the globs' root
+        relevant["prefix_template"] = config.prefix_template
     return hashlib.sha256(compact_json_bytes(relevant)).hexdigest()
 
 

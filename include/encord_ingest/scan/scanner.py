@@ -110,7 +110,9 @@ class ShardScanner:
         run = context.run
         self.conventions = config.sidecars
         self.classifier = Classifier(config.classify, is_sidecar=self.conventions.is_sidecar)
-        self.key_filter = KeyFilter(config.filters, roots=[part.prefix for part in shard.parts])
+        self.key_filter = KeyFilter(
+            config.filters, roots=[part.prefix for part in shard.parts], template=config.prefix_template
+        )
         self.config_fp = config_fingerprint(config, schema)
         self.manifests = ManifestWriter(
             run.chunk_writer(MANIFESTS, shard.index),

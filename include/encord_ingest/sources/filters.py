@@ -7,7 +7,11 @@ everything listed (a ``clip.json.tmp`` is never a sidecar) and :meth:`KeyFilter.
 data files only, after sidecars have been paired (``include: ["*.mp4"]`` must not hide
 ``clip.mp4.json``).
 
-Rules, checked in this order, on the key *relative to its listing root* (the run's prefix):
+Rules, checked in this order, on the key *relative to its listing root*: the run's prefix, or,
+given the source's prefix template, the rendering of it that the key lies under. So a manual run
+that lists a deeper (or shallower) prefix than the template renders sees the same relative keys,
+and skips the same objects, as the scheduled run that lists the rendering:
+
 
 1. ``folder_marker``: the key ends with ``/`` (any size) or with ``_$folder$``.
 2. ``hidden`` (``skip_hidden``): a path segment starts with ``.`` (``.DS_Store``, ``.git/x``,
@@ -39,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from encord_ingest.errors import ConfigError
 from encord_ingest.sources.base import ObjectInfo
+from encord_ingest.sources.prefix import template_pattern
 
 DEFAULT_TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", "~")
 DEFAULT_TEMP_PREFIXES = ("~$",)
@@ -185,12 +190,23 @@ def compile_globs(
     )
 
 
+def _renderings(pattern: re.Pattern[str], roots: Sequence[str]) -> bool:
+    """Whether every root is exactly a rendering of the template ``pattern`` matches."""
+    return all((match := pattern.match(root)) is not None and match.end() == len(root) for root in roots)
+
+
 class KeyFilter:
     """Applies a :class:`FilterConfig` to keys listed under one or more roots (run prefixes)."""
 
-    def __init__(self, config: FilterConfig | None = None, roots: Sequence[str] = ("",)):
+    def __init__(
+        self, config: FilterConfig | None = None, roots: Sequence[str] = ("",), *, template: str | None = None
+    ):
         self.config = config or FilterConfig()
         self.roots = sorted(set(roots) or {""}, key=len, reverse=True)
+        folders = template is not None and template.endswith("/")  # a rendering is a folder
+        pattern = template_pattern(template) if folders and template is not None else None
+        self._template = None if pattern is None or _renderings(pattern, self.roots) else pattern
+        """Set only when a root is not a rendering of the template (a prefix override)."""
         self._include = compile_globs(
             self.config.include, ignore_case=self.config.ignore_case, field="include"
         )
@@ -201,7 +217,9 @@ class KeyFilter:
         self._temp_prefixes = tuple(self.config.temp_prefixes)
 
     def relative(self, key: str) -> str:
-        """``key`` without the longest root it starts with."""
+        """``key`` without the template rendering it lies under, else the longest root it starts with."""
+        if self._template is not None and (match := self._template.match(key)) is not None:
+            return key[match.end() :]
         for root in self.roots:
             if key.startswith(root):
                 return key[len(root) :]
