@@ -46,6 +46,9 @@ class NotData(StrEnum):
     UNKNOWN_KIND = "unknown_kind"
 
 
+# Giving an extension already in use another kind here changes what the ledger recorded for it:
+# make it change ``scan.config.config_fingerprint`` too, so unchanged folders are planned again
+# (the no-change fast path trusts the recorded kind: ``scan/unchanged.py``).
 DEFAULT_EXTENSIONS: dict[str, tuple[FileKind, ...]] = {
     **dict.fromkeys(
         (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".heic"),

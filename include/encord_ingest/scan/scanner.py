@@ -714,6 +714,8 @@ def scan_shard(context: ScanContext) -> dict[str, Any]:
         with read_ahead(context, snapshot) as source:
             summary = ShardScanner(replace(context, source=source), snapshot).run()
     finally:
+        del snapshot
+        gc.collect()  # the scanner's own cycles (bound methods its helpers keep), snapshot and all
         gc.unfreeze()
     log.info(
         "shard %s/%s: %s objects, outcomes %s, %s items to register, %s metadata changes",

@@ -32,6 +32,7 @@ No I/O besides what the per-item path does too (the folder-level files along the
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -79,7 +80,7 @@ class UnchangedFolders:
     """Replays unchanged folders of one shard scan from its ledger snapshot."""
 
     def __init__(self, scanner: ShardScanner):
-        self.scanner = scanner
+        self.scanner: ShardScanner = weakref.proxy(scanner)  # no cycle: the scanner goes when its scan ends
         self._rows_by_folder: dict[str, list[LedgerRow]] | None = None
         self.replayed = 0
         """Folders written by the fast path (for logs and tests)."""
