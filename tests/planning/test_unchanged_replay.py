@@ -73,20 +73,35 @@ def _value(value: Any) -> Any:
 
 def _view(result: RunResult) -> dict[str, Any]:
     """Everything a plan wrote, independent of its run id."""
-    summary = result.summaries[0]
-    clean = {
-        k: v for k, v in summary.items() if not k.endswith("_uris") and k not in ("summary_uri", "run_id")
-    }
+    summaries = [
+        {k: v for k, v in summary.items() if not k.endswith("_uris") and k not in ("summary_uri", "run_id")}
+        for summary in result.summaries
+    ]
     rows = [
         {name: _value(value) for name, value in row.items()} for row in result.outcomes.to_dict("records")
     ]
     return {
-        "summary": clean,
+        "summaries": summaries,
         "outcomes": rows,
         "changes": [change.model_dump(mode="json") for change in result.changes],
         "manifests": [manifest.to_bytes() for manifest in result.manifests],
-        "outcome_chunks": len(result.summaries[0]["outcome_uris"]),
+        "outcome_chunks": [len(summary["outcome_uris"]) for summary in result.summaries],
     }
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The folders the fast path takes from now on."""
+    taken: list[str] = []
+    replay = unchanged.UnchangedFolders.replay
+
+    def spy(self: unchanged.UnchangedFolders, batch: Any) -> bool:
+        done = replay(self, batch)
+        if done:
+            taken.append(batch.folder)
+        return done
+
+    monkeypatch.setattr(unchanged.UnchangedFolders, "replay", spy)
+    return taken
 
 
 A_SUB_B = ["raw/a/", "raw/a/sub/", "raw/b/"]
@@ -145,16 +160,7 @@ def test_the_fast_path_writes_what_the_per_item_path_writes_for_the_folders_it_t
     for key in deleted:
         (data_root / key).unlink()
 
-    taken: list[str] = []
-    replay = unchanged.UnchangedFolders.replay
-
-    def spy(self: unchanged.UnchangedFolders, batch: Any) -> bool:
-        done = replay(self, batch)
-        if done:
-            taken.append(batch.folder)
-        return done
-
-    monkeypatch.setattr(unchanged.UnchangedFolders, "replay", spy)
+    taken = _spy(monkeypatch)
     slow = harness.plan("slow", replay_unchanged=False, **options)
     assert taken == []
     fast = harness.plan("fast", **options)
@@ -162,3 +168,27 @@ def test_the_fast_path_writes_what_the_per_item_path_writes_for_the_folders_it_t
     assert _view(fast) == _view(slow)
     if case == "nothing changed":
         assert set(fast.outcomes["outcome"]) >= {"unchanged", "sidecar", "skipped"}
+
+
+def test_a_replayed_folder_still_reports_the_unmatched_rows_of_its_table_read_in_another_shard(
+    tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two shards cut ``raw/t/``: its table lies in the first, half its items in the second. A
+    changed item of ``raw/t/sub/`` makes the second shard read the table; the replayed ``raw/t/``
+    of that shard puts the table's unmatched rows in its summary, as the per-item path does."""
+    tree: dict[str, Any] = {"raw/t/metadata.csv": "file,capture.count\nn1.jpg,1\nmissing.jpg,2\nsub,3\n"}
+    tree.update({f"raw/t/n{i}.jpg": png() for i in range(1, 7)})
+    tree.update(
+        {"raw/t/a.jpg": png(), "raw/t/sub/s.jpg": png(), "raw/t/sub/s.jpg.json": {"capture.site": "a"}}
+    )
+    write_tree(data_root, tree)
+    harness = Harness(LocalSource(data_root), BlobStore.from_uri(str(tmp_path / "state")))
+    harness.commit(harness.plan("r1", shards=2))
+    write_tree(data_root, {"raw/t/sub/s.jpg.json": {"capture.site": "b"}})
+
+    taken = _spy(monkeypatch)
+    slow = harness.plan("slow", shards=2, replay_unchanged=False)
+    fast = harness.plan("fast", shards=2)
+    assert taken == ["raw/t/", "raw/t/"]
+    assert fast.summaries[1]["table_warnings"]  # the case this test is about
+    assert _view(fast) == _view(slow)

@@ -270,6 +270,7 @@ class UnchangedFolders:
             scanner.counts[sidecar] += len(folder_inputs) + len(paired)
             if scanner.claimed_outside:
                 scanner.claimed_outside.difference_update(info.key for info in paired)
+            scanner._tables_owned_elsewhere(batch)
         else:
             scanner._side_rows(FolderPlan(folder_inputs=folder_inputs, paired=paired), batch)
         scanner.inputs.release(batch.folder)
