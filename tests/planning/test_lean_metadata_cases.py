@@ -1,4 +1,4 @@
-"""Review of the lean metadata path: inputs the differential test in ``test_lean_metadata.py``
+"""More cases for the lean metadata path: inputs the differential test in ``test_lean_metadata.py``
 does not cover, planned with the lean path and with it switched off (the full path)."""
 
 from __future__ import annotations

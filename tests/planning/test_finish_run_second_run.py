@@ -1,4 +1,4 @@
-"""Review of commit_and_report's batch-by-batch result lookups (ResultIndex) on a SECOND run: a
+"""commit_and_report's batch-by-batch result lookups (ResultIndex) on a SECOND run: a
 ledger with history, items replayed unchanged, a metadata change whose sync failed, a data change,
 a deleted object, a new item whose registration failed, a metadata chunk without a sync result.
 The committed ledger and the final outcomes must be those of one ``merge_outcomes`` /

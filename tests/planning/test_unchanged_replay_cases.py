@@ -1,4 +1,4 @@
-"""Review of the no-change fast path (:mod:`encord_ingest.scan.unchanged`): cases the differential
+"""More cases for the no-change fast path (:mod:`encord_ingest.scan.unchanged`): cases the differential
 test in ``test_unchanged_replay.py`` does not cover. Each plans a tree, commits it, changes one
 thing (files, prefixes, shards, commit results), then plans the same ledger with and without the
 fast path: everything written must be identical.
