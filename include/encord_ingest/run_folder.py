@@ -221,10 +221,11 @@ class RunFolder:
                     yield table.slice(start, OUTCOME_BATCH_ROWS).to_pandas()
                 del table
 
-    def register_reports(self) -> list[RegisterReport]:
-        """Every register result of the run (``results/*.register.json``)."""
+    def register_reports(self) -> Iterator[RegisterReport]:
+        """Every register result of the run (``results/*.register.json``), read one at a time."""
         keys = [key for key in self.store.list(f"{RESULTS}/") if key.endswith(REGISTER_SUFFIX)]
-        return [RegisterReport.from_bytes(self.store.read_bytes(key)) for key in keys]
+        for key in keys:
+            yield RegisterReport.from_bytes(self.store.read_bytes(key))
 
     def run_results(
         self, manifest_uris: Sequence[str], change_uris: Sequence[str], *, spill: str

@@ -241,3 +241,49 @@ def test_merge_mode_keeps_nested_keys_someone_else_set(
     emulator.admin.reset_counts()
     second = sync_operator(encord_conn, [uri], mode="merge").execute({})
     assert second["counts"]["patch_calls"] == 0
+
+
+def test_new_items_are_synced_by_the_uuids_their_register_results_give(
+    hook: EncordHook, emulator: EmulatorServer, encord_conn: str, run_folder: Path
+) -> None:
+    """The register results are looked up per change chunk (spilled, not held whole); with the
+    right UUIDs the sync never lists the folder, and a later result file wins over an earlier."""
+    from encord_ingest.errors import ItemError
+    from encord_ingest.results import RegisterCounts, RegisterReport, UrlResult
+
+    uuids = seed(emulator, hook)
+    stale = "00000000-0000-4000-8000-000000000000"
+    failed = UrlResult(error=ItemError(code=ErrorCode.UNIT_ERROR, file="m/b.jpg"))
+    results = [  # (file, {url: result}) in the order the run wrote them
+        (
+            "c0",
+            {
+                f"{B}/m/a.jpg": UrlResult(item_uuid=stale),
+                f"{B}/m/b.jpg": UrlResult(item_uuid=uuids[f"{B}/m/b.jpg"]),
+            },
+        ),
+        ("c1", {f"{B}/m/a.jpg": UrlResult(item_uuid=uuids[f"{B}/m/a.jpg"]), f"{B}/m/b.jpg": failed}),
+    ]
+    (run_folder / "results").mkdir()
+    for name, by_url in results:
+        report = RegisterReport(
+            chunk_uri=f"{name}.json",
+            job_uuid=f"job-{name}",
+            status="DONE",
+            counts=RegisterCounts(),
+            results=by_url,
+        )
+        (run_folder / "results" / f"{name}.register.json").write_bytes(report.to_bytes())
+    rows = [
+        MetadataChange(object_url=url, metadata=SIDECARS[url]) for url in (f"{B}/m/a.jpg", f"{B}/m/b.jpg")
+    ]
+    uri = write_change_rows(run_folder, "m0", rows)
+    emulator.admin.reset_counts()
+    xcom = sync_operator(encord_conn, [uri], register_results_uri=run_folder.as_uri(), mode="merge").execute(
+        {}
+    )
+    assert xcom["counts"]["written"] == 1
+    assert stored(emulator)[f"{B}/m/a.jpg"] == EXPECTED["merge"][f"{B}/m/a.jpg"]
+    counts = emulator.admin.counts()
+    assert counts["items.get_bulk"] == 1
+    assert "items.list" not in counts, f"the sync fell back to listing the folder: {counts}"

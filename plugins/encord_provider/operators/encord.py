@@ -7,8 +7,9 @@ counts and ids; per-item results go to ``results/`` in the run folder.
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
@@ -20,7 +21,7 @@ from airflow.sdk.exceptions import AirflowException
 from encord_ingest.budget import ErrorBudget
 from encord_ingest.manifest.model import Manifest
 from encord_ingest.pipeline import as_flag
-from encord_ingest.results import RegisterCounts, RegisterReport
+from encord_ingest.results import RegisterCounts, RegisterReport, ResultIndex
 from encord_ingest.run_folder import (
     DRY_RUN_SYNC_SUFFIX,
     REGISTER_FAILURE_SUFFIX,
@@ -94,17 +95,14 @@ class EncordBaseOperator(BaseOperator):
         memory = FolderMemory(self.run_io, self.folder_state_uri) if self.folder_state_uri else None
         return self.hook.get_folder(path, create=create, memory=memory)
 
-    def register_reports(self, uris: str | Sequence[str]) -> list[RegisterReport]:
-        """Register results: the given result files, or every one under a run folder's ``results/``."""
-        return [
-            report
-            for uri in _as_list(uris)
-            for report in (
-                [RegisterReport.from_bytes(self.run_io.read(uri))]
-                if uri.endswith(REGISTER_SUFFIX)
-                else self.run_io.run_folder(uri).register_reports()
-            )
-        ]
+    def register_reports(self, uris: str | Sequence[str]) -> Iterator[RegisterReport]:
+        """Register results, one at a time: the given result files, or every one under a run
+        folder's ``results/``."""
+        for uri in _as_list(uris):
+            if uri.endswith(REGISTER_SUFFIX):
+                yield RegisterReport.from_bytes(self.run_io.read(uri))
+            else:
+                yield from self.run_io.run_folder(uri).register_reports()
 
 
 class EncordMetadataSchemaOperator(EncordBaseOperator):
@@ -438,8 +436,9 @@ class EncordSyncMetadataOperator(EncordBaseOperator):
                 "Dry run: folder %s does not exist yet, so no item has metadata to compare", self.folder
             )
             return {"dry_run": True, "counts": SyncCounts().model_dump(), "chunks": []}
-        known = self._registered_uuids()
-        reports = [self._sync_chunk(folder, uri, known) for uri in _as_list(self.changes_uris)]
+        with tempfile.TemporaryDirectory(prefix="register-results-") as spill:
+            known = self._registered_uuids(spill)
+            reports = [self._sync_chunk(folder, uri, known) for uri in _as_list(self.changes_uris)]
         totals = _sum_sync([report.counts for report in reports])
         failed = totals.failed + totals.not_found
         if self.budget.exceeded(failed, totals.examined):
@@ -454,24 +453,29 @@ class EncordSyncMetadataOperator(EncordBaseOperator):
             "chunks": [r.chunk_uri for r in reports],
         }
 
-    def _registered_uuids(self) -> dict[str, str]:
-        """Object URL -> item UUID from this run's register results (items new in this run)."""
+    def _registered_uuids(self, spill: str) -> ResultIndex | None:
+        """The item UUIDs of this run's register results (items new in this run), spilled to the
+        local folder ``spill`` one result file at a time and looked up per change chunk, so a
+        task holds one chunk's UUIDs, not the run's (a later result file wins, as before)."""
         if not self.register_results_uri:
-            return {}
-        return {
-            url: result.item_uuid
-            for report in self.register_reports(self.register_results_uri)
-            for url, result in report.results.items()
-            if result.item_uuid
-        }
+            return None
+        index = ResultIndex(spill)
+        for report in self.register_reports(self.register_results_uri):
+            index.add((url, uuid, None) for url, uuid, _failure in report.url_results() if uuid)
+        return index
 
-    def _sync_chunk(self, folder: Any, uri: str, known: Mapping[str, str]) -> SyncReport:
-        changes = [
-            change
-            if change.item_uuid or change.object_url not in known
-            else change.model_copy(update={"item_uuid": known[change.object_url]})
-            for change in read_changes(self.run_io.read(uri), source=uri)
-        ]
+    def _sync_chunk(self, folder: Any, uri: str, known: ResultIndex | None) -> SyncReport:
+        changes = read_changes(self.run_io.read(uri), source=uri)
+        missing = [change.object_url for change in changes if not change.item_uuid]
+        if known is not None and missing:
+            found = known.lookup(missing)["item_uuid"]
+            uuids = {url: uuid for url, uuid in found.items() if uuid}
+            changes = [
+                change.model_copy(update={"item_uuid": uuids[change.object_url]})
+                if not change.item_uuid and change.object_url in uuids
+                else change
+                for change in changes
+            ]
         mode = SyncMode(self.mode)
         counts, items = self.hook.sync_metadata(
             folder,
@@ -523,9 +527,13 @@ class EncordLinkDatasetOperator(EncordBaseOperator):
         self.dataset_hash = dataset_hash
 
     def execute(self, context: Context) -> dict[str, Any]:  # noqa: ARG002 (Airflow passes it)
-        reports = self.register_reports(self.result_uris)
         item_uuids = sorted(
-            {result.item_uuid for report in reports for result in report.results.values() if result.item_uuid}
+            {
+                result.item_uuid
+                for report in self.register_reports(self.result_uris)
+                for result in report.results.values()
+                if result.item_uuid
+            }
         )
         linked = self.hook.link_items_to_dataset(self.dataset_hash, item_uuids)
         return {"dataset_hash": self.dataset_hash, "linked_items": linked}
