@@ -84,9 +84,10 @@ def _spilled(paths: list[str], chunk: list[str]) -> int:
 
 
 def _phase(name: str, paths: list[str], chunk: list[str], out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    import encord_ingest.results  # noqa: F401  imports are not the phase's work
     import pandas  # noqa: F401
     import pyarrow.parquet  # noqa: F401
+
+    import encord_ingest.results  # noqa: F401  imports are not the phase's work
 
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here (the child starts at the parent's)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -114,8 +115,8 @@ def main() -> None:
             process.join()
             figures[name] = (wall, cpu, peak)
             print(
-                f"{name:8} {args.urls:,} URLs in {len(paths)} files, chunk of {len(chunk):,}: found {found:,}; "
-                f"{wall:6.2f} s wall {cpu:6.2f} s CPU  peak RSS {peak:7.1f} MiB"
+                f"{name:8} {args.urls:,} URLs in {len(paths)} files, chunk of {len(chunk):,}: "
+                f"found {found:,}; {wall:6.2f} s wall {cpu:6.2f} s CPU  peak RSS {peak:7.1f} MiB"
             )
         print(
             f"spilled / whole: peak RSS {figures['spilled'][2] / figures['whole'][2]:.2f}, "
