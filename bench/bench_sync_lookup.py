@@ -83,7 +83,7 @@ def _spilled(paths: list[str], chunk: list[str]) -> int:
         return sum(1 for value in found if value)
 
 
-def _phase(name: str, paths: list[str], chunk: list[str], out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _phase(name: str, paths: list[str], chunk: list[str], out: multiprocessing.Queue) -> None:
     import pandas  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
