@@ -100,3 +100,13 @@ def emulator(keypair: tuple[str, str], request: pytest.FixtureRequest) -> Iterat
 
     with EmulatorServer.start(public_keys=[keypair[1]], **options) as server:
         yield server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``heavy`` run only with ``ENCORD_INGEST_HEAVY=1`` (``make test-heavy``)."""
+    if os.environ.get("ENCORD_INGEST_HEAVY") == "1":
+        return
+    skip = pytest.mark.skip(reason="an end-to-end test of 30 s or more: `make test-heavy`, which CI runs")
+    for item in items:
+        if item.get_closest_marker("heavy") is not None:
+            item.add_marker(skip)

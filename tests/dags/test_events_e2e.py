@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,13 +27,7 @@ from standins.stack import DEMO_RAW_BUCKET, DEMO_STATE_BUCKET, StandinStack
 
 from tests.dags.conftest import CAM_FRONT_0001_METADATA, Runner, load_dag
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        os.environ.get("ENCORD_INGEST_EVENTS") != "1",
-        reason="the heaviest dag.test() suite (1-3 min): `make test-events`, which CI runs too",
-    ),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]
 DAG_ID = "encord_events__demo_media"
 QUEUE = "uploads"
 WRITES = ("upload_jobs.start", "items.patch_bulk", "items.patch")

@@ -32,6 +32,7 @@ def _put_state(runner: Runner, key: str, data: bytes) -> None:
     runner.stack.s3.put_object(Bucket=DEMO_STATE_BUCKET, Key=key, Body=data)
 
 
+@pytest.mark.heavy
 def test_a_corrupt_ledger_falls_back_loudly_or_fails_with_a_report_that_says_how_to_recover(
     runner: Runner, counts: Callable[[], dict[str, int]]
 ) -> None:

@@ -148,6 +148,7 @@ def test_resync_writes_only_what_differs_and_registers_nothing(
 
 
 @pytest.mark.e2e
+@pytest.mark.heavy
 @pytest.mark.parametrize("normalise", [False, True], ids=["urls-byte-exact", "urls-normalised"])
 def test_reconcile_of_an_intact_ledger_keeps_groups_and_changes_nothing(
     runner: Runner, counts: Callable[[], dict[str, int]], normalise: bool
@@ -174,6 +175,7 @@ def test_reconcile_of_an_intact_ledger_keeps_groups_and_changes_nothing(
 
 
 @pytest.mark.e2e
+@pytest.mark.heavy
 def test_reconcile_rebuilds_a_lost_ledger_so_the_next_run_writes_nothing(
     runner: Runner, counts: Callable[[], dict[str, int]]
 ) -> None:
