@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from encord_ingest.ledger import Ledger, commit_run
 from encord_ingest.manifest import Manifest
@@ -218,3 +219,20 @@ class Harness:
     ) -> None:
         results = ResultMaps(item_uuids, dict.fromkeys(failed_item_urls, "failed"))
         commit_run(self.ledger, result.run_id, result.frames, results=results)
+
+
+def spy_replays(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The folders the no-change fast path (:mod:`encord_ingest.scan.unchanged`) takes from now on."""
+    from encord_ingest.scan import unchanged
+
+    taken: list[str] = []
+    replay = unchanged.UnchangedFolders.replay
+
+    def spy(self: unchanged.UnchangedFolders, batch: Any) -> bool:
+        done = replay(self, batch)
+        if done:
+            taken.append(batch.folder)
+        return done
+
+    monkeypatch.setattr(unchanged.UnchangedFolders, "replay", spy)
+    return taken

@@ -20,13 +20,12 @@ import pytest
 from encord_ingest.grouping import GroupingConfig, GroupRule
 from encord_ingest.ledger import item_urls_by_title
 from encord_ingest.metadata import MetadataMapping
-from encord_ingest.scan import unchanged
 from encord_ingest.scan.config import PlanningConfig
 from encord_ingest.schema import parse_schema
 from encord_ingest.sources.filters import FilterConfig
 from encord_ingest.sources.local import LocalSource
 from encord_ingest.storage import BlobStore
-from tests.planning.helpers import SCHEMA, Harness, RunResult, png, write_tree
+from tests.planning.helpers import SCHEMA, Harness, RunResult, png, spy_replays, write_tree
 
 SCHEMA_KEYS = SCHEMA.to_dict()["keys"]
 EPOCH_NS = 1_764_000_000_000_000_000
@@ -89,21 +88,6 @@ def _view(result: RunResult) -> dict[str, Any]:
     }
 
 
-def _spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The folders the fast path takes from now on."""
-    taken: list[str] = []
-    replay = unchanged.UnchangedFolders.replay
-
-    def spy(self: unchanged.UnchangedFolders, batch: Any) -> bool:
-        done = replay(self, batch)
-        if done:
-            taken.append(batch.folder)
-        return done
-
-    monkeypatch.setattr(unchanged.UnchangedFolders, "replay", spy)
-    return taken
-
-
 A_SUB_B = ["raw/a/", "raw/a/sub/", "raw/b/"]
 """The folders the fast path takes when nothing changed (``raw/c/`` has an orphan sidecar,
 ``raw/seq-1/`` is an image group, ``raw/`` and the root hold no data file)."""
@@ -160,7 +144,7 @@ def test_the_fast_path_writes_what_the_per_item_path_writes_for_the_folders_it_t
     for key in deleted:
         (data_root / key).unlink()
 
-    taken = _spy(monkeypatch)
+    taken = spy_replays(monkeypatch)
     slow = harness.plan("slow", replay_unchanged=False, **options)
     assert taken == []
     fast = harness.plan("fast", **options)
@@ -186,7 +170,7 @@ def test_a_replayed_folder_still_reports_the_unmatched_rows_of_its_table_read_in
     harness.commit(harness.plan("r1", shards=2))
     write_tree(data_root, {"raw/t/sub/s.jpg.json": {"capture.site": "b"}})
 
-    taken = _spy(monkeypatch)
+    taken = spy_replays(monkeypatch)
     slow = harness.plan("slow", shards=2, replay_unchanged=False)
     fast = harness.plan("fast", shards=2)
     assert taken == ["raw/t/", "raw/t/"]

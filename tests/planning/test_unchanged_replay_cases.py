@@ -14,12 +14,11 @@ import pytest
 from encord_ingest.grouping import GroupingConfig, GroupRule
 from encord_ingest.ledger import item_urls_by_title
 from encord_ingest.metadata import MetadataMapping
-from encord_ingest.scan import unchanged
 from encord_ingest.scan.config import PlanningConfig
 from encord_ingest.sources.filters import FilterConfig
 from encord_ingest.sources.local import LocalSource
 from encord_ingest.storage import BlobStore
-from tests.planning.helpers import Harness, png, write_tree
+from tests.planning.helpers import Harness, png, spy_replays, write_tree
 from tests.planning.test_unchanged_replay import EPOCH_NS, _pin_times, _view
 
 BASE = PlanningConfig(
@@ -86,16 +85,7 @@ def _run(
         failed = [url for title, url in titles.items() if title in middle_run_failing]
         harness.commit(middle, failed_item_urls=failed)
     harness.prefixes = list(prefixes)
-    taken: list[str] = []
-    replay = unchanged.UnchangedFolders.replay
-
-    def spy(self: unchanged.UnchangedFolders, batch: Any) -> bool:
-        done = replay(self, batch)
-        if done:
-            taken.append(batch.folder)
-        return done
-
-    monkeypatch.setattr(unchanged.UnchangedFolders, "replay", spy)
+    taken = spy_replays(monkeypatch)
     slow = harness.plan("slow", replay_unchanged=False, shards=shards)
     fast = harness.plan("fast", shards=shards)
     return sorted(taken), _view(fast), _view(slow)
