@@ -16,8 +16,9 @@ What one event re-plans (its *unit*), always a superset of the item(s) it can af
 - a member of an image group or sequence (a folder matching a ``grouping.groups`` rule) or a
   DICOM file with ``dicom_series: folder``: the stem range of the group folder, which holds the
   whole group and its per-file sidecars (``seq.json`` next to ``seq/``);
-- a folder defaults file or table: the stem range of its folder, i.e. the whole subtree (the
-  source's static prefix when the folder lies above it);
+- a folder defaults file or table: the stem range of its folder, i.e. the whole subtree (under
+  the source's static prefix when the folder lies above the renderings: ``raw/`` or ``raw/2026/``
+  for ``raw/{{ data_interval_start:%Y/%m/%d }}/``);
 - skipped with a rule: another bucket, outside the source's prefix (template placeholders match
   anything), the source's skip rules and globs (globs apply to data files; a sidecar's data file
   decides), an unknown kind, folder inputs above ``metadata.root``, event types other than
@@ -47,7 +48,7 @@ from encord_ingest.classify import Classifier, NotData
 from encord_ingest.sidecars import SidecarRole
 from encord_ingest.sources.base import MAX_CHAR, ObjectInfo, folder_of
 from encord_ingest.sources.filters import KeyFilter
-from encord_ingest.sources.prefix import template_pattern
+from encord_ingest.sources.prefix import ancestors_pattern, static_prefix
 from encord_ingest.sources.sharding import Shard, ShardPart, shard_of_parts
 
 if TYPE_CHECKING:
@@ -292,15 +293,29 @@ class EventPlanner:
         self.conventions = config.sidecars
         self.grouping = config.grouping
         self.scope = static_prefix(config.bucket.prefix)
-        self.pattern = template_pattern(config.bucket.prefix)
+        self.ancestors = ancestors_pattern(config.bucket.prefix)
         self.classifier = Classifier(config.classify, is_sidecar=self.conventions.is_sidecar)
         self.root = config.metadata.root
+        self.planning = config.planning()
+        self.source_filter = self.planning.key_filter([self.scope])
         self._filters: dict[str, KeyFilter] = {}
 
     def _filter(self, root: str) -> KeyFilter:
+        """The filter a scan of ``root`` uses (so both see the same glob root for a key)."""
         if root not in self._filters:
-            self._filters[root] = KeyFilter(self.config.filters, roots=[root])
+            self._filters[root] = self.planning.key_filter([root])
         return self._filters[root]
+
+    def run_prefix(self, key: str, folder_input: bool) -> str | None:
+        """The run prefix ``key`` belongs to: the rendering of the prefix template it lies under;
+        for a folder input in a folder above every rendering it applies to (``raw/``,
+        ``raw/2026/`` for ``raw/{{ ... %Y/%m/%d }}/``), the template's static prefix; else ``None``."""
+        rendering = self.source_filter.rendering(key)
+        if rendering is not None:
+            return rendering
+        if folder_input and self.ancestors.fullmatch(folder_of(key)):
+            return self.scope
+        return None
 
     def unit(self, event: S3Event) -> Unit | Skip:
         """The unit ``event`` re-plans, or the rule that skips it."""
@@ -310,12 +325,8 @@ class EventPlanner:
         role = self.conventions.sidecar_role(key)
         folder = folder_of(key)
         folder_input = role in (SidecarRole.FOLDER_DEFAULTS, SidecarRole.FOLDER_TABLE)
-        match = self.pattern.match(key)
-        if match is not None:
-            root = match.group(0)
-        elif folder_input and self.scope.startswith(folder):
-            root = self.scope
-        else:
+        root = self.run_prefix(key, folder_input)
+        if root is None:
             return Skip(key, event.action, "outside_prefix", f"not under {self.config.bucket.prefix!r}")
         key_filter = self._filter(root)
         info = ObjectInfo(key=key, size=event.size if event.size is not None else 1, version=event.etag or "")
@@ -355,12 +366,6 @@ class EventPlanner:
             if verdict.kind is not None and verdict.kind.value == "dicom":
                 return chain[0]
         return None
-
-
-def static_prefix(template: str) -> str:
-    """The literal part of a prefix template before its first placeholder, cut to a folder."""
-    head = template.split("{{", 1)[0]
-    return head if "{{" not in template else folder_of(head)
 
 
 def merge_units(units: Iterable[Unit]) -> list[Unit]:

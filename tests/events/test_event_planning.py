@@ -171,6 +171,16 @@ def test_each_kind_of_event_re_plans_its_unit() -> None:
 def test_a_defaults_file_above_the_prefix_re_plans_the_whole_static_prefix() -> None:
     plan = plan_events(config(), [s3_message("raw/_defaults.yaml")], run_id="r")
     assert ranges(plan) == [("raw/", None, None)]
+    # Folders between the static prefix and the renderings (raw/<year>/, raw/<year>/<month>/)
+    # hold inputs of the days below them; a folder no rendering lies in does not.
+    below = plan_events(
+        config(),
+        [s3_message("raw/2026/_defaults.yaml"), s3_message("raw/2026/11/metadata.csv")],
+        run_id="r",
+    )
+    assert ranges(below) == [("raw/", "raw/2026", "raw/20260")]
+    other = plan_events(config(), [s3_message("raw/latest/_defaults.yaml")], run_id="r")
+    assert [s["rule"] for s in other.skipped] == ["outside_prefix"]
     rooted = config(metadata={**DEMO["metadata"], "root": "raw/2026/"})
     skipped = plan_events(rooted, [s3_message("raw/_defaults.yaml")], run_id="r")
     assert skipped.skipped[0]["rule"] == "outside_metadata_root"

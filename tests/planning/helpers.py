@@ -20,7 +20,7 @@ from encord_ingest.scan.outcomes import read_outcomes
 from encord_ingest.scan.scanner import ScanContext, scan_shard
 from encord_ingest.schema import MetadataSchema, parse_schema
 from encord_ingest.sources.base import Source
-from encord_ingest.sources.sharding import plan_shards
+from encord_ingest.sources.sharding import Shard, plan_shards
 from encord_ingest.storage import BlobStore
 from encord_ingest.sync import MetadataChange, read_changes
 
@@ -172,7 +172,9 @@ class Harness:
         config: PlanningConfig | None = None,
         schema: MetadataSchema | None = None,
         replay_unchanged: bool = True,
+        shard_list: list[Shard] | None = None,
     ) -> RunResult:
+        """Scan the harness's prefixes in ``shards`` shards (or exactly ``shard_list``)."""
         run_store = self.run_store(run_id)
         summaries = [
             scan_shard(
@@ -188,7 +190,9 @@ class Harness:
                     replay_unchanged=replay_unchanged,
                 )
             )
-            for shard in plan_shards(self.source, self.prefixes, shards)
+            for shard in (
+                shard_list if shard_list is not None else plan_shards(self.source, self.prefixes, shards)
+            )
         ]
         return self.read(run_id, summaries)
 

@@ -67,3 +67,61 @@ def test_without_a_template_or_with_renderings_the_roots_are_the_runs_prefixes()
     )
     # A key under no rendering (only an override above the template lists it) keeps the run's root.
     assert KeyFilter(roots=["raw/"], template=daily).relative("raw/other/x.jpg") == "other/x.jpg"
+
+
+DAY = "raw/2026/11/01/"
+EVENT_TREE = {
+    "raw/_defaults.yaml": "capture:\n  site: s\n",
+    "raw/2026/_defaults.yaml": "capture:\n  site: t\n",
+    f"{DAY}top.jpg": png(),
+    f"{DAY}a/x.jpg": png(),
+    f"{DAY}a/top.jpg": png(),
+    f"{DAY}.cache/y.jpg": png(),
+    f"{DAY}a/z.jpg.part": png(),
+}
+
+
+@pytest.mark.parametrize("folder_input", ["raw/_defaults.yaml", "raw/2026/_defaults.yaml"])
+def test_an_event_run_for_a_folder_input_above_the_template_filters_like_scheduled_and_override_runs(
+    tmp_path: Path, data_root: Path, folder_input: str
+) -> None:
+    """An event for a defaults file above the rendered prefix re-plans the day; its scan, the
+    scheduled run of the day, a manual run with a prefix override above or below the rendering,
+    and the events of single keys all skip the same keys with the same rule (one glob root)."""
+    from encord_ingest.events import plan_events
+    from encord_ingest.sources.sharding import Shard
+    from tests.events.test_event_planning import config as source_config
+    from tests.events.test_event_planning import s3_message
+
+    write_tree(data_root, EVENT_TREE)
+    source = source_config(filters={"exclude": ["/*.jpg"]}, grouping={})  # top-level files of the day
+    harness = Harness(
+        LocalSource(data_root), BlobStore.from_uri(str(tmp_path / "state")), config=source.planning()
+    )
+    event = plan_events(source, [s3_message(folder_input)], run_id="events")
+    assert not event.skipped
+    assert event.shards
+    codes = {}
+    for run, prefixes, shards in [
+        ("scheduled", [DAY], None),
+        ("override-above", ["raw/"], None),
+        ("override-below", [f"{DAY}a/"], None),
+        ("events", [], [Shard.model_validate(shard) for shard in event.shards]),
+    ]:
+        harness.prefixes = prefixes
+        result = harness.plan(run, shard_list=shards)
+        listed = {key for key in EVENT_TREE if key.startswith(DAY) and key.startswith(tuple(prefixes) or DAY)}
+        codes[run] = {key: (result.outcome_of(key), result.outcome(key)["code"]) for key in listed}
+    expected = {
+        f"{DAY}top.jpg": ("skipped", "excluded"),
+        f"{DAY}a/x.jpg": ("new", None),
+        f"{DAY}a/top.jpg": ("new", None),
+        f"{DAY}.cache/y.jpg": ("skipped", "hidden"),
+        f"{DAY}a/z.jpg.part": ("skipped", "temporary"),
+    }
+    assert codes["scheduled"] == codes["override-above"] == codes["events"] == expected
+    assert codes["override-below"] == {k: v for k, v in expected.items() if k.startswith(f"{DAY}a/")}
+    singles = plan_events(source, [s3_message(key) for key in expected], run_id="singles")
+    assert {s["key"]: s["rule"] for s in singles.skipped} == {
+        key: code for key, (outcome, code) in expected.items() if outcome == "skipped"
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -15,7 +16,7 @@ from encord_ingest.metadata import MetadataMapping, UnknownKeyPolicy
 from encord_ingest.probe import ProbeConfig
 from encord_ingest.schema import MetadataSchema, key_problem
 from encord_ingest.sidecars import SidecarConventions
-from encord_ingest.sources.filters import FilterConfig
+from encord_ingest.sources.filters import FilterConfig, KeyFilter
 from encord_ingest.sources.readahead import DEFAULT_READ_CONCURRENCY, MAX_READ_CONCURRENCY
 
 
@@ -50,6 +51,11 @@ class PlanningConfig(BaseModel):
     read_concurrency: int = Field(default=DEFAULT_READ_CONCURRENCY, ge=1, le=MAX_READ_CONCURRENCY)
     """Sidecars read at once, ahead of the planner, while the shard is listed (see
     :mod:`encord_ingest.sources.readahead`; 1: none); the source's ``bucket.read_concurrency``."""
+
+    def key_filter(self, roots: Sequence[str]) -> KeyFilter:
+        """The rules and globs of a run (or an event unit) listing ``roots``: one construction
+        for scans and event planning, so both see the same glob root for a key."""
+        return KeyFilter(self.filters, roots=roots, template=self.prefix_template)
 
     @field_validator("metadata_root")
     @classmethod

@@ -57,7 +57,6 @@ from encord_ingest.scan.writers import ManifestWriter, RowsWriter
 from encord_ingest.schema import MetadataSchema
 from encord_ingest.sidecars import ParsedTable, SidecarRole, collect_layers
 from encord_ingest.sources.base import ObjectInfo, Source, folder_of
-from encord_ingest.sources.filters import KeyFilter
 from encord_ingest.sources.readahead import ReadAhead
 from encord_ingest.sources.sharding import Shard, iter_shard
 from encord_ingest.sync import MetadataChange, write_changes
@@ -110,9 +109,7 @@ class ShardScanner:
         run = context.run
         self.conventions = config.sidecars
         self.classifier = Classifier(config.classify, is_sidecar=self.conventions.is_sidecar)
-        self.key_filter = KeyFilter(
-            config.filters, roots=[part.prefix for part in shard.parts], template=config.prefix_template
-        )
+        self.key_filter = config.key_filter([part.prefix for part in shard.parts])
         self.config_fp = config_fingerprint(config, schema)
         self.manifests = ManifestWriter(
             run.chunk_writer(MANIFESTS, shard.index),

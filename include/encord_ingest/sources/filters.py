@@ -203,9 +203,13 @@ class KeyFilter:
     ):
         self.config = config or FilterConfig()
         self.roots = sorted(set(roots) or {""}, key=len, reverse=True)
+        self._pattern = template_pattern(template) if template is not None else None
         folders = template is not None and template.endswith("/")  # a rendering is a folder
-        pattern = template_pattern(template) if folders and template is not None else None
-        self._template = None if pattern is None or _renderings(pattern, self.roots) else pattern
+        self._template = (
+            None
+            if not folders or self._pattern is None or _renderings(self._pattern, self.roots)
+            else self._pattern
+        )
         """Set only when a root is not a rendering of the template (a prefix override)."""
         self._include = compile_globs(
             self.config.include, ignore_case=self.config.ignore_case, field="include"
@@ -216,14 +220,22 @@ class KeyFilter:
         self._temp_suffixes = tuple(self.config.temp_suffixes)
         self._temp_prefixes = tuple(self.config.temp_prefixes)
 
-    def relative(self, key: str) -> str:
-        """``key`` without the template rendering it lies under, else the longest root it starts with."""
+    def rendering(self, key: str) -> str | None:
+        """The rendering of the prefix template that ``key`` lies under (``None``: none, or no template)."""
+        match = self._pattern.match(key) if self._pattern is not None else None
+        return match.group(0) if match is not None else None
+
+    def root(self, key: str) -> str:
+        """Where rules and globs start for ``key`` (its glob root, for scans and event runs alike):
+        the template's rendering it lies under when a root is not a rendering, else the longest
+        root it starts with, else ``""``."""
         if self._template is not None and (match := self._template.match(key)) is not None:
-            return key[match.end() :]
-        for root in self.roots:
-            if key.startswith(root):
-                return key[len(root) :]
-        return key
+            return match.group(0)
+        return next((root for root in self.roots if key.startswith(root)), "")
+
+    def relative(self, key: str) -> str:
+        """``key`` without its glob root (:meth:`root`)."""
+        return key[len(self.root(key)) :]
 
     def rule_reason(self, info: ObjectInfo) -> SkipReason | None:
         """The skip rule that ``info`` falls under, if any (globs not considered)."""

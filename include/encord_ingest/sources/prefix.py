@@ -196,23 +196,49 @@ _DIRECTIVE_PATTERN = {
 _DIRECTIVE = re.compile(r"%(.)")
 
 
-def _format_pattern(fmt: str) -> str:
-    """A regex for what ``strftime(fmt)`` can produce (digits for numeric directives)."""
+def _format_tokens(fmt: str) -> list[str]:
+    """Regex pieces for what ``strftime(fmt)`` can produce (digits for numeric directives)."""
     out, last = [], 0
     for match in _DIRECTIVE.finditer(fmt):
-        out.append(re.escape(fmt[last : match.start()]))
+        out.extend(_literal_tokens(fmt[last : match.start()]))
         out.append(_DIRECTIVE_PATTERN.get(match[1], "%" if match[1] == "%" else r"[^/]+?"))
         last = match.end()
-    out.append(re.escape(fmt[last:]))
-    return "".join(out)
+    return out + _literal_tokens(fmt[last:])
+
+
+def _literal_tokens(text: str) -> list[str]:
+    """Escaped literal text, each ``/`` a token of its own."""
+    return [token for part in re.split("(/)", text) if (token := re.escape(part))]
+
+
+def _template_tokens(template: str) -> list[str]:
+    """Regex pieces of ``template``: literals and placeholders, each ``/`` a token of its own."""
+    out, last = [], 0
+    for match in _PLACEHOLDER.finditer(template):
+        out.extend(_literal_tokens(template[last : match.start()]))
+        out.extend(_format_tokens((match["format"] or "").strip() or DEFAULT_FORMAT))
+        last = match.end()
+    return out + _literal_tokens(template[last:])
 
 
 def template_pattern(template: str) -> re.Pattern[str]:
     """A regex that matches (from the start) every key under any rendering of ``template``."""
-    out, last = [], 0
-    for match in _PLACEHOLDER.finditer(template):
-        out.append(re.escape(template[last : match.start()]))
-        out.append(_format_pattern((match["format"] or "").strip() or DEFAULT_FORMAT))
-        last = match.end()
-    out.append(re.escape(template[last:]))
-    return re.compile("".join(out))
+    return re.compile("".join(_template_tokens(template)))
+
+
+def ancestors_pattern(template: str) -> re.Pattern[str]:
+    """A regex that full-matches every folder (``""`` and ``a/b/``) some rendering of ``template``
+    lies in or is: the folders whose defaults files and tables apply to a rendering's items."""
+    tokens = _template_tokens(template)
+    cuts = [index + 1 for index, token in enumerate(tokens) if token == "/"]
+    pieces, start = [], 0
+    for cut in cuts:
+        pieces.append("".join(tokens[start:cut]))
+        start = cut
+    return re.compile("".join(f"(?:{piece}" for piece in pieces) + ")?" * len(pieces))
+
+
+def static_prefix(template: str) -> str:
+    """The literal part of a prefix template before its first placeholder, cut to a folder."""
+    head = template.split("{{", 1)[0]
+    return head if "{{" not in template else head[: head.rfind("/") + 1]
