@@ -223,3 +223,25 @@ def test_local_source_skips_what_cannot_be_a_key(tmp_path: Any, caplog: pytest.L
     with pytest.raises(ValueError, match="not a valid key"):
         source.read_bytes("../etc/passwd")
     assert source.head("../etc/passwd") is None
+
+
+def test_local_walk_applies_every_bound_exactly(tmp_path: Any) -> None:
+    """The local walk checks bounds key by key only in the directories they cut (no client-side
+    filter after it): every combination of bounds lists exactly the keys they select."""
+    from itertools import product
+
+    from standins import write_tree
+
+    from encord_ingest.sources.base import KeyBounds
+
+    keys = sorted([*ORDER_KEYS, "a/y/w/v.jpg", "a/y0.jpg", "a/yz/q.jpg", "b c/e/f.jpg", "b.jpg"])
+    write_tree(tmp_path, dict.fromkeys(keys, b"x"))
+    source = LocalSource(tmp_path)
+    marks = [None, "", "a", "a/", "a/y", "a/y/", "a/y/w/", "a/y/z.jpg", "a/y0", "a0", "b c/", "b c/e/", "z"]
+    for prefix, start_after, start_at, end_before in product(
+        ["", "a", "a/", "a/y", "b c/"], marks, marks, marks
+    ):
+        bounds = KeyBounds(prefix or "", start_after, end_before, start_at)
+        expected = [key for key in keys if key in bounds]
+        listed = keys_of(source.iter_objects(prefix or "", start_after, end_before, start_at=start_at))
+        assert listed == expected, bounds

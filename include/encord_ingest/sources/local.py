@@ -3,8 +3,9 @@
 Keys are paths relative to the root with ``/`` separators. Listing walks the tree with
 ``os.scandir``, one directory at a time: the names of one directory are sorted (a sub-directory
 sorts as ``name/``, so the walk yields keys in the same UTF-8 byte order as S3 and GCS), files are
-``stat``-ed as they are yielded, and sub-trees outside the prefix or the bounds are never opened.
-Memory is one sorted name list per open directory level.
+``stat``-ed as they are yielded (relative to their open directory), and sub-trees outside the
+prefix or the bounds are never opened. Memory is one sorted name list (and one open descriptor)
+per open directory level.
 
 ``version`` is ``<st_mtime_ns hex>-<st_size hex>``: it changes when a file is rewritten.
 Symbolic links to files are followed; links to directories are not (no cycles). Names that are
@@ -24,7 +25,34 @@ from encord_ingest.sources.base import DELIMITER, BoundedListing, KeyBounds, Lev
 from encord_ingest.sources.urls import UrlBuilder
 
 log = logging.getLogger(__name__)
+_Open = tuple[str, int | None, Iterator[str], bool]
+"""An open directory of a walk: folder prefix, descriptor, names left, whether it is inside the bounds."""
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+_DIR_FD = os.stat in os.supports_dir_fd and os.scandir in os.supports_fd
+"""Files are ``stat``-ed relative to their open directory (no path lookup from the root)."""
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+
+
+def _inside(folder: str, bounds: KeyBounds) -> bool:
+    """Every key under ``folder`` (they all sort after it) lies within ``bounds``."""
+    end = bounds.end_before
+    return (
+        folder.startswith(bounds.prefix)
+        and not bounds.below_start(folder)
+        and (end is None or (end > folder and not end.startswith(folder)))
+    )
+
+
+def _info(key: str, result: os.stat_result) -> ObjectInfo | None:
+    """The object of a file's ``stat`` result (``None``: not a regular file)."""
+    if not stat.S_ISREG(result.st_mode):
+        return None
+    return ObjectInfo(
+        key,
+        result.st_size,
+        f"{result.st_mtime_ns:x}-{result.st_size:x}",
+        datetime.fromtimestamp(result.st_mtime_ns / 1e9, UTC),
+    )
 
 
 def _subtree_below(folder: str, lower: str | None) -> bool:
@@ -62,11 +90,12 @@ class LocalSource(BoundedListing):
             raise ValueError(f"{key!r} is not a valid key under {self.uri()}")
         return self._root_dir + key
 
-    def _names(self, folder: str) -> list[str]:
-        """The sorted entry names of directory ``folder`` (sub-directories as ``name/``)."""
+    def _names(self, folder: str, directory: int | None = None) -> list[str]:
+        """The sorted entry names of directory ``folder`` (sub-directories as ``name/``), read
+        through the open descriptor ``directory`` when given."""
         names: list[str] = []
         try:
-            with os.scandir(self._root_dir + folder) as entries:
+            with os.scandir(self._root_dir + folder if directory is None else directory) as entries:
                 for entry in entries:
                     if entry.is_dir(follow_symlinks=False):
                         names.append(entry.name + DELIMITER)
@@ -74,44 +103,95 @@ class LocalSource(BoundedListing):
                         names.append(entry.name)
         except (FileNotFoundError, NotADirectoryError):
             return []
-        valid = [name for name in names if _is_utf8(name)]
-        if len(valid) != len(names):
+        if not _is_utf8("".join(names)):  # one check for the whole directory, names only if it fails
+            valid = [name for name in names if _is_utf8(name)]
             for name in set(names) - set(valid):
                 log.warning("skipping %r in %s: the name is not valid UTF-8", name, self.uri(folder))
-        valid.sort()
-        return valid
+            names = valid
+        names.sort()
+        return names
 
     def _stat(self, key: str) -> ObjectInfo | None:
         try:
             result = os.stat(self._root_dir + key)
         except (FileNotFoundError, NotADirectoryError):
             return None  # removed since it was listed
-        if not stat.S_ISREG(result.st_mode):
-            return None
-        return ObjectInfo(
-            key=key,
-            size=result.st_size,
-            version=f"{result.st_mtime_ns:x}-{result.st_size:x}",
-            last_modified=datetime.fromtimestamp(result.st_mtime_ns / 1e9, UTC),
-        )
+        return _info(key, result)
 
-    def _walk(self, folder: str, bounds: KeyBounds, lower: str | None) -> Iterator[ObjectInfo]:
-        for name in self._names(folder):
-            key = folder + name
-            if bounds.past_end(key):
-                return
-            if name.endswith(DELIMITER):
-                if _subtree_outside_prefix(key, bounds.prefix) or _subtree_below(key, lower):
-                    continue
-                yield from self._walk(key, bounds, lower)
-            elif key.startswith(bounds.prefix) and not bounds.below_start(key):
-                info = self._stat(key)
-                if info is not None:
-                    yield info
+    def iter_objects(
+        self,
+        prefix: str = "",
+        start_after: str | None = None,
+        end_before: str | None = None,
+        *,
+        start_at: str | None = None,
+    ) -> Iterator[ObjectInfo]:
+        """Yield files under ``prefix`` within the bounds, in key order. The walk checks the
+        bounds exactly (per key only in the directories the bounds cut), so the generic
+        client-side filter of :class:`BoundedListing` is not needed here."""
+        return self._listed(KeyBounds(prefix, start_after, end_before, start_at))
 
     def _listed(self, bounds: KeyBounds) -> Iterator[ObjectInfo]:
         """One directory at a time, skipping subtrees outside the bounds."""
         return self._walk(folder_of(bounds.prefix), bounds, bounds.inclusive_lower())
+
+    def _walk(self, top: str, bounds: KeyBounds, lower: str | None) -> Iterator[ObjectInfo]:
+        """Depth first in key order, one generator for the whole tree: a stack of open
+        directories (descriptor, sorted names left). Files are ``stat``-ed relative to their
+        directory's descriptor as they are yielded; in a directory whose whole subtree lies
+        within the bounds (:func:`_inside`), keys are not checked one by one."""
+        stack: list[_Open] = []
+        stat_in, root = os.stat, self._root_dir
+        try:
+            self._enter(stack, top, bounds)
+            while stack:
+                folder, directory, names, inside = stack[-1]
+                for name in names:
+                    key = folder + name
+                    if not inside and bounds.past_end(key):
+                        return  # and so is every later key
+                    if name[-1] == DELIMITER:
+                        if inside or not (
+                            _subtree_outside_prefix(key, bounds.prefix) or _subtree_below(key, lower)
+                        ):
+                            self._enter(stack, key, bounds)
+                            break
+                        continue
+                    if not inside and (not key.startswith(bounds.prefix) or bounds.below_start(key)):
+                        continue
+                    try:
+                        result = (
+                            stat_in(name, dir_fd=directory) if directory is not None else stat_in(root + key)
+                        )
+                    except (FileNotFoundError, NotADirectoryError):
+                        continue  # removed since it was listed
+                    info = _info(key, result)
+                    if info is not None:
+                        yield info
+                else:
+                    stack.pop()
+                    if directory is not None:
+                        os.close(directory)
+        finally:
+            for _, directory, _, _ in stack:
+                if directory is not None:
+                    os.close(directory)
+
+    def _enter(self, stack: list[_Open], folder: str, bounds: KeyBounds) -> None:
+        """Open directory ``folder`` on top of ``stack`` (nothing when it is gone)."""
+        directory = None
+        if _DIR_FD:
+            try:
+                directory = os.open(self._root_dir + folder, _DIR_FLAGS)
+            except (FileNotFoundError, NotADirectoryError):
+                return
+        try:
+            names = self._names(folder, directory)
+        except BaseException:
+            if directory is not None:
+                os.close(directory)
+            raise
+        stack.append((folder, directory, iter(names), _inside(folder, bounds)))
 
     def iter_level(self, prefix: str = "") -> Iterator[LevelEntry]:
         """Yield the files directly under ``prefix`` and its sub-folder prefixes, in key order."""
