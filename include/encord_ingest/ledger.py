@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from encord_ingest.fastjson import one_shot
+from encord_ingest.fastjson import compact
 from encord_ingest.results import ItemResults, ResultMaps
 from encord_ingest.sources.base import MAX_CHAR
 
@@ -912,12 +912,12 @@ def item_urls_by_title(outcome_frames: Iterable[pd.DataFrame]) -> dict[str, str]
     return mapping
 
 
-_VERSIONS_JSON = one_shot(separators=(",", ":"), ensure_ascii=False)
+_VERSIONS_JSON = compact()
 
 
 def sidecar_versions_json(versions: Mapping[str, str]) -> str:
     """The ``sidecars`` column: ``{key: version}`` as compact, sorted JSON."""
-    return _VERSIONS_JSON(dict(sorted(versions.items())))
+    return _VERSIONS_JSON(dict(sorted(versions.items()))).decode("utf-8")
 
 
 def recorded_sidecars(sidecars_column: Iterable[str | None]) -> dict[str, str]:

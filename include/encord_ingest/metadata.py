@@ -67,7 +67,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from encord_ingest.errors import ErrorCode, ItemError, value_repr
-from encord_ingest.fastjson import one_shot
+from encord_ingest.fastjson import compact
 from encord_ingest.schema import (
     KEY_FORM,
     KEYFRAMES_KEY,
@@ -665,9 +665,9 @@ def map_and_type(
     return typed
 
 
-_CANONICAL = one_shot(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_CANONICAL = compact(sort_keys=True)
 
 
 def metadata_fingerprint(typed: Mapping[str, Any]) -> str:
     """SHA-256 hex of canonical JSON (sorted keys, no spaces, UTF-8): equal dicts, equal hashes."""
-    return hashlib.sha256(_CANONICAL(typed).encode("utf-8")).hexdigest()
+    return hashlib.sha256(_CANONICAL(typed)).hexdigest()

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from encord_ingest.errors import ErrorCode, ItemError
+from encord_ingest.fastjson import pydantic_compatible
 from encord_ingest.results import ResultFile
 from encord_ingest.schema import RESERVED_KEYS
 from encord_ingest.sidecars.merge import merge_layers
@@ -86,8 +87,29 @@ def read_changes(data: bytes, *, source: str = "<metadata changes>") -> list[Met
 
 def write_changes(rows: Iterable[MetadataChange]) -> bytes:
     """Serialise rows as JSON lines (one object per line, UTF-8, trailing newline)."""
-    lines = [row.model_dump_json() for row in rows]
-    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+    return join_lines([row.model_dump_json().encode("utf-8") for row in rows])
+
+
+def join_lines(lines: Sequence[bytes]) -> bytes:
+    """JSON lines (each from :func:`change_line` or ``model_dump_json``) as a chunk's bytes."""
+    return b"\n".join(lines) + b"\n" if lines else b""
+
+
+def change_line(
+    object_url: str, item_uuid: str | None, metadata: dict[str, Any], source_files: list[str]
+) -> bytes:
+    """The JSON line of a :class:`MetadataChange` of these fields (checked by the caller), as its
+    ``model_dump_json`` writes it, without building the model (the planner writes one per item)."""
+    fields = {
+        "object_url": object_url,
+        "item_uuid": item_uuid,
+        "metadata": metadata,
+        "source_files": source_files,
+    }
+    line = pydantic_compatible(fields)
+    if line is None:
+        line = MetadataChange.model_construct(**fields).model_dump_json().encode("utf-8")
+    return line
 
 
 def final_metadata(

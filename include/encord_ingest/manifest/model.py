@@ -14,7 +14,7 @@ from typing import Any, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from encord_ingest.errors import value_repr
-from encord_ingest.fastjson import one_shot
+from encord_ingest.fastjson import compact
 from encord_ingest.manifest.items import ITEM_TYPES, Item, _Item
 
 FLAG_KEYS = ("skip_duplicate_urls", "upsert_metadata")
@@ -26,13 +26,9 @@ class ManifestError(ValueError):
     """A manifest (file or dict) that cannot be read; the message names the source and the entry."""
 
 
-_COMPACT = one_shot(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-"""``json.dumps`` with these options, built once (``dumps`` builds an encoder per call)."""
-
-
-def compact_json_bytes(value: Any) -> bytes:
-    """The one JSON encoding of manifest files (compact, UTF-8); chunk sizes are measured in it."""
-    return _COMPACT(value).encode("utf-8")
+compact_json_bytes = compact()
+"""The one JSON encoding of manifest files (``json.dumps`` compact, UTF-8, no NaN): chunk sizes
+are measured in it, and the planner's fingerprints hash it."""
 
 
 def chunk_bytes(

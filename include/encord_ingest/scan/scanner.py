@@ -59,7 +59,7 @@ from encord_ingest.sidecars import ParsedTable, SidecarRole, collect_layers
 from encord_ingest.sources.base import ObjectInfo, Source, folder_of
 from encord_ingest.sources.readahead import ReadAhead
 from encord_ingest.sources.sharding import Shard, iter_shard
-from encord_ingest.sync import MetadataChange, write_changes
+from encord_ingest.sync import change_line, join_lines
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class ShardScanner:
             max_bytes=config.manifest_max_bytes,
         )
         self.changes = RowsWriter(
-            run.chunk_writer(METADATA, shard.index), config.metadata_chunk_rows, write_changes
+            run.chunk_writer(METADATA, shard.index), config.metadata_chunk_rows, join_lines
         )
         self.outcomes = RowsWriter(
             run.chunk_writer(OUTCOMES, shard.index),
@@ -437,11 +437,7 @@ class ShardScanner:
             return
         if self._needs_sync(outcome, row, metadata_hash):
             uuid = row.item_uuid if row is not None else None
-            self.changes.add(  # every field checked by construction: no validation per item
-                MetadataChange.model_construct(
-                    object_url=urls[0], item_uuid=uuid, metadata=metadata.values, source_files=metadata.files
-                )
-            )
+            self.changes.add(change_line(urls[0], uuid, metadata.values, metadata.files))
         fields = base | {"metadata_hash": metadata_hash, "warning": warning}
         self._member_rows(draft, urls, outcome, fields, row)
 

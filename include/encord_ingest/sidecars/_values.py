@@ -12,6 +12,8 @@ import math
 import re
 from typing import Any
 
+import orjson
+
 from encord_ingest.errors import ErrorCode, ItemError
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -141,6 +143,45 @@ def flat_scalars(value: dict[str, Any], max_values: int) -> dict[str, Any] | Non
         ):
             return None
     return value
+
+
+_TOO_BIG_FOR_INT64 = 2.0**63
+"""``orjson`` reads an integer literal beyond 64 bits as a float at least this large."""
+
+
+def fast_flat_json(data: bytes, max_values: int) -> dict[str, Any] | None:
+    """The flat JSON object of ``data`` exactly as ``json.loads`` + :func:`flat_scalars` give it,
+    read by ``orjson``; ``None`` where that is not proven (then parse it the full way, which
+    also names any error):
+
+    - ``orjson`` refuses the text (syntax, invalid UTF-8, a byte-order mark, ``NaN``, numbers
+      that overflow, lone surrogates) or it is not a flat object of plain scalars;
+    - a ``\\u`` escape (the full path checks for lone surrogates);
+    - a float of 2**63 or more: ``orjson`` reads an integer beyond 64 bits as a float;
+    - a key may be duplicated (``json`` with the duplicate-key hook refuses it; ``orjson``
+      keeps the last). Proof of none: with no ``\\u`` escape, each ``:`` of the text is a key's
+      separator or inside a string, and those inside strings that survived the parse are counted
+      in the values and keys; so ``colons - colons inside parsed strings`` is at least the
+      number of keys written, and equal to ``len(object)`` only if each key was written once
+      (and no nested object was overwritten by a later duplicate)."""
+    if b"\\u" in data:
+        return None
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    flat = flat_scalars(raw, max_values)
+    if flat is None:
+        return None
+    inside = 0
+    for key, item in flat.items():
+        kind = type(item)
+        if kind is str:
+            inside += item.count(":")
+        elif kind is float and not -_TOO_BIG_FOR_INT64 < item < _TOO_BIG_FOR_INT64:
+            return None
+        inside += key.count(":")
+    return flat if data.count(b":") - inside == len(flat) else None
 
 
 class Normaliser:

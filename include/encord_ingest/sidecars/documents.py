@@ -39,6 +39,7 @@ from ._values import (
     ValueProblem,
     check_size,
     decode_text,
+    fast_flat_json,
     fingerprint,
     flat_scalars,
 )
@@ -162,11 +163,15 @@ def parse_sidecar(
         return ItemError.of(
             ErrorCode.UNSUPPORTED_SIDECAR, file, expected="a .json, .yaml or .yml sidecar", value=file
         )
+    max_values = max_bytes // 2 + 1
+    flat = fast_flat_json(data, max_values) if doc_format is DocumentFormat.JSON else None
+    if flat is not None:
+        return ParsedSidecar(file, fingerprint(data), doc_format, flat)
     text = decode_text(data, file)
     if isinstance(text, ItemError):
         return text
     try:
-        values = parse_document(text, doc_format, max_depth=max_depth, max_values=max_bytes // 2 + 1)
+        values = parse_document(text, doc_format, max_depth=max_depth, max_values=max_values)
     except ValueProblem as problem:
         return problem.to_error(file)
     return ParsedSidecar(file, fingerprint(data), doc_format, values)
