@@ -56,7 +56,7 @@ def _orjson_safe(value: Any) -> bool:
     1e16`` (or zero) and no other type than JSON's (those ``orjson`` refuses fall back anyway)."""
     kind = type(value)
     if kind is float:
-        return value == 0.0 or 1e-4 <= abs(value) < 1e16  # False for NaN and infinities
+        return bool(value == 0.0 or 1e-4 <= abs(value) < 1e16)  # False for NaN and infinities
     if kind is dict:
         items = value.values()
     elif kind is list or kind is tuple:

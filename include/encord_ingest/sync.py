@@ -100,7 +100,7 @@ def change_line(
 ) -> bytes:
     """The JSON line of a :class:`MetadataChange` of these fields (checked by the caller), as its
     ``model_dump_json`` writes it, without building the model (the planner writes one per item)."""
-    fields = {
+    fields: dict[str, Any] = {
         "object_url": object_url,
         "item_uuid": item_uuid,
         "metadata": metadata,
