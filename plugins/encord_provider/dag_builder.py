@@ -111,6 +111,7 @@ def _source(config: SourceConfig) -> Any:
         config.bucket.uri,
         region=config.bucket.region,
         url_style=config.bucket.url_style,
+        direct_reads=config.bucket.direct_reads,
         **storage_clients(config.bucket.uri, config.bucket.conn_id),
     )
 

@@ -12,7 +12,9 @@ connection). It forwards the request line, headers (``Host`` included, so signed
 valid) and body unchanged, sleeps ``delay`` +- ``jitter`` seconds, and relays the answer with a
 ``Content-Length``; it also serves as a plain HTTP proxy (``HTTP_PROXY``) of that one upstream.
 ``faults`` maps a path substring to an HTTP status answered instead of
-forwarding (a failing object); ``slow`` maps a path substring to extra seconds (a slow object).
+forwarding (a failing object; ``fault_times`` limits how often, for a transient fault); ``slow``
+maps a path substring to extra seconds (a slow object); ``seen``, when a list, gets each request's
+method, path and headers.
 """
 
 from __future__ import annotations
@@ -41,7 +43,11 @@ class LatencySettings:
     delay: float = DEFAULT_DELAY
     jitter: float = DEFAULT_JITTER
     faults: dict[str, int] = field(default_factory=dict)
+    fault_times: dict[str, int] = field(default_factory=dict)
+    """How many more times the fault of a path substring answers (absent: every time)."""
     slow: dict[str, float] = field(default_factory=dict)
+    seen: list[tuple[str, str, dict[str, str]]] | None = None
+    """Set to a list to record each request: method, path, headers."""
     requests: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
@@ -63,7 +69,22 @@ class LatencySettings:
         return max(0.0, self.delay + random.uniform(-self.jitter, self.jitter)) + extra
 
     def fault_for(self, path: str) -> int | None:
-        return next((status for part, status in self.faults.items() if part in path), None)
+        with self._lock:
+            for part, status in self.faults.items():
+                if part not in path:
+                    continue
+                left = self.fault_times.get(part)
+                if left is None:
+                    return status
+                if left > 0:
+                    self.fault_times[part] = left - 1
+                    return status
+            return None
+
+    def record(self, method: str, path: str, headers: Mapping[str, str]) -> None:
+        if self.seen is not None:
+            with self._lock:
+                self.seen.append((method, path, dict(headers)))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -95,6 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         threading.Event().wait(settings.wait_for(self.path))
+        settings.record(self.command, self.path, dict(self.headers.items()))
         status = settings.fault_for(self.path)
         if status is not None:
             self._answer(status, [("Content-Type", "text/plain")], b"injected fault\n")

@@ -47,6 +47,7 @@ def open_source(
     region: str | None = None,
     url_style: str | None = None,
     page_size: int = DEFAULT_PAGE_SIZE,
+    direct_reads: bool = True,
     field: str = "uri",
 ) -> Source:
     """The source for a bucket URI (no path: put it in the run's prefix)."""
@@ -58,9 +59,18 @@ def open_source(
     if scheme == "s3":
         if s3_client is None:
             raise ConfigError(f"{field}: {uri!r} needs an S3 client (an aws connection)")
-        return S3Source(s3_client, bucket, region=region, url_style=url_style, page_size=page_size)
+        return S3Source(
+            s3_client,
+            bucket,
+            region=region,
+            url_style=url_style,
+            page_size=page_size,
+            direct_reads=direct_reads,
+        )
     if scheme == "gs":
         if gcs_client is None:
             raise ConfigError(f"{field}: {uri!r} needs a GCS client (a google cloud connection)")
-        return GCSSource(gcs_client, bucket, url_style=url_style, page_size=page_size)
+        return GCSSource(
+            gcs_client, bucket, url_style=url_style, page_size=page_size, direct_reads=direct_reads
+        )
     return LocalSource(bucket, url_style=url_style)

@@ -6,13 +6,17 @@ service-account key named in the source's connection; in tests it talks to the e
 next page is requested while the current one is used), and passes key ranges as
 ``start_offset`` / ``end_offset``; the bounds are checked client-side as well because the
 emulator ignores the offsets. :func:`pool_for_read_ahead` sizes a client's connection pool for a
-scan's concurrent reads.
+scan's concurrent reads. Ranged reads (the sidecars a scan reads) go the short way when the client
+allows (:class:`MediaReads`); any other answer than a plain success takes the ordinary download,
+so errors, retries and checksums stay the client library's.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from encord_ingest.sources.base import DELIMITER, BoundedListing, KeyBounds, LevelEntry, ObjectInfo
 from encord_ingest.sources.readahead import CLIENT_POOL_CONNECTIONS, prefetch
@@ -22,6 +26,9 @@ DEFAULT_PAGE_SIZE = 1000
 ITEM_FIELDS = "items(name,size,etag,generation,updated)"
 LIST_FIELDS = f"{ITEM_FIELDS},nextPageToken"
 LEVEL_FIELDS = f"{ITEM_FIELDS},prefixes,nextPageToken"
+DOWNLOAD_TIMEOUT_S = 60.0
+"""The storage library's own default timeout of a download."""
+log = logging.getLogger(__name__)
 
 
 def pool_for_read_ahead(client: Any, connections: int = CLIENT_POOL_CONNECTIONS) -> Any:
@@ -65,19 +72,113 @@ def _info(blob: Any) -> ObjectInfo:
     )
 
 
+class MediaReads:
+    """Ranged media downloads of a bucket's objects at about half the client CPU of the ``Blob``
+    path.
+
+    A scan reads one small sidecar per item, and ``Blob.download_as_bytes`` spends ~1 ms of CPU
+    on each (the blob, the download object, ``requests``' request preparation: cookies, hooks,
+    header merging, URL parsing): with one GIL per planner, that CPU, not the bucket's latency,
+    bounds how fast a shard reads. Here the same media URL (``.../download/storage/v1/b/<bucket>
+    /o/<name>?alt=media``) is sent by the client's own transport adapter (its pool, mutual TLS,
+    TLS verification and proxies), with the client's credentials applied (and refreshed) by the
+    credentials object itself, and the client's user agent.
+
+    :meth:`read` answers ``None`` for anything but a complete 206 answer (or a 200 one without a
+    checksum to verify) with no content encoding: the caller then makes the ordinary download,
+    whose retries, credential refresh on 401, checksum validation and errors (per object, as
+    today) are the library's own. A client whose transport is not google-auth's
+    ``AuthorizedSession`` gets no short way (``usable`` is false)."""
+
+    def __init__(self, client: Any, bucket: str, user_project: str | None = None):
+        from google.auth.transport.requests import AuthorizedSession
+
+        session: Any = getattr(client, "_http", None)
+        connection: Any = getattr(client, "_connection", None)
+        base = getattr(connection, "API_BASE_URL", None)
+        self.usable = (
+            isinstance(session, AuthorizedSession)
+            and isinstance(base, str)
+            and hasattr(session, "_auth_request")
+        )
+        self.session = session
+        self.prefix = f"{base}/download/storage/v1/b/{quote(bucket, safe='')}/o/"
+        if self.usable:  # requests would send the prefix as it is (so it need not prepare each URL)
+            self.usable = _prepared_url(self.prefix) == self.prefix
+        self.query = "?alt=media" + (f"&userProject={quote(user_project, safe='')}" if user_project else "")
+        agent = str(getattr(connection, "user_agent", "") or "")
+        self.headers = {
+            **(session.headers if self.usable else {}),
+            "Accept-Encoding": "gzip, deflate",
+            **({"User-Agent": agent, "X-Goog-API-Client": agent} if agent else {}),
+        }
+
+    def read(self, key: str, max_bytes: int) -> bytes | None:
+        """The first ``max_bytes`` of ``key``, or ``None``: read it the ordinary way."""
+        from requests import PreparedRequest
+        from requests.structures import CaseInsensitiveDict
+
+        session: Any = self.session
+        url = self.prefix + quote(key, safe="~") + self.query
+        headers = {**self.headers, "Range": f"bytes=0-{max_bytes - 1}"}
+        try:
+            session.credentials.before_request(session._auth_request, "GET", url, headers)
+            request = PreparedRequest()  # as ``prepare`` would make it: no body, cookies or hooks
+            request.method, request.url, request.body = "GET", url, None
+            request.headers = CaseInsensitiveDict(headers)
+            response = session.get_adapter(url).send(
+                request,
+                timeout=DOWNLOAD_TIMEOUT_S,
+                verify=session.verify,
+                proxies=session.proxies,
+                cert=session.cert,
+            )
+            answer = response.headers
+            if response.status_code not in (200, 206) or "content-encoding" in answer:
+                return None
+            if response.status_code == 200 and "x-goog-hash" in answer:
+                return None
+            data: bytes = response.content
+        except Exception:
+            log.debug("media read of %s failed; reading it the ordinary way", key, exc_info=True)
+            return None
+        return data
+
+
+def _prepared_url(url: str) -> str | None:
+    from requests import PreparedRequest
+
+    request = PreparedRequest()
+    try:
+        request.prepare_url(url, None)
+    except Exception:  # noqa: BLE001 (not a URL requests sends: no short way)
+        return None
+    return request.url
+
+
 class GCSSource(BoundedListing):
     """One GCS bucket."""
 
     scheme = "gs"
 
     def __init__(
-        self, client: Any, bucket: str, *, url_style: str | None = None, page_size: int = DEFAULT_PAGE_SIZE
+        self,
+        client: Any,
+        bucket: str,
+        *,
+        url_style: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        direct_reads: bool = True,
     ):
         self.client = client
         self.bucket = bucket
         self.page_size = page_size
         self.urls = UrlBuilder.for_source(self.scheme, bucket, url_style)
         self._bucket = client.bucket(bucket)
+        media = (
+            MediaReads(client, bucket, getattr(self._bucket, "user_project", None)) if direct_reads else None
+        )
+        self.direct = media if media is not None and media.usable else None
 
     def uri(self, key: str = "") -> str:
         """``gs://bucket/key`` (for messages; not the canonical object URL)."""
@@ -117,9 +218,14 @@ class GCSSource(BoundedListing):
         return None if blob is None else _info(blob)
 
     def read_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
-        """The object's bytes (its first ``max_bytes`` with a ranged download)."""
+        """The object's bytes (its first ``max_bytes`` with a ranged download, the short way
+        when it can: :class:`MediaReads`)."""
         if max_bytes is not None and max_bytes <= 0:
             return b""
+        if max_bytes is not None and self.direct is not None:
+            short = self.direct.read(key, max_bytes)
+            if short is not None:
+                return short
         from google.api_core import exceptions as gexc
 
         blob = self._bucket.blob(key)
