@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from standins import GcsEmulator, LatencySettings, latency_proxy, s3_client, unique_bucket_name
+from standins import DROP, GcsEmulator, LatencySettings, latency_proxy, s3_client, unique_bucket_name
 
 from encord_ingest.sources import GCSSource, S3Source, Source
 from tests.sources.test_listing import AWKWARD_KEYS
@@ -133,6 +133,22 @@ def test_a_transient_failure_is_retried_by_the_ordinary_call(proxied: Proxied) -
     data, paths = proxied.read(proxied.make(), "f/ok.json", 100)
     assert data == b'{"a": 1}'
     assert len(paths) == 3
+
+
+def test_a_dropped_connection_is_read_again_the_ordinary_way_and_logs_no_url(
+    proxied: Proxied, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The short way's connection closes without an answer: the ordinary call reads the object,
+    and the debug log names the key and the error's type only. The error's text holds the request
+    URL, which for S3 is the presigned URL with its signature and session token."""
+    proxied.settings.faults, proxied.settings.fault_times = {"ok.json": DROP}, {"ok.json": 1}
+    with caplog.at_level("DEBUG", logger="encord_ingest.sources"):
+        data, paths = proxied.read(proxied.make(), "f/ok.json", 100)
+    assert (data, len(paths)) == (b'{"a": 1}', 2)
+    failures = [r.getMessage() for r in caplog.records if "reading it the ordinary way" in r.getMessage()]
+    assert len(failures) == 1 and "f/ok.json" in failures[0]
+    assert all(r.exc_info is None for r in caplog.records)
+    assert not any(secret in caplog.text for secret in ("X-Amz-", "Signature", "alt=media", "http"))
 
 
 def test_presigned_reads_carry_the_session_token_of_refreshed_credentials(s3_endpoint: str) -> None:

@@ -12,11 +12,12 @@
 from __future__ import annotations
 
 from standins.gcs import GcsEmulator, gcs_emulator
-from standins.latency import LatencySettings, latency_proxy
+from standins.latency import DROP, LatencySettings, latency_proxy
 from standins.local import unique_bucket_name, write_tree
 from standins.s3 import create_bucket, moto_s3_server, s3_client, seed_s3
 
 __all__ = [
+    "DROP",
     "GcsEmulator",
     "LatencySettings",
     "create_bucket",

@@ -12,7 +12,8 @@ connection). It forwards the request line, headers (``Host`` included, so signed
 valid) and body unchanged, sleeps ``delay`` +- ``jitter`` seconds, and relays the answer with a
 ``Content-Length``; it also serves as a plain HTTP proxy (``HTTP_PROXY``) of that one upstream.
 ``faults`` maps a path substring to an HTTP status answered instead of
-forwarding (a failing object; ``fault_times`` limits how often, for a transient fault); ``slow``
+forwarding (a failing object; status ``DROP``: the connection is closed without an answer, as a
+network failure; ``fault_times`` limits how often, for a transient fault); ``slow``
 maps a path substring to extra seconds (a slow object); ``seen``, when a list, gets each request's
 method, path and headers.
 """
@@ -34,6 +35,10 @@ DEFAULT_JITTER = 0.005
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 )
+
+
+DROP = 0
+"""The fault "status" that closes the connection without answering."""
 
 
 @dataclass
@@ -118,6 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
         threading.Event().wait(settings.wait_for(self.path))
         settings.record(self.command, self.path, dict(self.headers.items()))
         status = settings.fault_for(self.path)
+        if status == DROP:
+            self.close_connection = True
+            return
         if status is not None:
             self._answer(status, [("Content-Type", "text/plain")], b"injected fault\n")
             return

@@ -107,8 +107,9 @@ class PresignedReads:
                 return None
             headers = response.headers
             data: bytes = response.content
-        except Exception:
-            log.debug("presigned read of %s failed; reading it the ordinary way", key, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 (its text can hold the presigned URL: not logged)
+            failure = type(exc).__name__
+            log.debug("presigned read of %s failed (%s); reading it the ordinary way", key, failure)
             return None
         length = headers.get("content-length")
         if (length is not None and int(length) != len(data)) or any(
