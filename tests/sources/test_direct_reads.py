@@ -146,7 +146,8 @@ def test_a_dropped_connection_is_read_again_the_ordinary_way_and_logs_no_url(
         data, paths = proxied.read(proxied.make(), "f/ok.json", 100)
     assert (data, len(paths)) == (b'{"a": 1}', 2)
     failures = [r.getMessage() for r in caplog.records if "reading it the ordinary way" in r.getMessage()]
-    assert len(failures) == 1 and "f/ok.json" in failures[0]
+    assert len(failures) == 1
+    assert "f/ok.json" in failures[0]
     assert all(r.exc_info is None for r in caplog.records)
     assert not any(secret in caplog.text for secret in ("X-Amz-", "Signature", "alt=media", "http"))
 
