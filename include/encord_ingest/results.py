@@ -11,11 +11,12 @@ them all, or from plain mappings (:class:`ResultMaps`).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, Protocol, Self
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal, NotRequired, Protocol, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
 from encord_ingest.errors import ItemError
 
@@ -43,6 +44,40 @@ class RegisterCounts(BaseModel):
     failed_items: int = 0
 
 
+class ResultFileError(ValueError):
+    """A result file that is not in the form its step writes (names the file, the field and the form)."""
+
+
+T = TypeVar("T")
+_NAME = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def _field(location: Sequence[int | str]) -> str:
+    """``items['s3://b/a.jpg'].errors[0].code`` for a validation error's location."""
+    out = ""
+    for part in location:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _NAME.match(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part!r}]"
+    return out or "(top level)"
+
+
+def parse_result_file(validate: Callable[[bytes], T], data: bytes, *, source: str, form: str) -> T:
+    """``validate(data)`` (JSON); :class:`ResultFileError` naming ``source``, the first bad field
+    and the expected ``form`` when it does not fit."""
+    try:
+        return validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        got = f" (got {str(first['input'])[:80]!r})" if first["type"] != "json_invalid" else ""
+        raise ResultFileError(
+            f"{source}: {_field(first['loc'])}: {first['msg']}{got}; expected {form}"
+        ) from None
+
+
 class ResultFile(BaseModel):
     """A JSON result file of a run (register, sync, metadata operation): written indented with
     ``None`` fields left out, read back whole."""
@@ -51,8 +86,10 @@ class ResultFile(BaseModel):
         return self.model_dump_json(indent=1, exclude_none=True).encode("utf-8")
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Self:
-        return cls.model_validate(json.loads(data))
+    def from_bytes(cls, data: bytes, source: str = "result file") -> Self:
+        """Read back a file written by :meth:`to_bytes` (:class:`ResultFileError` if malformed)."""
+        form = f"a {cls.__name__} JSON document"
+        return parse_result_file(cls.model_validate_json, data, source=source, form=form)
 
 
 class RegisterReport(ResultFile):
@@ -68,11 +105,42 @@ class RegisterReport(ResultFile):
 
     def url_results(self) -> Iterator[tuple[str, str | None, str | None]]:
         """``(url, item UUID, None)`` or ``(url, None, failure)`` per URL (a UUID wins)."""
-        for url, result in self.results.items():
-            if result.item_uuid:
-                yield url, result.item_uuid, None
-            elif result.error is not None:
-                yield url, None, result.error.message
+        return _url_rows((url, result.item_uuid, result.error) for url, result in self.results.items())
+
+
+def _url_rows(
+    results: Iterable[tuple[str, str | None, ItemError | None]],
+) -> Iterator[tuple[str, str | None, str | None]]:
+    for url, item_uuid, error in results:
+        if item_uuid:
+            yield url, item_uuid, None
+        elif error is not None:
+            yield url, None, error.message
+
+
+class _UrlRow(TypedDict):
+    item_uuid: NotRequired[str | None]
+    error: NotRequired[ItemError | None]
+
+
+class _RegisterRows(TypedDict):
+    job_uuid: str
+    results: dict[str, _UrlRow]
+
+
+_REGISTER_ROWS = TypeAdapter(_RegisterRows)
+REGISTER_FORM = (
+    'a register result: {"job_uuid": "<uuid>", "results": {"<object URL>": {"item_uuid": "<uuid>"} '
+    'or {"error": {"code": "...", "file": "...", ...}}}}'
+)
+
+
+def register_url_results(data: bytes, *, source: str) -> tuple[str, list[tuple[str, str | None, str | None]]]:
+    """The job UUID and :meth:`RegisterReport.url_results` of a register result file, without
+    building a model per URL (the file's shape is checked in one pass; only errors become models)."""
+    rows = parse_result_file(_REGISTER_ROWS.validate_json, data, source=source, form=REGISTER_FORM)
+    results = rows["results"].items()
+    return rows["job_uuid"], list(_url_rows((u, r.get("item_uuid"), r.get("error")) for u, r in results))
 
 
 LOOKUP_COLUMNS = ("item_uuid", "failure")

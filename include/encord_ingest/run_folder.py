@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from encord_ingest.manifest import Manifest
-from encord_ingest.results import RegisterReport, ResultIndex
+from encord_ingest.results import RegisterReport, ResultFileError, ResultIndex, register_url_results
 from encord_ingest.scan.outcomes import COMMIT_COLUMNS, write_outcome_frames
 from encord_ingest.scan.writers import BlobWriter, ManifestWriter
 from encord_ingest.storage import BlobStore
-from encord_ingest.sync import SyncReport, read_changes
+from encord_ingest.sync import read_changes, sync_failures
 
 RUNS_FOLDER = "runs"
 MANIFESTS = "manifests"
@@ -225,7 +225,7 @@ class RunFolder:
         """Every register result of the run (``results/*.register.json``), read one at a time."""
         keys = [key for key in self.store.list(f"{RESULTS}/") if key.endswith(REGISTER_SUFFIX)]
         for key in keys:
-            yield RegisterReport.from_bytes(self.store.read_bytes(key))
+            yield RegisterReport.from_bytes(self.store.read_bytes(key), source=key)
 
     def run_results(
         self, manifest_uris: Sequence[str], change_uris: Sequence[str], *, spill: str
@@ -233,33 +233,42 @@ class RunFolder:
         """What the Encord steps recorded for the run, read one result file at a time into a
         :class:`~.results.ResultIndex` in the local folder ``spill`` (a registration failure is the
         reason shown over a sync failure of the same URL). The items of a manifest chunk without a
-        register result (its task crashed) are failed, so they stay out of the ledger and are
-        planned again next run; so are the changes of a metadata chunk without a sync result."""
+        register result (its task crashed), or with a malformed one, are failed, so they stay out of
+        the ledger and are planned again next run; so are the changes of a metadata chunk without a
+        readable sync result. A malformed result's reason names the file, the field and the form."""
         results = RunResults(ResultIndex(spill))
         for counts, failed in self._sync_chunks(change_uris):
             results.items.add((url, None, reason) for url, reason in failed.items())
             for name, value in (counts or {}).items():
                 results.sync_counts[name] = results.sync_counts.get(name, 0) + int(value)
-        for chunk, report in self._register_chunks(manifest_uris):
+        for chunk, report, malformed in self._register_chunks(manifest_uris):
             if report is None:
                 results.missing_chunks.append(chunk)
-                results.items.add(self._unregistered(chunk))
+                results.items.add(self._unregistered(chunk, malformed))
                 continue
-            results.job_uuids.append(report.job_uuid)
-            results.items.add(report.url_results())
+            job_uuid, rows = report
+            results.job_uuids.append(job_uuid)
+            results.items.add(rows)
         return results
 
-    def _register_chunks(self, manifest_uris: Sequence[str]) -> Iterator[tuple[str, RegisterReport | None]]:
-        """Each chunk with its register result (``None`` without one)."""
+    def _register_chunks(
+        self, manifest_uris: Sequence[str]
+    ) -> Iterator[tuple[str, tuple[str, list[tuple[str, str | None, str | None]]] | None, str]]:
+        """Each chunk with its register result's job UUID and URL results (``None`` without a
+        result, or with a malformed one: then why, else ``""``)."""
         for chunk in manifest_uris:
+            uri = result_uri(chunk, REGISTER_SUFFIX)
             try:
-                yield chunk, RegisterReport.from_bytes(self.read(result_uri(chunk, REGISTER_SUFFIX)))
+                yield chunk, register_url_results(self.read(uri), source=uri), ""
             except FileNotFoundError:
-                yield chunk, None
+                yield chunk, None, ""
+            except ResultFileError as error:
+                yield chunk, None, f": its register result is malformed: {error}"
 
-    def _unregistered(self, chunk: str) -> Iterator[tuple[str, None, str]]:
-        """The failure of every item of a chunk without a register result."""
-        reason = f"registration did not complete for chunk {chunk}{self._register_failure(chunk)}"
+    def _unregistered(self, chunk: str, malformed: str = "") -> Iterator[tuple[str, None, str]]:
+        """The failure of every item of a chunk without a readable register result."""
+        cause = malformed or self._register_failure(chunk)
+        reason = f"registration did not complete for chunk {chunk}{cause}"
         for item in Manifest.from_bytes(self.read(chunk), source=chunk).items:
             yield item.key_url, None, reason
 
@@ -277,15 +286,15 @@ class RunFolder:
         """Each metadata chunk with its sync counts (``None`` without a result: then every change
         of the chunk failed) and its failed URLs with their reasons."""
         for chunk in change_uris:
+            uri = result_uri(chunk, SYNC_SUFFIX)
             try:
-                report = SyncReport.from_bytes(self.read(result_uri(chunk, SYNC_SUFFIX)))
-            except FileNotFoundError:
+                yield sync_failures(self.read(uri), source=uri)
+            except (FileNotFoundError, ResultFileError) as error:
                 reason = f"metadata sync did not complete for chunk {chunk}"
+                if isinstance(error, ResultFileError):
+                    reason += f": its sync result is malformed: {error}"
                 changes = read_changes(self.read(chunk), source=chunk)
                 yield None, {change.object_url: reason for change in changes}
-                continue
-            failed = {url: item.error.message for url, item in report.items.items() if item.error is not None}
-            yield report.counts.model_dump(), failed
 
     def sync_results(self, change_uris: Sequence[str], *, dry_run: bool) -> SyncResults:
         """Failed URLs and summed counts of the sync results; a chunk without a result failed whole."""

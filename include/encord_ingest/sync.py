@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from typing_extensions import TypedDict
 
 from encord_ingest.errors import ErrorCode, ItemError
 from encord_ingest.fastjson import pydantic_compatible
-from encord_ingest.results import ResultFile
+from encord_ingest.results import ResultFile, parse_result_file
 from encord_ingest.schema import RESERVED_KEYS
 from encord_ingest.sidecars.merge import merge_layers
 
@@ -388,6 +389,36 @@ class SyncReport(ResultFile):
     counts: SyncCounts
     items: dict[str, ItemResult]
     """object URL -> result"""
+
+
+class _SyncRow(TypedDict):
+    errors: NotRequired[list[ItemError]]
+    error: NotRequired[ItemError]
+    """Sync reports written before results were unified carry one ``error``."""
+
+
+class _SyncRows(TypedDict):
+    counts: SyncCounts
+    items: dict[str, _SyncRow]
+
+
+_SYNC_ROWS = TypeAdapter(_SyncRows)
+SYNC_FORM = (
+    'a sync result: {"counts": {"examined": 0, ...}, "items": {"<object URL>": {"status": "...", '
+    '"errors": [{"code": "...", "file": "...", ...}]}}}'
+)
+
+
+def sync_failures(data: bytes, *, source: str) -> tuple[dict[str, int], dict[str, str]]:
+    """The counts of a sync result file and its failed URLs with their reasons, without building a
+    model per item (the file's shape is checked in one pass; only errors become models)."""
+    rows = parse_result_file(_SYNC_ROWS.validate_json, data, source=source, form=SYNC_FORM)
+    failed = {}
+    for url, row in rows["items"].items():
+        errors = row.get("errors") or ([row["error"]] if "error" in row else [])
+        if errors:
+            failed[url] = errors[0].message
+    return rows["counts"].model_dump(), failed
 
 
 def patch_body_bytes(item_uuid: str, metadata: Mapping[str, Any]) -> int:

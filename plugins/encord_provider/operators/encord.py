@@ -100,7 +100,7 @@ class EncordBaseOperator(BaseOperator):
         folder's ``results/``."""
         for uri in _as_list(uris):
             if uri.endswith(REGISTER_SUFFIX):
-                yield RegisterReport.from_bytes(self.run_io.read(uri))
+                yield RegisterReport.from_bytes(self.run_io.read(uri), source=uri)
             else:
                 yield from self.run_io.run_folder(uri).register_reports()
 
