@@ -306,6 +306,10 @@ class LedgerSnapshot:
     def get(self, url: str) -> LedgerRow | None:
         return self.rows.get(url)
 
+    def has_members(self, item_url: str) -> bool:
+        """Whether rows other than its own name ``item_url`` as their item (a group's members)."""
+        return item_url in self._grouped
+
     def members(self, item_url: str) -> list[str]:
         """The URLs of the rows of item ``item_url``."""
         head = self.rows.get(item_url)

@@ -54,6 +54,49 @@ def test_rules_are_configurable() -> None:
     assert key_filter.rule_reason(obj("marker/")) == SkipReason.FOLDER_MARKER
 
 
+def test_rules_judged_per_folder_match_the_rules_judged_per_key() -> None:
+    """rule_reason works out a folder's root and hidden state once for consecutive keys of one
+    folder: in any order of keys, under roots that end inside a folder or a name, and with a
+    prefix template, it says what the rules say of each whole key."""
+    keys = [
+        "raw/a.jpg",
+        "raw/.a.jpg",
+        "raw/cam/a.jpg",
+        "raw/cam/.b.jpg",
+        "raw/.cam/a.jpg",
+        "raw/cam/x/~$a.docx",
+        "raw/cam/x/a.jpg.tmp",
+        "raw/ca",
+        "raw/cam.jpg",
+        ".staging/raw/a.jpg",
+        ".staging/raw/.git/b",
+        "a.jpg",
+        ".a.jpg",
+        "raw/2026/.x/a.jpg",
+        "raw/2026/a.jpg",
+        "raw/2026/01/a.jpg",
+        "raw/2026/01/.a.jpg",
+        "raw/2026/.01/a.jpg",
+        "raw/cam1_$folder$",
+        "raw/cam/",
+    ]
+    filters = [
+        KeyFilter(roots=["raw/"]),
+        KeyFilter(roots=["raw/cam", "raw/ca", "raw/", ""]),
+        KeyFilter(roots=[".staging/raw/", "raw/cam/x"]),
+        KeyFilter(FilterConfig(skip_empty=True), roots=["raw/2026/01/"], template="raw/{yyyy}/{mm}/"),
+        KeyFilter(roots=["raw/"], template="raw/{yyyy}/{mm}/"),  # a prefix override: roots by template
+    ]
+    for key_filter in filters:
+        for order in (keys, sorted(keys), list(reversed(keys))):
+            for key in order:
+                for size in (0, 10):
+                    info = obj(key, size)
+                    marker = key.endswith(("/", "_$folder$"))
+                    expected = SkipReason.FOLDER_MARKER if marker else key_filter._key_rule_reason(info)
+                    assert key_filter.rule_reason(info) == expected, (key, size)
+
+
 GLOB_CASES = [
     # pattern, key (relative), matches
     ("*.mp4", "clip.mp4", True),

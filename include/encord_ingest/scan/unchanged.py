@@ -32,19 +32,20 @@ No I/O besides what the per-item path does too (the folder-level files along the
 
 from __future__ import annotations
 
+import hashlib
 import weakref
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from json import encoder
 from typing import TYPE_CHECKING
 
 from encord_ingest.grouping import FolderBatch, FolderPlan
 from encord_ingest.ledger import LedgerRow, Outcome
 from encord_ingest.scan.outcomes import OUTCOME_COLUMNS
-from encord_ingest.sidecars import SidecarRole
 from encord_ingest.sources.base import ObjectInfo, folder_of
 
 if TYPE_CHECKING:
     from encord_ingest.scan.scanner import ShardScanner
+    from encord_ingest.sidecars import SidecarConventions
 
 GROUP_KINDS = frozenset({"image_group", "image_sequence", "dicom_series"})
 """Row kinds of items made of several objects, or whose title is not their key: never replayed."""
@@ -65,15 +66,60 @@ _ROW_ORDER = (
     "item_uuid",
     "warning",
 )
+_escape = encoder.encode_basestring
+"""A string as JSON text, as the compact encoder of fingerprints writes it (``ensure_ascii=False``)."""
 _TUPLES = OUTCOME_COLUMNS == _ROW_ORDER
 """Rows are built as tuples in this order (else, slower, by the scanner's ``_row``)."""
 
 
-@dataclass(slots=True)
-class _Data:
-    info: ObjectInfo
-    url: str
-    row: LedgerRow
+_Data = tuple[ObjectInfo, str, LedgerRow]
+"""A recorded data file of a folder: its listing, object URL and ledger row."""
+
+
+class ItemFingerprints:
+    """The input fingerprint of single-object items (not made into a video) under one planning
+    configuration: what the scanner computes, ``sha256`` of the compact JSON of
+    ``[config fingerprint, kind, title, false, sorted [key, version] pairs]``, with the JSON text
+    put together from pre-encoded pieces (each string escaped by the very function the compact
+    encoder uses) instead of encoding the whole list per item."""
+
+    def __init__(self, config_fp: str):
+        self._head = "[" + _escape(config_fp) + ","
+        self._kinds: dict[str, str] = {}
+
+    def pair(self, key: str, version: str) -> tuple[str, str]:
+        """A ``(key, its JSON [key, version] text)`` entry for :meth:`of`."""
+        return key, "[" + _escape(key) + "," + _escape(version) + "]"
+
+    def of(self, kind: str, title: str, pairs: list[tuple[str, str]]) -> str:
+        """The fingerprint of an item; ``pairs`` (from :meth:`pair`, distinct keys) in key order."""
+        head = self._kinds.get(kind)
+        if head is None:
+            head = self._kinds[kind] = self._head + _escape(kind) + ","
+        text = head + _escape(title) + ",false,[" + ",".join([text for _, text in pairs]) + "]]"
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sidecar_bases(
+    conventions: SidecarConventions, names: Iterable[str]
+) -> tuple[dict[str, list[str]], dict[str, list[str]]] | None:
+    """``names`` by the data file name (``{file}`` patterns) and by the stem (``{stem}``
+    patterns) they would be a per-file sidecar of, or ``None`` when a name fits no pattern. A
+    sidecar name is a candidate of a data file exactly when it is listed under that file's name
+    or its stem (:meth:`~.SidecarConventions.per_file_sidecar_names`, read from the sidecar's
+    side: one pass over a folder's sidecars instead of every candidate of every data file)."""
+    kinds = conventions.per_file_suffixes()
+    by_file: dict[str, list[str]] = {}
+    by_stem: dict[str, list[str]] = {}
+    for name in names:
+        fits = False
+        for kind, suffix in kinds:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                (by_file if kind == "file" else by_stem).setdefault(name[: -len(suffix)], []).append(name)
+                fits = True
+        if not fits:
+            return None
+    return by_file, by_stem
 
 
 class UnchangedFolders:
@@ -82,6 +128,9 @@ class UnchangedFolders:
     def __init__(self, scanner: ShardScanner):
         self.scanner: ShardScanner = weakref.proxy(scanner)  # no cycle: the scanner goes when its scan ends
         self._rows_by_folder: dict[str, list[LedgerRow]] | None = None
+        conventions = scanner.conventions
+        self._folder_names = frozenset((*conventions.defaults_names, *conventions.table_names))
+        self._fingerprints = ItemFingerprints(scanner.config_fp)
         self.replayed = 0
         """Folders written by the fast path (for logs and tests)."""
 
@@ -115,7 +164,7 @@ class UnchangedFolders:
         paired = self._check_inputs(batch.folder, data, per_file)
         if paired is None:
             return False
-        self._write(batch, data, folder_inputs, [info for key, info in per_file.items() if key in paired])
+        self._write(batch, data, folder_inputs, [info for name, info in per_file.items() if name in paired])
         self.replayed += 1
         return True
 
@@ -123,14 +172,16 @@ class UnchangedFolders:
         self, batch: FolderBatch, rows: list[LedgerRow]
     ) -> tuple[list[_Data], list[ObjectInfo], dict[str, ObjectInfo]] | None:
         """The batch's recorded data files (matched with ``rows``, both in key order), folder
-        inputs and per-file sidecars (in listing order), or ``None`` when an object is none of
-        those, a data file differs or a row is not listed."""
+        inputs and other objects by name (in listing order: the per-file sidecars, if
+        :meth:`_check_inputs` finds a data file for each), or ``None`` when a data file differs
+        or a row is not listed."""
         scanner = self.scanner
-        ledger, url_of, role_of = scanner.ledger, scanner._url, scanner.conventions.sidecar_role
-        glob_reason = scanner.key_filter.glob_reason
+        ledger, url_of, recorded = scanner.ledger, scanner._url, scanner.ledger.rows
+        glob_reason = scanner.key_filter.glob_reason if scanner.key_filter.has_globs else None
+        folder_names, cut = self._folder_names, len(batch.folder)
         data: list[_Data] = []
         folder_inputs: list[ObjectInfo] = []
-        per_file: dict[str, ObjectInfo] = {}
+        others: dict[str, ObjectInfo] = {}
         pending = iter(rows)
         row: LedgerRow | None = next(pending)
         for info in batch.objects:
@@ -144,61 +195,62 @@ class UnchangedFolders:
                     or info.size == 0
                     or row.item_url != url
                     or row.kind in GROUP_KINDS
-                    or ledger.members(url) != [url]
-                    or glob_reason(key) is not None
+                    or ledger.has_members(url)
+                    or (glob_reason is not None and glob_reason(key) is not None)
                 ):
                     return None
-                data.append(_Data(info, url, row))
+                data.append((info, url, row))
                 row = next(pending, None)
                 continue
             if row is not None and row.key < key:
                 return None  # a recorded data file is not listed
-            role = role_of(key)
-            if role is None or url_of(key) in ledger.rows:
+            if url_of(key) in recorded:
                 return None
-            if role is SidecarRole.PER_FILE:
-                per_file[key] = info
-            else:
+            name = key[cut:]
+            if name in folder_names:
                 folder_inputs.append(info)
+            else:
+                others[name] = info
         if row is not None:
             return None
-        return data, folder_inputs, per_file
+        return data, folder_inputs, others
 
-    def _chain_versions(self, folder: str) -> list[tuple[str, str]]:
-        """``(key, version)`` of the folder defaults and tables that apply to a file of ``folder``."""
+    def _chain_pairs(self, folder: str) -> list[tuple[str, str]]:
+        """:meth:`ItemFingerprints.pair` of the folder defaults and tables that apply to a file of
+        ``folder``, in key order."""
         scanner = self.scanner
         versions: dict[str, str] = {}
         for chain_folder in scanner._chain(folder):
             versions.update({key: info.version for key, info in scanner.inputs.of(chain_folder).items()})
-        return list(versions.items())
+        pair = self._fingerprints.pair
+        return sorted(pair(key, version) for key, version in versions.items())
 
     def _check_inputs(
-        self, folder: str, data: Sequence[_Data], per_file: dict[str, ObjectInfo]
+        self, folder: str, data: Sequence[_Data], others: dict[str, ObjectInfo]
     ) -> set[str] | None:
-        """The per-file sidecars the data files use, or ``None`` when an item's inputs or the
-        planning configuration differ from what its row recorded (or a sidecar is used by none)."""
-        from encord_ingest.scan.scanner import _fingerprint
-
-        scanner = self.scanner
-        chain = self._chain_versions(folder)
-        candidates = scanner.conventions.per_file_sidecar_keys
-        config_fp = scanner.config_fp
+        """The names of the per-file sidecars the data files use, or ``None`` when an item's
+        inputs or the planning configuration differ from what its row recorded, or an object is
+        no data file's per-file sidecar."""
+        bases = sidecar_bases(self.scanner.conventions, others)
+        if bases is None:
+            return None
+        by_file, by_stem = bases
+        chain = self._chain_pairs(folder)
+        fingerprint, pair = self._fingerprints.of, self._fingerprints.pair
+        stem = self.scanner.conventions.stem
+        cut = len(folder)
         used: set[str] = set()
-        for item in data:
-            own = [
-                (key, sidecar.version)
-                for key in candidates(item.info.key)
-                if (sidecar := per_file.get(key)) is not None
-            ]
-            if own:
-                used.update(key for key, _ in own)
-                ordered = sorted(chain + own)
-            else:
-                ordered = sorted(chain)
-            row = item.row
-            if _fingerprint(config_fp, row.kind, item.info.key, False, ordered) != row.input_fingerprint:
+        for info, _, row in data:
+            pairs = chain
+            if others:
+                name = info.key[cut:]
+                own = by_file.get(name, []) + (by_stem.get(stem(name), []) if by_stem else [])
+                if own:
+                    used.update(own)
+                    pairs = sorted(chain + [pair(folder + side, others[side].version) for side in set(own)])
+            if fingerprint(row.kind, info.key, pairs) != row.input_fingerprint:
                 return None
-        return used if len(used) == len(per_file) else None
+        return used if len(used) == len(others) else None
 
     def _write(
         self,
@@ -210,11 +262,9 @@ class UnchangedFolders:
         """The rows the per-item path writes for an unchanged folder, in its order."""
         scanner = self.scanner
         unchanged = Outcome.UNCHANGED.value
-        add = scanner.outcomes.add
         if _TUPLES:
-            for item in data:
-                info, row, url = item.info, item.row, item.url
-                add(
+            scanner.outcomes.extend(
+                [
                     (
                         info.key,
                         url,
@@ -232,27 +282,30 @@ class UnchangedFolders:
                         row.item_uuid,
                         None,
                     )
-                )
+                    for info, url, row in data
+                ]
+            )
             scanner.counts[unchanged] += len(data)
         else:
-            for item in data:
+            for info, url, row in data:
                 scanner._row(
-                    item.info,
+                    info,
                     Outcome.UNCHANGED,
-                    item.url,
-                    item_url=item.url,
-                    kind=item.row.kind,
-                    title=item.info.key,
-                    item_uuid=item.row.item_uuid,
-                    sidecars=item.row.sidecars,
-                    input_fingerprint=item.row.input_fingerprint,
-                    metadata_hash=item.row.metadata_hash,
+                    url,
+                    item_url=url,
+                    kind=row.kind,
+                    title=info.key,
+                    item_uuid=row.item_uuid,
+                    sidecars=row.sidecars,
+                    input_fingerprint=row.input_fingerprint,
+                    metadata_hash=row.metadata_hash,
                 )
         scanner.item_counts[unchanged] += len(data)
         if _TUPLES and self._plain_sidecars(folder_inputs, paired):
             sidecar, url_of = Outcome.SIDECAR.value, scanner._url
-            for info in (*folder_inputs, *paired):
-                add(
+            sidecars = (*folder_inputs, *paired)
+            scanner.outcomes.extend(
+                [
                     (
                         info.key,
                         url_of(info.key),
@@ -264,10 +317,16 @@ class UnchangedFolders:
                         None,
                         info.version,
                         info.size,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
                     )
-                    + (None,) * 5
-                )
-            scanner.counts[sidecar] += len(folder_inputs) + len(paired)
+                    for info in sidecars
+                ]
+            )
+            scanner.counts[sidecar] += len(sidecars)
             if scanner.claimed_outside:
                 scanner.claimed_outside.difference_update(info.key for info in paired)
             scanner._tables_owned_elsewhere(batch)

@@ -104,6 +104,14 @@ class RowsWriter:
         if len(self.rows) >= self.limit:
             self.flush()
 
+    def extend(self, rows: list[Any]) -> None:
+        """:meth:`add` of each of ``rows`` (the same chunks), in one call."""
+        self.rows.extend(rows)
+        self.total += len(rows)
+        while len(self.rows) >= self.limit:
+            chunk, self.rows = self.rows[: self.limit], self.rows[self.limit :]
+            self.writer.write(self.encode(chunk))
+
     def flush(self) -> None:
         if self.rows:
             self.writer.write(self.encode(self.rows))

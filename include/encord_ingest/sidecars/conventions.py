@@ -144,6 +144,12 @@ class SidecarConventions(BaseModel):
     def _suffixes(self) -> tuple[str, ...]:
         return tuple(suffix for _, suffix in self._suffix_kinds)
 
+    def per_file_suffixes(self) -> tuple[tuple[str, str], ...]:
+        """``(kind, suffix)`` of each per-file pattern, kind ``"file"`` or ``"stem"``, highest
+        precedence first: a sidecar name is the data file's name (``file``) or
+        :meth:`stem` (``stem``) followed by the suffix (:meth:`per_file_sidecar_names`)."""
+        return self._suffix_kinds
+
     @cached_property
     def _longest_suffix(self) -> int:
         return max(map(len, self._suffixes), default=0)
@@ -164,9 +170,10 @@ class SidecarConventions(BaseModel):
         """The file name without its extension (compound ones first); dot-files keep their name."""
         name = file_name(key)
         lowered = name.lower()
-        for extension in self._compound_lowered:
-            if lowered.endswith(extension) and len(name) > len(extension):
-                return name[: -len(extension)]
+        if lowered.endswith(self._compound_lowered):  # one check first: most names have none
+            for extension in self._compound_lowered:
+                if lowered.endswith(extension) and len(name) > len(extension):
+                    return name[: -len(extension)]
         dot = name.rfind(".")
         return name[:dot] if dot > 0 else name
 
@@ -216,11 +223,18 @@ class SidecarConventions(BaseModel):
         return list(found)
 
     def _per_file_keys(self, data_key: str) -> list[str]:
-        if data_key.endswith("/"):  # no name, no stem (a stem is empty only when the name is)
+        folder = folder_of(data_key)
+        return [folder + name for name in self.per_file_sidecar_names(data_key[len(folder) :])]
+
+    def per_file_sidecar_names(self, data_name: str) -> list[str]:
+        """Candidate per-file sidecar names (in the data file's folder) of the data file named
+        ``data_name``, highest precedence first, no repeats; not remembered (for callers that
+        ask once per file: :meth:`per_file_sidecar_keys` is the memoised form)."""
+        if not data_name:  # no name, no stem (a stem is empty only when the name is)
             return []
-        by_stem = folder_of(data_key) + self.stem(data_key)  # the folder + name is the key itself
-        keys = [(data_key if kind == "file" else by_stem) + suffix for kind, suffix in self._suffix_kinds]
-        return [key for key in dict.fromkeys(keys) if key != data_key]
+        stem = self.stem(data_name)
+        names = [(data_name if kind == "file" else stem) + suffix for kind, suffix in self._suffix_kinds]
+        return [name for name in dict.fromkeys(names) if name != data_name]
 
     @staticmethod
     def folder_chain(data_key: str, root: str = "") -> list[str]:

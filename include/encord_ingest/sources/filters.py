@@ -48,6 +48,7 @@ from encord_ingest.sources.prefix import template_pattern
 DEFAULT_TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", "~")
 DEFAULT_TEMP_PREFIXES = ("~$",)
 FOLDER_MARKER_SUFFIX = "_$folder$"
+_MARKER_ENDS = ("/", FOLDER_MARKER_SUFFIX)
 
 
 class SkipReason(StrEnum):
@@ -219,6 +220,9 @@ class KeyFilter:
         )
         self._temp_suffixes = tuple(self.config.temp_suffixes)
         self._temp_prefixes = tuple(self.config.temp_prefixes)
+        self._skip_hidden, self._skip_empty = self.config.skip_hidden, self.config.skip_empty
+        self._last_folder: tuple[str, bool | None] = ("\x00", None)
+        """The folder of the last key :meth:`rule_reason` saw, and :meth:`_folder_hidden` of it."""
 
     def rendering(self, key: str) -> str | None:
         """The rendering of the prefix template that ``key`` lies under (``None``: none, or no template)."""
@@ -238,10 +242,42 @@ class KeyFilter:
         return key[len(self.root(key)) :]
 
     def rule_reason(self, info: ObjectInfo) -> SkipReason | None:
-        """The skip rule that ``info`` falls under, if any (globs not considered)."""
+        """The skip rule that ``info`` falls under, if any (globs not considered). What depends
+        on the key's folder only (its glob root, a hidden folder) is worked out once for
+        consecutive keys of one folder (a listing's order); the file name is checked per key."""
         key = info.key
-        if key.endswith("/") or key.endswith(FOLDER_MARKER_SUFFIX):
+        if key.endswith(_MARKER_ENDS):
             return SkipReason.FOLDER_MARKER
+        cut = key.rfind("/") + 1
+        folder, hidden = self._last_folder
+        if len(folder) != cut or not key.startswith(folder):
+            folder = key[:cut]
+            hidden = self._folder_hidden(folder)
+            self._last_folder = (folder, hidden)  # one assignment: other threads see a whole pair
+        if hidden is None:  # a root ends inside this folder's names: the whole key is needed
+            return self._key_rule_reason(info)
+        name = key[cut:]
+        if self._skip_hidden and (hidden or name.startswith(".")):
+            return SkipReason.HIDDEN
+        if name.endswith(self._temp_suffixes) or name.startswith(self._temp_prefixes):
+            return SkipReason.TEMPORARY
+        if self._skip_empty and info.size == 0:
+            return SkipReason.EMPTY
+        return None
+
+    def _folder_hidden(self, folder: str) -> bool | None:
+        """Whether ``folder``, relative to the glob root of its keys, is hidden (``.x/`` or
+        ``a/.x/``); ``None`` when that root may differ between its keys (a root that ends inside
+        the folder's names). A template's rendering ends with ``/``: a key and its folder lie
+        under the same one."""
+        if any(len(root) > len(folder) and root.startswith(folder) for root in self.roots):
+            return None
+        relative = folder[len(self.root(folder)) :]
+        return relative.startswith(".") or "/." in relative
+
+    def _key_rule_reason(self, info: ObjectInfo) -> SkipReason | None:
+        """:meth:`rule_reason` from the whole key."""
+        key = info.key
         relative = self.relative(key)
         if self.config.skip_hidden and (relative.startswith(".") or "/." in relative):
             return SkipReason.HIDDEN
@@ -251,6 +287,11 @@ class KeyFilter:
         if self.config.skip_empty and info.size == 0:
             return SkipReason.EMPTY
         return None
+
+    @property
+    def has_globs(self) -> bool:
+        """Whether include or exclude globs are set (else :meth:`glob_reason` is always ``None``)."""
+        return self._exclude is not None or self._include is not None
 
     def glob_reason(self, key: str) -> SkipReason | None:
         """``EXCLUDED`` or ``NOT_INCLUDED`` by the globs, ``None`` if the key is selected."""
