@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_latency.py [--items 10000] [--delays 0.02] [--backends s3,gcs]
         [--concurrency 32] [--serial-items 200] [--throughput 32] [--per-folder 500] [--json FILE]
+        [--direct-reads on|off]
 
 A child process runs the stand-in (moto S3 or the GCS emulator), seeded with ``--items`` images,
 each with a ``.json`` sidecar, in folders of 500 with a ``_defaults.yaml`` each; another runs the
@@ -18,7 +19,9 @@ printed too. Here, per backend and delay:
    bare client calls (boto3 ``get_object`` / ``download_as_bytes``, no code of ours), straight to
    the stand-in and through the proxy, with the CPU each process spends per GET. The scan's
    sidecar rate is compared with them: a scan that reads as fast as bare calls do is limited by
-   the stand-in, not by the planner.
+   the stand-in, not by the planner. The source's own ranged reads (``read_bytes``, the short way
+   unless ``--direct-reads off``: ``bucket.direct_reads``) are measured the same way, through the
+   proxy: their client CPU per read is what the scan pays per sidecar.
 
 Printed: wall and CPU seconds (this process, the stand-in, the proxy), the machine's load, and
 the ratio scan / listing alone (target <= 1.5), with the two floors this machine sets for the
@@ -123,6 +126,12 @@ def served(backend: str, items: int, delay: float) -> Iterator[Served]:
 # --- this process: the planner ----------------------------------------------------------------------
 
 
+DIRECT_READS = True
+"""``bucket.direct_reads`` of the sources measured (``--direct-reads``)."""
+SIDECAR_LIMIT = 4 * 1024 * 1024 + 1
+"""The ranged read of a sidecar (``max_sidecar_bytes`` + 1), as the scan reads it."""
+
+
 def source_for(backend: str, endpoint: str, concurrency: int) -> Any:
     if backend == "s3":
         sys.path.insert(0, str(ROOT / "tools"))
@@ -130,10 +139,11 @@ def source_for(backend: str, endpoint: str, concurrency: int) -> Any:
 
         from encord_ingest.sources import S3Source
 
-        return S3Source(s3_client(endpoint, max_pool_connections=max(10, concurrency + 2)), BUCKET)
+        client = s3_client(endpoint, max_pool_connections=max(10, concurrency + 2))
+        return S3Source(client, BUCKET, direct_reads=DIRECT_READS)
     from encord_ingest.sources import GCSSource
 
-    return GCSSource(gcs_client(endpoint, concurrency), BUCKET)
+    return GCSSource(gcs_client(endpoint, concurrency), BUCKET, direct_reads=DIRECT_READS)
 
 
 def gcs_client(endpoint: str, threads: int) -> Any:
@@ -214,8 +224,12 @@ def list_alone(source: Any, prefix: str) -> int:
     return sum(1 for _ in iter_shard(source, shard))
 
 
-def bare_get(backend: str, endpoint: str, threads: int) -> Callable[[str], int]:
-    """A bare client call reading one object (no code of ours), with a pool for ``threads``."""
+def bare_get(backend: str, endpoint: str, threads: int, *, ours: bool = False) -> Callable[[str], int]:
+    """A bare client call reading one object (no code of ours), with a pool for ``threads``;
+    ``ours``: the source's own ranged read instead."""
+    if ours:
+        source = source_for(backend, endpoint, threads)
+        return lambda key: len(source.read_bytes(key, SIDECAR_LIMIT))
     if backend == "s3":
         sys.path.insert(0, str(ROOT / "tools"))
         from standins import s3_client
@@ -227,11 +241,11 @@ def bare_get(backend: str, endpoint: str, threads: int) -> Callable[[str], int]:
 
 
 def get_rate(
-    backend: str, endpoint: str, keys: list[str], threads: int, pids: dict[str, int]
+    backend: str, endpoint: str, keys: list[str], threads: int, pids: dict[str, int], *, ours: bool = False
 ) -> tuple[float, Timing]:
-    """GETs per second of wall time for ``keys`` read by ``threads`` threads of bare calls, and
-    the phase's timing (CPU of this process and of ``pids``)."""
-    get = bare_get(backend, endpoint, threads)
+    """GETs per second of wall time for ``keys`` read by ``threads`` threads of bare calls (or of
+    the source's reads: ``ours``), and the phase's timing (CPU of this process and of ``pids``)."""
+    get = bare_get(backend, endpoint, threads, ours=ours)
     get(keys[0])  # connect once, untimed
     with ThreadPoolExecutor(threads) as pool:
         _, timing = timed(lambda: sum(pool.map(get, keys)), pids)
@@ -252,7 +266,10 @@ def ceilings(backend: str, stack: Served, items: int, threads: list[int]) -> dic
     for n in threads:
         direct, direct_t = get_rate(backend, stack.upstream, keys, n, stand_in)
         proxied, proxied_t = get_rate(backend, stack.endpoint, keys, n, stack.pids)
+        ours, ours_t = get_rate(backend, stack.endpoint, keys, n, stack.pids, ours=True)
         rates[str(n)] = {
+            "ours": ours,
+            "ours_cpu_per_get": {"client": ours_t.cpu / len(keys), **_per(ours_t, len(keys))},
             "direct": direct,
             "direct_cpu_per_get": {"client": direct_t.cpu / len(keys), **_per(direct_t, len(keys))},
             "proxied": proxied,
@@ -267,6 +284,12 @@ def ceilings(backend: str, stack: Served, items: int, threads: list[int]) -> dic
         print(
             f"  {'':31} {proxied:5.0f}/s through the proxy ({per_get(proxied_t, len(keys))}, "
             f"load {proxied_t.load:.1f})",
+            flush=True,
+        )
+        way = "the short way" if DIRECT_READS else "direct_reads off"
+        print(
+            f"  {'source.read_bytes (' + way + ')':>31} {ours:5.0f}/s through the proxy "
+            f"({per_get(ours_t, len(keys))}, load {ours_t.load:.1f})",
             flush=True,
         )
     return rates
@@ -317,6 +340,7 @@ def bench(
         "sidecar_rate": items / scan.wall,
         "latency_floor": items * delay / concurrency,
         "bare_gets": rates,
+        "direct_reads": DIRECT_READS,
     }
     report(result, listing, scan)
     return result
@@ -381,6 +405,11 @@ def report(r: dict[str, Any], listing: Timing, scan: Timing) -> None:
             f"process (one GIL, whatever the bucket): {client / r['list_wall']:.2f}x the listing before "
             f"any planning"
         )
+        ours = bare["ours_cpu_per_get"]["client"] * r["items"]
+        print(
+            f"  the source's own ranged reads ({'direct_reads' if DIRECT_READS else 'direct_reads off'}): "
+            f"{ours:.2f} s of client CPU for {r['items']:,}: {ours / r['list_wall']:.2f}x the listing"
+        )
     print(
         f"  one folder, {r['folder_items']} items: serial {r['serial_wall']:.2f} s wall "
         f"({r['serial_cpu']:.2f} s CPU), read-ahead {r['ahead_wall']:.2f} s wall "
@@ -391,7 +420,7 @@ def report(r: dict[str, Any], listing: Timing, scan: Timing) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    global PER_FOLDER  # noqa: PLW0603 (the tree's layout, set once before anything runs)
+    global PER_FOLDER, DIRECT_READS  # noqa: PLW0603 (set once before anything runs)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -405,9 +434,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--per-folder", type=int, default=500, help="images per folder (small: many folders)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--direct-reads", choices=["on", "off"], default="on", help="the sources' bucket.direct_reads"
+    )
     parser.add_argument("--serve", choices=["s3", "gcs"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     PER_FOLDER = args.per_folder
+    DIRECT_READS = args.direct_reads == "on"
     delays = [float(d) for d in args.delays.split(",")]
     threads = [int(n) for n in args.throughput.split(",") if n.strip()]
     if args.serve:
