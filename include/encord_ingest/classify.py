@@ -20,6 +20,7 @@ import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -46,9 +47,8 @@ class NotData(StrEnum):
     UNKNOWN_KIND = "unknown_kind"
 
 
-# Giving an extension already in use another kind here changes what the ledger recorded for it:
-# make it change ``scan.config.config_fingerprint`` too, so unchanged folders are planned again
-# (the no-change fast path trusts the recorded kind: ``scan/unchanged.py``).
+# Any change to these tables changes ``scan.config.config_fingerprint`` (:func:`built_in_tables`),
+# so unchanged folders are planned again: the no-change fast path trusts the recorded kind.
 DEFAULT_EXTENSIONS: dict[str, tuple[FileKind, ...]] = {
     **dict.fromkeys(
         (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".heic"),
@@ -77,6 +77,18 @@ _MIME_EXACT = {
     "application/x-nifti": FileKind.NIFTI,
     "application/ogg": FileKind.AUDIO,
 }
+
+
+def built_in_tables() -> dict[str, dict[str, Any]]:
+    """The classifier's built-in tables in JSON form (sorted): the kinds of each extension and of
+    sniffed content types. Part of ``scan.config.config_fingerprint``."""
+    return {
+        "extensions": {
+            ext: [kind.value for kind in kinds] for ext, kinds in sorted(DEFAULT_EXTENSIONS.items())
+        },
+        "mime_major": {mime: kind.value for mime, kind in sorted(_MIME_MAJOR.items())},
+        "mime_exact": {mime: kind.value for mime, kind in sorted(_MIME_EXACT.items())},
+    }
 
 
 class ClassifyConfig(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from encord_ingest.classify import (
     sniff_content_type,
 )
 from encord_ingest.sidecars import SidecarConventions
-from tests.planning.helpers import dicom, png
+from tests.planning.helpers import Harness, dicom, png
 
 CONVENTIONS = SidecarConventions()
 
@@ -138,3 +139,76 @@ def test_kind_from_content_type() -> None:
     assert kind_from_content_type("image/png") is FileKind.IMAGE
     assert kind_from_content_type("Application/DICOM") is FileKind.DICOM
     assert kind_from_content_type("application/octet-stream") is None
+
+
+# What ledgers recorded under today's built-in rules: these must never change by accident.
+PINNED_FINGERPRINTS = {
+    "defaults": "bdd426f4a9b927abcb4875b3419ce4828f60565b7d1244f94cd7e9e0dba2d239",
+    "globs": "4ceefb5cd76bdc85933ff4f84eaea0c0089619d544c8c56580c995ce85bd8f5f",
+}
+
+
+def fingerprints() -> dict[str, str]:
+    from encord_ingest.scan.config import PlanningConfig, config_fingerprint
+    from encord_ingest.schema import MetadataSchema
+    from encord_ingest.sources.filters import FilterConfig
+    from tests.planning.helpers import SCHEMA
+
+    globs = PlanningConfig(filters=FilterConfig(exclude=["/*.jpg"]), prefix_template="raw/")
+    return {
+        "defaults": config_fingerprint(PlanningConfig(), SCHEMA),
+        "globs": config_fingerprint(globs, MetadataSchema(keys={})),
+    }
+
+
+def test_todays_built_in_rules_keep_the_fingerprints_ledgers_recorded() -> None:
+    assert fingerprints() == PINNED_FINGERPRINTS
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "value"),
+    [
+        ("DEFAULT_EXTENSIONS", ".webm", (FileKind.AUDIO, FileKind.VIDEO)),  # another default kind
+        ("DEFAULT_EXTENSIONS", ".jxl", (FileKind.IMAGE,)),  # a new extension
+        ("_MIME_EXACT", "application/x-nifti", FileKind.DICOM),
+    ],
+)
+def test_a_change_to_a_built_in_table_changes_every_fingerprint(
+    monkeypatch: pytest.MonkeyPatch, table: str, key: str, value: object
+) -> None:
+    from encord_ingest import classify
+
+    monkeypatch.setitem(getattr(classify, table), key, value)
+    changed = fingerprints()
+    assert all(changed[name] != PINNED_FINGERPRINTS[name] for name in changed)
+
+
+def test_a_change_to_a_filter_default_changes_every_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from encord_ingest.sources import filters
+
+    monkeypatch.setattr(filters, "DEFAULT_TEMP_SUFFIXES", (*filters.DEFAULT_TEMP_SUFFIXES, ".swp"))
+    changed = fingerprints()
+    assert all(changed[name] != PINNED_FINGERPRINTS[name] for name in changed)
+
+
+def test_a_new_default_kind_re_plans_a_folder_the_fast_path_would_replay(
+    local: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The no-change fast path trusts the kind the ledger recorded: after a table change the
+    folder is planned item by item, and the item gets the new kind."""
+    from encord_ingest import classify
+    from encord_ingest.ledger import item_urls_by_title
+    from tests.planning.helpers import spy_replays
+
+    harness = local({"raw/a/clip.webm": b"x" * 10, "raw/a/clip.webm.json": {"capture.site": "s"}})
+    first = harness.plan("r1")
+    assert first.outcome("raw/a/clip.webm")["kind"] == "video"
+    harness.commit(first, item_uuids={u: f"uuid-{t}" for t, u in item_urls_by_title(first.frames).items()})
+    taken = spy_replays(monkeypatch)
+    harness.commit(harness.plan("r2"))
+    assert taken == ["raw/a/"]
+    taken.clear()
+    monkeypatch.setitem(classify.DEFAULT_EXTENSIONS, ".webm", (FileKind.AUDIO, FileKind.VIDEO))
+    again = harness.plan("r3")
+    assert not taken
+    assert again.outcome("raw/a/clip.webm")["kind"] == "audio"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from encord_ingest.classify import ClassifyConfig
+from encord_ingest.classify import ClassifyConfig, built_in_tables
 from encord_ingest.grouping import GroupingConfig
 from encord_ingest.ledger import Outcome
 from encord_ingest.manifest import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS, DEFAULT_MAX_URLS
@@ -72,6 +72,27 @@ class PlanningConfig(BaseModel):
         return key
 
 
+FIRST_FINGERPRINTED_RULES = "7d1b54ba9b3a83f12cfa548a71c640dc5a5b5da1d6f52d2b6f90ee8978c99bae"
+"""The digest of :func:`built_in_rules` when fingerprints were first recorded. While the built-in
+rules are these, they stay out of the fingerprint (the ledgers recorded under them stay valid);
+any change to them changes every fingerprint, so nothing has to remember to bump a version."""
+
+
+def built_in_rules() -> dict[str, object]:
+    """What the code itself decides about what is data and of which kind: the classifier's
+    tables (:func:`~encord_ingest.classify.built_in_tables`) and the defaults of ``classify``
+    and ``filters``."""
+    return {
+        **built_in_tables(),
+        "classify": ClassifyConfig().model_dump(mode="json"),
+        "filters": FilterConfig().model_dump(mode="json"),
+    }
+
+
+def built_in_rules_digest() -> str:
+    return hashlib.sha256(compact_json_bytes(built_in_rules())).hexdigest()
+
+
 def config_fingerprint(config: PlanningConfig, schema: MetadataSchema) -> str:
     """A hash of everything besides the sidecars that decides an item's metadata and shape.
 
@@ -80,7 +101,8 @@ def config_fingerprint(config: PlanningConfig, schema: MetadataSchema) -> str:
     ``filters`` (which decide what is data and of which kind) are in it only when they differ
     from their defaults, so fingerprints recorded before they were added stay valid for the
     default settings; with other settings, the first run after the upgrade reads every item's
-    sidecars once (their metadata is compared: nothing is written to Encord unless it differs)."""
+    sidecars once (their metadata is compared: nothing is written to Encord unless it differs).
+    A change to the built-in rules (:func:`built_in_rules`) changes it too."""
     relevant: dict[str, object] = {
         "schema": schema.to_dict(),
         "mapping": config.mapping.model_dump(mode="json"),
@@ -96,6 +118,9 @@ def config_fingerprint(config: PlanningConfig, schema: MetadataSchema) -> str:
             relevant[name] = settings
     if "filters" in relevant:  # the globs' root
         relevant["prefix_template"] = config.prefix_template
+    rules = built_in_rules_digest()
+    if rules != FIRST_FINGERPRINTED_RULES:
+        relevant["built_in_rules"] = rules
     return hashlib.sha256(compact_json_bytes(relevant)).hexdigest()
 
 
