@@ -44,14 +44,20 @@ def _unique(values: list[str | None]) -> list[str]:
 
 
 def configured(configs: list[SourceConfig]) -> dict[str, list[str]]:
-    """What the configured sources use: ``encord`` connections, ``aws`` connections (of ``s3://``
-    buckets and states) and Encord ``folders``, each in source order without repeats."""
+    """What the configured sources use: ``encord`` connections, ``aws`` and ``gcs`` connections
+    (of ``s3://`` / ``gs://`` buckets and states) and Encord ``folders``, each in source order
+    without repeats."""
+
+    def storage(scheme: str) -> list[str]:
+        return _unique(
+            [c.state_connection if c.state_uri.startswith(f"{scheme}://") else None for c in configs]
+            + [c.bucket.conn_id if c.bucket.scheme == scheme else None for c in configs]
+        )
+
     return {
         "encord": _unique([c.encord.conn_id for c in configs]),
-        "aws": _unique(
-            [c.state_connection if c.state_uri.startswith("s3://") else None for c in configs]
-            + [c.bucket.conn_id if c.bucket.scheme == "s3" else None for c in configs]
-        ),
+        "aws": storage("s3"),
+        "gcs": storage("gs"),
         "folders": _unique([c.encord.folder for c in configs]),
     }
 
@@ -198,6 +204,14 @@ PARAMS: dict[str, Param] = {
         "the default AWS credential chain.",
         examples=CONFIGURED["aws"] or ["aws_default"],
     ),
+    "gcs_conn_id": Param(
+        next(iter(CONFIGURED["gcs"]), None),
+        type=["string", "null"],
+        title="Google Cloud connection (gs:// URIs)",
+        description="Default: the first configured GCS source's; the others are proposed. Empty: "
+        "Application Default Credentials.",
+        examples=CONFIGURED["gcs"] or ["google_cloud_default"],
+    ),
 }
 
 with DAG(
@@ -234,6 +248,7 @@ with DAG(
         "folder": "{{ params.folder }}",
         "encord_conn_id": "{{ params.encord_conn_id }}",
         "aws_conn_id": "{{ params.aws_conn_id }}",
+        "gcs_conn_id": "{{ params.gcs_conn_id }}",
     }
     apply = EncordApplyMetadataOperator(
         task_id="apply_metadata",

@@ -99,11 +99,18 @@ def test_connection_defaults_come_from_the_configured_sources(
     encord, aws = params.get_param("encord_conn_id"), params.get_param("aws_conn_id")
     assert (encord.value, encord.schema["examples"]) == ("encord_demo", ["encord_demo", "encord_cams"])
     assert (aws.value, aws.schema["examples"]) == ("aws_demo", ["aws_demo", "aws_state"])
+    gcs = params.get_param("gcs_conn_id")
+    assert (gcs.value, gcs.schema["examples"]) == ("gcp_cams", ["gcp_cams"])
+    tasks = load_module().dag.task_dict
+    for task_id in ("apply_metadata", "export_metadata"):
+        assert "gcs_conn_id" in tasks[task_id].template_fields
+        assert tasks[task_id].gcs_conn_id == "{{ params.gcs_conn_id }}"
     assert "demo/fleet/raw, cams/raw." in params.get_param("target_ids").description
 
     monkeypatch.setenv("ENCORD_INGEST_SOURCES_DIR", str(tmp_path / "none"))
     params = load_module().dag.params
     assert (params["encord_conn_id"], params["aws_conn_id"]) == ("encord_default", "aws_default")
+    assert params["gcs_conn_id"] is None  # Application Default Credentials
 
 
 @pytest.mark.usefixtures("airflow_db")

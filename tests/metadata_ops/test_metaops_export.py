@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from standins import create_bucket, moto_s3_server, s3_client
+from standins.gcs import GcsEmulator
 
 from encord_emulator.testing import EmulatorServer
 from encord_ingest.sync import present
@@ -226,3 +227,45 @@ def test_round_trip_through_s3(
     assert result["report_uri"] == "s3://metaops/edits/reports/rt.report.json"
     assert report["counts"]["written"] == 1
     assert everything(emulator)["a.jpg"] == {**HELD["a.jpg"], "site": "N2"}
+
+
+def test_round_trip_through_gcs(
+    emulator: EmulatorServer,
+    encord_conn: str,
+    schema_path: str,
+    gcs: GcsEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Export to and apply from the GCS emulator (real HTTP) through ``gcs_conn_id``, with the table
+    and the report in the bucket; a ``gcs_conn_id`` that names no connection fails, so it is the
+    one used."""
+    seed(emulator)
+    gcs.create_bucket("metaops-gcs")
+    extra = {"anonymous": True, "project": "test-project"}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GCP_METAOPS", json.dumps({"conn_type": "google_cloud_platform", "extra": extra})
+    )
+    export_operator(
+        encord_conn,
+        scope="folder",
+        target_ids=["rt"],
+        output_uri="gs://metaops-gcs/exports",
+        name="rt",
+        gcs_conn_id="gcp_metaops",
+    ).execute({})
+    bucket = gcs.client().bucket("metaops-gcs")
+    text = bucket.blob("exports/rt.csv").download_as_bytes().decode()
+    bucket.blob("edits/rt.csv").upload_from_string(text.replace(",north,", ",N3,").encode())
+    options: dict[str, Any] = {
+        "scope": "folder",
+        "target_ids": ["rt"],
+        "table_uri": "gs://metaops-gcs/edits/rt.csv",
+        "schema_path": schema_path,
+    }
+    with pytest.raises(Exception, match="gcp_missing"):
+        apply_operator(encord_conn, gcs_conn_id="gcp_missing", **options).execute({})
+    result = apply_operator(encord_conn, gcs_conn_id="gcp_metaops", **options).execute({})
+    report = json.loads(bucket.blob("edits/reports/rt.report.json").download_as_bytes())
+    assert result["report_uri"] == "gs://metaops-gcs/edits/reports/rt.report.json"
+    assert report["counts"]["written"] == 1
+    assert everything(emulator)["a.jpg"] == {**HELD["a.jpg"], "site": "N3"}

@@ -57,7 +57,9 @@ def default_report_uri(table_uri: str, dry_run: bool) -> str:
 
 
 class _MetadataOperator(EncordBaseOperator):
-    """Shared arguments: what to reach (scope, ids), plus the Encord and storage connections."""
+    """Shared arguments: what to reach (scope, ids), plus the Encord and storage connections
+    (``aws_conn_id`` for ``s3://`` URIs, ``gcs_conn_id`` for ``gs://`` ones: change tables,
+    reports and exports)."""
 
     def __init__(
         self,
@@ -118,6 +120,7 @@ class EncordApplyMetadataOperator(_MetadataOperator):
         "max_failed_fraction",
         "encord_conn_id",
         "aws_conn_id",
+        "gcs_conn_id",
     )
     _REQUEST_FIELDS = (
         "table_uri",
@@ -279,7 +282,14 @@ class EncordExportMetadataOperator(_MetadataOperator):
     with :class:`EncordApplyMetadataOperator` (export -> edit -> apply changes only the edited cells).
     """
 
-    template_fields: Sequence[str] = (*_SCOPE_FIELDS, "output_uri", "name", "encord_conn_id", "aws_conn_id")
+    template_fields: Sequence[str] = (
+        *_SCOPE_FIELDS,
+        "output_uri",
+        "name",
+        "encord_conn_id",
+        "aws_conn_id",
+        "gcs_conn_id",
+    )
 
     def __init__(self, *, output_uri: str, name: str = "metadata", **kwargs: Any) -> None:
         super().__init__(**kwargs)
