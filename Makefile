@@ -45,7 +45,7 @@ test-ui: venv
 
 lint: venv
 	$(BIN)/ruff check dags plugins include tests bench tools
-	$(BIN)/ruff format --check dags plugins include tests bench tools
+	$(BIN)/ruff format --check dags plugins include tests bench tools docs README.md
 	$(BIN)/mypy
 
 demo: venv
