@@ -145,11 +145,13 @@ def test_a_dropped_connection_is_read_again_the_ordinary_way_and_logs_no_url(
     with caplog.at_level("DEBUG", logger="encord_ingest.sources"):
         data, paths = proxied.read(proxied.make(), "f/ok.json", 100)
     assert (data, len(paths)) == (b'{"a": 1}', 2)
-    failures = [r.getMessage() for r in caplog.records if "reading it the ordinary way" in r.getMessage()]
+    ours = [r for r in caplog.records if r.name.startswith("encord_ingest")]  # not the libraries'
+    failures = [r.getMessage() for r in ours if "reading it the ordinary way" in r.getMessage()]
     assert len(failures) == 1
     assert "f/ok.json" in failures[0]
-    assert all(r.exc_info is None for r in caplog.records)
-    assert not any(secret in caplog.text for secret in ("X-Amz-", "Signature", "alt=media", "http"))
+    assert all(r.exc_info is None for r in ours)
+    text = "\n".join(r.getMessage() for r in ours)
+    assert not any(secret in text for secret in ("X-Amz-", "Signature", "alt=media", "http"))
 
 
 def test_presigned_reads_carry_the_session_token_of_refreshed_credentials(s3_endpoint: str) -> None:
