@@ -89,11 +89,16 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-name": "Encord",
                 "conn-fields": CONN_FIELDS,
                 "ui-field-behaviour": {
-                    "hidden-fields": ["host", "schema", "login", "password", "port", "extra"],
-                    "relabeling": {},
+                    # The port stays visible although the hook ignores it (the domain URL carries
+                    # any port, e.g. an emulator's): Airflow 3.3's row Test button sends port 0
+                    # for a connection without one, which the API refuses to test with the stored
+                    # key. A port set here (any, e.g. 443) makes that button work.
+                    "hidden-fields": ["host", "schema", "login", "password", "extra"],
+                    "relabeling": {"port": "Port (for the Test button only; the domain carries the port)"},
                     "placeholders": {
                         "domain": "https://api.encord.com",
                         "ssh_private_key": "-----BEGIN OPENSSH PRIVATE KEY-----",
+                        "port": "443",
                     },
                 },
             }

@@ -50,7 +50,10 @@ def test_connection_type_form_fields_and_behaviour() -> None:
     assert widgets["domain"].field["value"] == "https://api.encord.com"
     assert {w.hook_class_name for w in widgets.values()} == {"encord_provider.hooks.encord.EncordHook"}
     behaviour = manager.field_behaviours["encord"]
-    assert behaviour["hidden_fields"] == ["host", "schema", "login", "password", "port", "extra"]
+    # The port is shown (relabelled): the row Test button needs a stored port (README).
+    assert behaviour["hidden_fields"] == ["host", "schema", "login", "password", "extra"]
+    assert behaviour["relabeling"]["port"].startswith("Port (for the Test button only")
+    assert behaviour["placeholders"]["port"] == "443"
     assert behaviour["placeholders"]["extra__encord__domain"] == "https://api.encord.com"
     assert {
         "encord_provider.links.EncordFolderLink",
