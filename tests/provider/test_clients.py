@@ -9,6 +9,7 @@ import pytest
 from standins.gcs import gcs_emulator
 from standins.s3 import moto_s3_server, s3_client
 
+from encord_ingest.sources import GCSSource
 from encord_ingest.sources.factory import open_source
 from encord_ingest.storage import BlobStore
 from encord_provider.clients import storage_clients
@@ -138,6 +139,12 @@ def test_a_gcs_client_reads_the_proxy_settings_of_the_environment_once(
         monkeypatch.delenv("HTTP_PROXY")  # read when the client was built, not at every request
         assert client.bucket("gcs-env").blob("a.json").download_as_bytes() == b"{}"
         assert (settings.requests > 0) is (no_proxy == "")  # through the proxy unless NO_PROXY names the host
+        settings.seen = []  # (the library also looks the bucket up, once, in a thread of its own)
+        source = GCSSource(client, "gcs-env")  # a sidecar's ranged read, the short way (direct_reads)
+        assert source.direct is not None
+        assert source.read_bytes("a.json", 100) == b"{}"
+        reads = [path for _method, path, _headers in settings.seen if "/o/a.json" in path]
+        assert len(reads) == (1 if no_proxy == "" else 0)
 
 
 def test_local_paths_need_no_client() -> None:

@@ -18,6 +18,7 @@ import pytest
 from standins import DROP, GcsEmulator, LatencySettings, latency_proxy, s3_client, unique_bucket_name
 
 from encord_ingest.sources import GCSSource, S3Source, Source
+from encord_ingest.sources.gcs import pool_for_read_ahead
 from tests.sources.test_listing import AWKWARD_KEYS
 
 OBJECTS = {**{key: key.encode() * 3 for key in AWKWARD_KEYS}, "f/empty.json": b"", "f/ok.json": b'{"a": 1}'}
@@ -86,7 +87,9 @@ def proxied(request: pytest.FixtureRequest) -> Iterator[Proxied]:
         def make(**kwargs: Any) -> Source:
             if request.param == "s3":
                 return S3Source(s3_client(endpoint), bucket, **kwargs)
-            return GCSSource(gcs_client(endpoint), bucket, **kwargs)
+            # As the provider builds it (the environment read once; see the last test for a client
+            # that reads it per request).
+            return GCSSource(pool_for_read_ahead(gcs_client(endpoint)), bucket, **kwargs)
 
         yield Proxied(bucket, endpoint, settings, make)
 
@@ -208,3 +211,23 @@ def test_media_reads_carry_the_clients_refreshed_token(gcs: GcsEmulator) -> None
     sent = {name.lower(): value for name, value in headers.items()}
     assert sent["authorization"] == "Bearer fresh-token"
     assert sent["range"] == "bytes=0-99"
+
+
+def test_media_reads_of_a_client_reading_the_environment_per_request_use_its_proxy(
+    gcs: GcsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client not set up by the provider reads the environment at every request (``requests``'
+    ``trust_env``): so does the short way. Here the proxy is the environment's HTTP proxy, set
+    after the client was built."""
+    bucket, settings = _gcs_bucket(gcs), LatencySettings(delay=0.0, jitter=0.0, seen=[])
+    with latency_proxy(gcs.endpoint, settings=settings) as proxy:
+        source = GCSSource(gcs_client(gcs.endpoint), bucket)
+        for name in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(name, proxy)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.setenv(name, "")
+        assert source.read_bytes("f/ok.json", 100) == b'{"a": 1}'
+    assert settings.seen is not None
+    assert [path for _method, path, _headers in settings.seen] == [
+        f"{gcs.endpoint}/download/storage/v1/b/{bucket}/o/f%2Fok.json?alt=media"
+    ]

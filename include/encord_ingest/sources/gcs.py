@@ -81,8 +81,9 @@ class MediaReads:
     header merging, URL parsing): with one GIL per planner, that CPU, not the bucket's latency,
     bounds how fast a shard reads. Here the same media URL (``.../download/storage/v1/b/<bucket>
     /o/<name>?alt=media``) is sent by the client's own transport adapter (its pool, mutual TLS,
-    TLS verification and proxies), with the client's credentials applied (and refreshed) by the
-    credentials object itself, and the client's user agent.
+    TLS verification and proxies, the environment's too unless :func:`pool_for_read_ahead` read
+    it once already), with the client's credentials applied (and refreshed) by the credentials
+    object itself, and the client's user agent.
 
     :meth:`read` answers ``None`` for anything but a complete 206 answer (or a 200 one without a
     checksum to verify) with no content encoding: the caller then makes the ordinary download,
@@ -126,12 +127,13 @@ class MediaReads:
             request = PreparedRequest()  # as ``prepare`` would make it: no body, cookies or hooks
             request.method, request.url, request.body = "GET", url, None
             request.headers = CaseInsensitiveDict(headers)
+            if session.trust_env:  # the environment, as ``requests`` reads it per request
+                settings = session.merge_environment_settings(url, {}, None, None, None)
+                proxies, verify, cert = settings["proxies"], settings["verify"], settings["cert"]
+            else:  # read once already (:func:`pool_for_read_ahead`)
+                proxies, verify, cert = session.proxies, session.verify, session.cert
             response = session.get_adapter(url).send(
-                request,
-                timeout=DOWNLOAD_TIMEOUT_S,
-                verify=session.verify,
-                proxies=session.proxies,
-                cert=session.cert,
+                request, timeout=DOWNLOAD_TIMEOUT_S, verify=verify, proxies=proxies, cert=cert
             )
             answer = response.headers
             if response.status_code not in (200, 206) or "content-encoding" in answer:

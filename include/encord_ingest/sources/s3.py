@@ -25,6 +25,10 @@ from encord_ingest.sources.urls import UrlBuilder
 DEFAULT_PAGE_SIZE = 1000
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _CHECKSUM_HEADER = "x-amz-checksum-"
+PRESIGNED_EXPIRY_S = 300
+"""A short-way URL is used at once; short-lived in case a debug log (urllib3's) shows it. S3
+tolerates 15 minutes of clock skew for signed requests; a clock more than 5 minutes behind gets
+403s here, and every read then goes the ordinary way."""
 log = logging.getLogger(__name__)
 _PRESIGNING = threading.local()
 _SIGV4_HANDLER_ID = "encord-ingest-presigned-reads-sigv4"
@@ -97,7 +101,7 @@ class PresignedReads:
             _PRESIGNING.active = True
             try:
                 url = self.client.generate_presigned_url(
-                    "get_object", Params={"Bucket": self.bucket, "Key": key}
+                    "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=PRESIGNED_EXPIRY_S
                 )
             finally:
                 _PRESIGNING.active = False
