@@ -7,7 +7,7 @@ import hashlib
 import logging
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -64,7 +64,10 @@ from encord_ingest.sync import change_line, join_lines
 log = logging.getLogger(__name__)
 
 OVER_LIMIT = OVER_LIMIT_CODE
-_BLANK_ROW: dict[str, Any] = dict.fromkeys(OUTCOME_COLUMNS)
+_BLANK_ROW: list[Any] = [None] * len(OUTCOME_COLUMNS)
+_COLUMN = {name: index for index, name in enumerate(OUTCOME_COLUMNS)}
+_OWN_COLUMNS = ("key", "url", "outcome", "version", "size")
+_KEY, _URL, _OUTCOME, _VERSION, _SIZE = (_COLUMN[name] for name in _OWN_COLUMNS)
 UNMATCHED_ROWS_SHOWN = 20
 """Unmatched table rows named in the table's warning; the rest are counted."""
 DATA_CHANGED_WARNING = (
@@ -166,19 +169,36 @@ class ShardScanner:
 
     def _add_row(self, info: ObjectInfo, outcome: Outcome, url: str, fields: Mapping[str, Any]) -> None:
         """One outcome row: ``fields`` are its other columns (those not given are empty)."""
-        row = _BLANK_ROW.copy()
-        row["key"], row["url"], row["outcome"] = info.key, url, outcome.value
-        row["version"], row["size"] = info.version, info.size
-        row.update(fields)
+        self._add_rows(((info, url),), outcome, fields)
+
+    def _add_rows(
+        self, members: Iterable[tuple[ObjectInfo, str]], outcome: Outcome, fields: Mapping[str, Any]
+    ) -> None:
+        """A row per ``(info, url)`` of ``members``, each with the columns ``fields`` (which
+        win over the object's own: key, url, outcome, version, size)."""
+        template = _BLANK_ROW.copy()
+        try:
+            for name, value in fields.items():
+                template[_COLUMN[name]] = value
+        except KeyError:
+            raise ValueError(f"not outcome columns: {sorted(set(fields) - set(OUTCOME_COLUMNS))}") from None
+        value = outcome.value
+        template[_OUTCOME] = value
+        overrides = [(_COLUMN[name], fields[name]) for name in _OWN_COLUMNS if name in fields]
+        add, rows = self.outcomes.add, 0
+        for info, url in members:
+            row = template.copy()
+            row[_KEY], row[_URL], row[_VERSION], row[_SIZE] = info.key, url, info.version, info.size
+            for index, column_value in overrides:
+                row[index] = column_value
+            add(tuple(row))
+            rows += 1
         error = fields.get("code")
         if outcome is Outcome.FAILED and error:
-            self.error_counts[error] += 1
+            self.error_counts[error] += rows
         if fields.get("warning"):
-            self.summary.warnings += 1
-        self.counts[outcome.value] += 1
-        if len(row) != len(OUTCOME_COLUMNS):
-            raise ValueError(f"not outcome columns: {sorted(set(row) - set(OUTCOME_COLUMNS))}")
-        self.outcomes.add(tuple(row.values()))
+            self.summary.warnings += rows
+        self.counts[value] += rows
 
     def _skip(self, info: ObjectInfo, code: str, message: str | None = None) -> None:
         self._row(info, Outcome.SKIPPED, self._url(info.key), code=code, message=message)
@@ -580,8 +600,7 @@ class ShardScanner:
         uuid = row.item_uuid if row is not None else None
         shared = {"item_url": urls[0], "kind": row_kind(draft), "title": draft.title, "item_uuid": uuid}
         shared.update(fields)
-        for info, url in zip(draft.members, urls, strict=True):
-            self._add_row(info, outcome, url, shared)
+        self._add_rows(zip(draft.members, urls, strict=True), outcome, shared)
 
     def _fail(self, draft: Draft, error: ItemError, urls: Sequence[str] | None = None) -> None:
         urls = list(urls) if urls is not None else [self.ctx.source.object_url(m.key) for m in draft.members]
