@@ -103,10 +103,12 @@ class ParsedTable(BaseModel):
 
     def lookup(self, data_key: str) -> dict[str, Any] | ItemError | None:
         """The row for ``data_key`` (do not mutate it), its row error, or ``None``."""
-        if not data_key.startswith(self.folder):
+        folder = self.folder
+        if not data_key.startswith(folder):
             return None
-        relative = unicodedata.normalize("NFC", data_key[len(self.folder) :])
-        return self.row_errors.get(relative) or self.rows.get(relative)
+        relative = unicodedata.normalize("NFC", data_key[len(folder) :])
+        errors = self.row_errors
+        return (errors.get(relative) if errors else None) or self.rows.get(relative)
 
 
 class _TableProblem(Exception):
