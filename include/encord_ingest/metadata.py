@@ -613,9 +613,14 @@ class MetadataMapping(BaseModel):
             return key
         return f"{self.prefix}.{key}"
 
+    @property
+    def reshapes(self) -> bool:
+        """Whether :meth:`apply` changes any key (flatten, drop, rename or prefix)."""
+        return bool(self.flatten or self.drop or self.rename or self.prefix is not None)
+
     def apply(self, values: Mapping[Any, Any], *, file: str) -> tuple[dict[Any, Any], list[ItemError]]:
         """Flatten, drop, rename and prefix one layer's keys (not ``static``; not typed)."""
-        if not (self.flatten or self.drop or self.rename or self.prefix is not None):
+        if not self.reshapes:
             return dict(values), []  # nothing to reshape: every key stays as it is
         flat, errors = flatten(values, file=file) if self.flatten else (dict(values), [])
         out: dict[Any, Any] = {}
@@ -659,7 +664,9 @@ def map_and_type(
     unknown_keys: UnknownKeyPolicy,
 ) -> TypedMetadata:
     """Steps 1-5 for one sidecar layer: the usual entry point for sidecar parsers."""
-    mapped, errors = mapping.apply(values, file=file) if mapping else (dict(values), [])
+    if mapping is None or not mapping.reshapes:  # type_metadata only reads its input
+        return type_metadata(values, schema, file=file, untyped=untyped, unknown_keys=unknown_keys)
+    mapped, errors = mapping.apply(values, file=file)
     typed = type_metadata(mapped, schema, file=file, untyped=untyped, unknown_keys=unknown_keys)
     typed.errors[:0] = errors
     return typed

@@ -97,7 +97,7 @@ def merge_typed(
     if errors:
         return ItemMetadata(error=errors[0], warnings=warnings, files=files)
     merged = merge_layers([layer.values for layer in typed])
-    if not any(key in merged for key in RESERVED_KEYS):
+    if merged.keys().isdisjoint(RESERVED_KEYS):
         return ItemMetadata(values=merged, warnings=warnings, files=files)
     final, reserved_errors = validate_reserved(
         merged, kind=kind, file=_reserved_file(typed, files, item_file)
