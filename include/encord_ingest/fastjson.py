@@ -63,9 +63,14 @@ def _orjson_safe(value: Any) -> bool:
         items = value
     else:
         return kind in _SCALARS
-    for item in items:
+    for item in items:  # scalars inline: this runs for every value the planner writes
         kind = type(item)
-        if not (kind is str or kind is int or kind is bool or item is None or _orjson_safe(item)):
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is float:
+            if not (item == 0.0 or 1e-4 <= abs(item) < 1e16):
+                return False
+        elif not _orjson_safe(item):
             return False
     return True
 

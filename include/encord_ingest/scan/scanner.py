@@ -67,6 +67,7 @@ OVER_LIMIT = OVER_LIMIT_CODE
 _BLANK_ROW: list[Any] = [None] * len(OUTCOME_COLUMNS)
 _COLUMN = {name: index for index, name in enumerate(OUTCOME_COLUMNS)}
 _OWN_COLUMNS = ("key", "url", "outcome", "version", "size")
+_OWN_SET = frozenset(_OWN_COLUMNS)
 _KEY, _URL, _OUTCOME, _VERSION, _SIZE = (_COLUMN[name] for name in _OWN_COLUMNS)
 UNMATCHED_ROWS_SHOWN = 20
 """Unmatched table rows named in the table's warning; the rest are counted."""
@@ -184,7 +185,11 @@ class ShardScanner:
             raise ValueError(f"not outcome columns: {sorted(set(fields) - set(OUTCOME_COLUMNS))}") from None
         value = outcome.value
         template[_OUTCOME] = value
-        overrides = [(_COLUMN[name], fields[name]) for name in _OWN_COLUMNS if name in fields]
+        overrides = (
+            ()
+            if _OWN_SET.isdisjoint(fields)
+            else [(_COLUMN[n], fields[n]) for n in _OWN_COLUMNS if n in fields]
+        )
         add, rows = self.outcomes.add, 0
         for info, url in members:
             row = template.copy()
