@@ -190,14 +190,15 @@ class ShardScanner:
             if _OWN_SET.isdisjoint(fields)
             else [(_COLUMN[n], fields[n]) for n in _OWN_COLUMNS if n in fields]
         )
-        add, rows = self.outcomes.add, 0
+        built = []
         for info, url in members:
             row = template.copy()
             row[_KEY], row[_URL], row[_VERSION], row[_SIZE] = info.key, url, info.version, info.size
             for index, column_value in overrides:
                 row[index] = column_value
-            add(tuple(row))
-            rows += 1
+            built.append(tuple(row))
+        self.outcomes.extend(built)
+        rows = len(built)
         error = fields.get("code")
         if outcome is Outcome.FAILED and error:
             self.error_counts[error] += rows
