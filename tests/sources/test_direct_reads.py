@@ -231,3 +231,20 @@ def test_media_reads_of_a_client_reading_the_environment_per_request_use_its_pro
     assert [path for _method, path, _headers in settings.seen] == [
         f"{gcs.endpoint}/download/storage/v1/b/{bucket}/o/f%2Fok.json?alt=media"
     ]
+
+
+def test_media_reads_go_through_a_transport_adapter_with_a_send_of_its_own(gcs: GcsEmulator) -> None:
+    """A session whose adapter sends requests its own way (here: counting them) keeps it."""
+    from requests.adapters import HTTPAdapter
+
+    sent: list[str] = []
+
+    class Counting(HTTPAdapter):
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            sent.append(str(request.url))
+            return super().send(request, *args, **kwargs)
+
+    bucket, client = _gcs_bucket(gcs), gcs_client(gcs.endpoint)
+    client._http.mount("http://", Counting())
+    assert GCSSource(client, bucket).read_bytes("f/ok.json", 100) == b'{"a": 1}'
+    assert sent == [f"{gcs.endpoint}/download/storage/v1/b/{bucket}/o/f%2Fok.json?alt=media"]

@@ -116,36 +116,63 @@ class MediaReads:
 
     def read(self, key: str, max_bytes: int) -> bytes | None:
         """The first ``max_bytes`` of ``key``, or ``None``: read it the ordinary way."""
-        from requests import PreparedRequest
-        from requests.structures import CaseInsensitiveDict
-
         session: Any = self.session
         url = self.prefix + quote(key, safe="~") + self.query
         headers = {**self.headers, "Range": f"bytes=0-{max_bytes - 1}"}
         try:
             session.credentials.before_request(session._auth_request, "GET", url, headers)
-            request = PreparedRequest()  # as ``prepare`` would make it: no body, cookies or hooks
-            request.method, request.url, request.body = "GET", url, None
-            request.headers = CaseInsensitiveDict(headers)
-            if session.trust_env:  # the environment, as ``requests`` reads it per request
-                settings = session.merge_environment_settings(url, {}, None, None, None)
-                proxies, verify, cert = settings["proxies"], settings["verify"], settings["cert"]
-            else:  # read once already (:func:`pool_for_read_ahead`)
-                proxies, verify, cert = session.proxies, session.verify, session.cert
-            response = session.get_adapter(url).send(
-                request, timeout=DOWNLOAD_TIMEOUT_S, verify=verify, proxies=proxies, cert=cert
-            )
-            answer = response.headers
-            if response.status_code not in (200, 206) or "content-encoding" in answer:
-                return None
-            if response.status_code == 200 and "x-goog-hash" in answer:
-                return None
-            data: bytes = response.content
+            status, answer, data = self._send(session, url, headers)
         except Exception as exc:  # noqa: BLE001 (like the S3 short way: the error's name, not its text)
             failure = type(exc).__name__
             log.debug("media read of %s failed (%s); reading it the ordinary way", key, failure)
             return None
+        if status not in (200, 206) or "content-encoding" in answer:
+            return None
+        if status == 200 and "x-goog-hash" in answer:
+            return None
         return data
+
+    @staticmethod
+    def _send(session: Any, url: str, headers: dict[str, str]) -> tuple[int, Any, bytes]:
+        """GET ``url`` as the session would send it; (status, headers, body).
+
+        The session's adapter for ``url`` picks the connection pool (its TLS context, mutual TLS
+        included, and proxy) and the request target, as its own ``send`` does; the response is
+        read whole from that pool, without the ``Response`` object ``requests`` builds around it.
+        An adapter with a ``send`` of its own is called through it instead."""
+        from requests import PreparedRequest
+        from requests.adapters import HTTPAdapter
+        from requests.structures import CaseInsensitiveDict
+        from urllib3.util import Timeout
+
+        request = PreparedRequest()  # as ``prepare`` would make it: no body, cookies or hooks
+        request.method, request.url, request.body = "GET", url, None
+        request.headers = CaseInsensitiveDict(headers)
+        if session.trust_env:  # the environment, as ``requests`` reads it per request
+            settings = session.merge_environment_settings(url, {}, None, None, None)
+            proxies, verify, cert = settings["proxies"], settings["verify"], settings["cert"]
+        else:  # read once already (:func:`pool_for_read_ahead`)
+            proxies, verify, cert = session.proxies, session.verify, session.cert
+        adapter: Any = session.get_adapter(url)
+        if not isinstance(adapter, HTTPAdapter) or type(adapter).send is not HTTPAdapter.send:
+            response = adapter.send(
+                request, timeout=DOWNLOAD_TIMEOUT_S, verify=verify, proxies=proxies, cert=cert
+            )
+            return response.status_code, response.headers, response.content
+        pool: Any = adapter.get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+        adapter.cert_verify(pool, url, verify, cert)  # type: ignore[no-untyped-call]
+        answer = pool.urlopen(
+            "GET",
+            adapter.request_url(request, proxies),
+            headers=request.headers,
+            redirect=False,
+            assert_same_host=False,
+            preload_content=True,
+            decode_content=False,
+            retries=adapter.max_retries,
+            timeout=Timeout(connect=DOWNLOAD_TIMEOUT_S, read=DOWNLOAD_TIMEOUT_S),
+        )
+        return answer.status, answer.headers, answer.data
 
 
 def _prepared_url(url: str) -> str | None:
