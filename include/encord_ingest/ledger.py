@@ -321,24 +321,20 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:80]
 
 
-def _range_filters(ranges: Sequence[KeyRangeLike] | None) -> list[list[tuple[str, str, str]]] | None:
-    """Parquet row-group filters (OR of ANDs) for key ranges; exact checks follow in pandas."""
-    if ranges is None:
-        return None
-    filters = []
+def _in_ranges(keys: pa.ChunkedArray, ranges: Sequence[KeyRangeLike]) -> pa.ChunkedArray:
+    """Which of ``keys`` lie in any of ``ranges`` (:func:`in_range` over the whole column: Arrow
+    compares strings as UTF-8 bytes, the key order)."""
+    import pyarrow.compute as pc
+
+    inside = pc.less(keys, "")  # all false
     for key_range in ranges:
-        conditions = []
-        if key_range.prefix:
-            conditions.append(("key", ">=", key_range.prefix))
-            conditions.append(("key", "<", key_range.prefix + MAX_CHAR))
+        match = pc.starts_with(keys, pattern=key_range.prefix)
         if key_range.start_at is not None:
-            conditions.append(("key", ">=", key_range.start_at))
+            match = pc.and_(match, pc.greater_equal(keys, key_range.start_at))
         if key_range.end_before is not None:
-            conditions.append(("key", "<", key_range.end_before))
-        if not conditions:
-            return None
-        filters.append(conditions)
-    return filters or [[("key", "<", "")]]
+            match = pc.and_(match, pc.less(keys, key_range.end_before))
+        inside = pc.or_(inside, match)
+    return inside
 
 
 class Ledger:
@@ -480,13 +476,11 @@ class Ledger:
 
     @staticmethod
     def _part_table(data: bytes, ranges: Sequence[KeyRangeLike] | None) -> pa.Table:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pq.read_table(io.BytesIO(data), filters=_range_filters(ranges), schema=ledger_schema())
+        table = pq.read_table(io.BytesIO(data), schema=ledger_schema())
         if ranges is not None:
-            keep = [any(in_range(key, key_range) for key_range in ranges) for key in table["key"].to_pylist()]
-            table = table.filter(pa.array(keep, type=pa.bool_()))
+            table = table.filter(_in_ranges(table["key"], ranges))
         return table
 
     def read_frame(self, ranges: Sequence[KeyRangeLike] | None = None) -> pd.DataFrame:

@@ -140,6 +140,26 @@ def test_range_reads_return_only_the_shard_rows(store: BlobStore) -> None:
     assert len(ledger.read_frame([])) == 0
 
 
+def test_range_reads_select_exactly_the_keys_in_range(store: BlobStore) -> None:
+    """Ranges are applied over the key column (Arrow's byte order) and must select what
+    in_range selects, key by key, for every combination of bounds, also past the BMP."""
+    from itertools import product
+
+    from encord_ingest.ledger import in_range
+
+    keys = sorted(
+        ["a", "a/1.jpg", "a/2.jpg", "a0", "b/1.jpg", "b/2.jpg", "b/3.jpg", "z\uff61.jpg", "z\U0001f600.jpg"]
+    )
+    ledger = Ledger(store, "l")
+    ledger.write(frame(*[row(k) for k in keys]), "r1")
+    marks = [None, "", "a", "a/", "a/2", "b/3", "z\uff61", "z\U0001f600.jpg"]
+    for prefix, start_at, end_before in product(["", "a", "a/", "b/", "z"], marks, marks):
+        ranges = [KeyRange(prefix, start_at, end_before), KeyRange(prefix="b/", end_before="b/2")]
+        for chosen in (ranges[:1], ranges):
+            expected = [k for k in keys if any(in_range(k, r) for r in chosen)]
+            assert list(ledger.read_frame(chosen)["key"]) == expected, chosen
+
+
 def snapshot(*rows: dict[str, Any]) -> LedgerSnapshot:
     return LedgerSnapshot(LedgerRow(**r) for r in rows)
 
