@@ -227,7 +227,6 @@ class ShardScanner:
         objects = 0
         for info in iter_shard(source, self.ctx.shard):
             objects += 1
-            self.objects = objects
             if objects % every == 0:
                 log.info(
                     "shard %s/%s: %s objects listed so far, outcomes %s",
@@ -245,6 +244,7 @@ class ShardScanner:
                 urls.pop(info.key, None)
                 continue
             yield info
+        self.objects = objects
 
     def _url(self, key: str) -> str:
         """The object URL of ``key`` (listed in a folder still open: computed once)."""

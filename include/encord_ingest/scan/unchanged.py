@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import weakref
+from bisect import insort
 from collections.abc import Iterable, Sequence
 from json import encoder
 from typing import TYPE_CHECKING
@@ -108,12 +109,14 @@ def sidecar_bases(
     sidecar name is a candidate of a data file exactly when it is listed under that file's name
     or its stem (:meth:`~.SidecarConventions.per_file_sidecar_names`, read from the sidecar's
     side: one pass over a folder's sidecars instead of every candidate of every data file)."""
-    kinds = conventions.per_file_suffixes()
+    by_extension: dict[str, list[tuple[str, str]]] = {}  # a name ending in a suffix ends in its extension
+    for kind, suffix in conventions.per_file_suffixes():
+        by_extension.setdefault(suffix[suffix.rfind(".") :], []).append((kind, suffix))
     by_file: dict[str, list[str]] = {}
     by_stem: dict[str, list[str]] = {}
     for name in names:
         fits = False
-        for kind, suffix in kinds:
+        for kind, suffix in by_extension.get(name[name.rfind(".") :], ()):
             if name.endswith(suffix) and len(name) > len(suffix):
                 (by_file if kind == "file" else by_stem).setdefault(name[: -len(suffix)], []).append(name)
                 fits = True
@@ -245,7 +248,11 @@ class UnchangedFolders:
             if others:
                 name = info.key[cut:]
                 own = by_file.get(name, []) + (by_stem.get(stem(name), []) if by_stem else [])
-                if own:
+                if len(own) == 1:
+                    used.add(own[0])
+                    pairs = chain.copy()
+                    insort(pairs, pair(folder + own[0], others[own[0]].version))
+                elif own:
                     used.update(own)
                     pairs = sorted(chain + [pair(folder + side, others[side].version) for side in set(own)])
             if fingerprint(row.kind, info.key, pairs) != row.input_fingerprint:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -365,9 +366,11 @@ def plan_shards(
 
 
 def iter_shard(source: Source, shard: Shard) -> Iterator[ObjectInfo]:
-    """Every object of ``shard`` in key order."""
-    for part in shard.parts:
-        yield from source.iter_objects(part.prefix, end_before=part.end_before, start_at=part.start_at)
+    """Every object of ``shard`` in key order (chained in C: no generator frame per object)."""
+    return chain.from_iterable(
+        source.iter_objects(part.prefix, end_before=part.end_before, start_at=part.start_at)
+        for part in shard.parts
+    )
 
 
 def find_folder_files(source: Source, folders: Iterable[str], names: Iterable[str]) -> list[ObjectInfo]:
