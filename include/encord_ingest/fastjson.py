@@ -95,7 +95,7 @@ def compact(*, sort_keys: bool = False) -> Callable[[Any], bytes]:
     def encode(value: Any) -> bytes:
         if _orjson_safe(value):
             try:
-                return dumps(value, default=_refuse, option=option)
+                return _exact(dumps(value, default=_refuse, option=option))
             except TypeError:
                 pass
         return fallback(value).encode("utf-8")
@@ -109,6 +109,12 @@ def pydantic_compatible(value: Any) -> bytes | None:
     that is not plain JSON. pydantic-core and ``orjson`` write floats, infinities (``null``) and
     strings alike (tested over every code point and random floats)."""
     try:
-        return orjson.dumps(value, default=_refuse, option=_PASSTHROUGH)
+        return _exact(orjson.dumps(value, default=_refuse, option=_PASSTHROUGH))
     except TypeError:
         return None
+
+
+def _exact(out: bytes) -> bytes:
+    """A copy of ``orjson``'s output of its own size: ``orjson`` returns its whole write buffer
+    (about 4 KiB however short the JSON), and a planner keeps a chunk's entries and lines."""
+    return bytes(memoryview(out))

@@ -13,6 +13,7 @@ import json
 import math
 import random
 import struct
+import tracemalloc
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -220,3 +221,20 @@ def test_random_flat_sidecars_with_duplicates_and_colons_parse_as_the_full_path(
         assert fast == full, data
         taken += fast_flat_json(data, 100) is not None
     assert 500 < taken < 3000  # both paths were exercised
+
+
+def test_encoded_bytes_hold_no_spare_buffer() -> None:
+    """orjson's own bytes keep its ~4 KiB write buffer: 50k manifest entries held in a chunk
+    would take 200 MiB."""
+    entry = {"objectUrl": "file:///b/img_1.jpg", "title": "img_1.jpg", "clientMetadata": {"n": 1}}
+    encode = compact()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        held = [encode(entry) for _ in range(500)] + [
+            change_line("u", None, {"n": 1}, []) for _ in range(500)
+        ]
+        per_value = (tracemalloc.get_traced_memory()[0] - before) / len(held)
+    finally:
+        tracemalloc.stop()
+    assert per_value < 512, per_value
