@@ -63,7 +63,7 @@ def _error_code(exc: Exception) -> str | None:
 
 
 class PresignedReads:
-    """Ranged GETs of a bucket's objects at about half the client CPU of ``get_object``.
+    """Ranged GETs of a bucket's objects at ~1.5x less client CPU than ``get_object``.
 
     A scan reads one small sidecar per item, and boto3 spends ~1.6 ms of CPU on each
     ``get_object`` (parameter validation, endpoint rules, signing, user agent, parsing the
