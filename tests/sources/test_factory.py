@@ -56,3 +56,17 @@ def test_bad_source_uris(uri: str, message: str) -> None:
     with pytest.raises(ConfigError, match=r"sources\.cams\.uri") as error:
         open_source(uri, field="sources.cams.uri")
     assert message in str(error.value)
+
+
+def test_direct_reads_can_be_switched_off(s3: Any, gcs: GcsEmulator) -> None:
+    """``bucket.direct_reads: false`` (the DAG builder passes it): sidecars are read the ordinary way."""
+    from encord_ingest.config import BucketConfig
+
+    assert BucketConfig(uri="s3://my-bucket").direct_reads is True
+    assert BucketConfig(uri="s3://my-bucket", direct_reads=False).direct_reads is False
+    for uri, clients in (
+        ("s3://my-bucket", {"s3_client": s3}),
+        ("gs://my-bucket", {"gcs_client": gcs.client()}),
+    ):
+        assert vars(open_source(uri, **clients))["direct"] is not None
+        assert vars(open_source(uri, direct_reads=False, **clients))["direct"] is None
