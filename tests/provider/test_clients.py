@@ -39,14 +39,17 @@ def test_gcs_client_from_a_connection_lists_and_writes_through_the_emulator(
 
 
 def test_s3_client_comes_from_an_aws_connection_with_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
-    with moto_s3_server() as endpoint:
+    from standins.latency import LatencySettings, latency_proxy
+
+    settings = LatencySettings(delay=0.0, jitter=0.0, seen=[])
+    with moto_s3_server() as moto, latency_proxy(moto, settings=settings) as endpoint:
         s3_client(endpoint).create_bucket(Bucket="conn-raw")
         s3_client(endpoint).put_object(Bucket="conn-raw", Key="x/y.jpg", Body=b"y")
         conn = {
             "conn_type": "aws",
             "login": "testing",
             "password": "testing",
-            "extra": {"endpoint_url": endpoint},
+            "extra": {"endpoint_url": endpoint, "aws_session_token": "conn-token"},
         }
         monkeypatch.setenv("AIRFLOW_CONN_AWS_TEST", json.dumps(conn))
         source = open_source(
@@ -54,6 +57,16 @@ def test_s3_client_comes_from_an_aws_connection_with_an_endpoint(monkeypatch: py
         )
         assert [info.key for info in source.iter_objects("x/")] == ["x/y.jpg"]
         assert source.object_url("x/y.jpg") == "https://conn-raw.s3.eu-west-2.amazonaws.com/x/y.jpg"
+        # A sidecar's ranged read, the short way: one presigned GET (SigV4) with the connection's
+        # credentials and session token.
+        settings.seen.clear()
+        assert source.read_bytes("x/y.jpg", 100) == b"y"
+        ((method, path, _headers),) = settings.seen
+        assert method == "GET"
+        assert path.startswith(
+            "/conn-raw/x/y.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=testing%2F"
+        )
+        assert "X-Amz-Security-Token=conn-token" in path
 
 
 def test_an_s3_client_is_built_once_per_connection_and_again_when_the_connection_changes(
