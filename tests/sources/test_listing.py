@@ -245,3 +245,21 @@ def test_local_walk_applies_every_bound_exactly(tmp_path: Any) -> None:
         expected = [key for key in keys if key in bounds]
         listed = keys_of(source.iter_objects(prefix or "", start_after, end_before, start_at=start_at))
         assert listed == expected, bounds
+
+
+def test_object_info_built_the_fast_way_is_an_object_info() -> None:
+    """object_info (what the local walk builds) gives the very ObjectInfo the constructor gives:
+    equal, same hash and repr, still frozen."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from encord_ingest.sources.base import object_info
+
+    when = datetime(2026, 12, 3, tzinfo=UTC)
+    for args in (("a/b.jpg", 5, "v1", when), ("c", 0, "")):
+        fast, plain = object_info(*args), ObjectInfo(*args)
+        assert type(fast) is ObjectInfo
+        assert (fast, hash(fast), repr(fast)) == (plain, hash(plain), repr(plain))
+        assert dataclasses.astuple(fast) == dataclasses.astuple(plain)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.key = "x"  # type: ignore[misc]

@@ -21,7 +21,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from encord_ingest.sources.base import DELIMITER, BoundedListing, KeyBounds, LevelEntry, ObjectInfo, folder_of
+from encord_ingest.sources.base import (
+    DELIMITER,
+    BoundedListing,
+    KeyBounds,
+    LevelEntry,
+    ObjectInfo,
+    folder_of,
+    object_info,
+)
 from encord_ingest.sources.urls import UrlBuilder
 
 log = logging.getLogger(__name__)
@@ -47,7 +55,7 @@ def _info(key: str, result: os.stat_result) -> ObjectInfo | None:
     """The object of a file's ``stat`` result (``None``: not a regular file)."""
     if not stat.S_ISREG(result.st_mode):
         return None
-    return ObjectInfo(
+    return object_info(
         key,
         result.st_size,
         f"{result.st_mtime_ns:x}-{result.st_size:x}",
