@@ -18,7 +18,9 @@ What one event re-plans (its *unit*), always a superset of the item(s) it can af
   whole group and its per-file sidecars (``seq.json`` next to ``seq/``);
 - a folder defaults file or table: the stem range of its folder, i.e. the whole subtree (under
   the source's static prefix when the folder lies above the renderings: ``raw/`` or ``raw/2026/``
-  for ``raw/{{ data_interval_start:%Y/%m/%d }}/``);
+  for ``raw/{{ data_interval_start:%Y/%m/%d }}/``), where the scan skips keys under no rendering
+  (``raw/latest/x.jpg``) as ``outside_prefix`` and keeps their ledger rows, as the scheduled runs
+  never plan them (:attr:`~encord_ingest.sources.sharding.Shard.renderings_only`);
 - skipped with a rule: another bucket, outside the source's prefix (template placeholders match
   anything), the source's skip rules and globs (globs apply to data files; a sidecar's data file
   decides), an unknown kind, folder inputs above ``metadata.root``, event types other than
@@ -48,7 +50,7 @@ from encord_ingest.classify import Classifier, NotData
 from encord_ingest.sidecars import SidecarRole
 from encord_ingest.sources.base import MAX_CHAR, ObjectInfo, folder_of
 from encord_ingest.sources.filters import KeyFilter
-from encord_ingest.sources.prefix import ancestors_pattern, static_prefix
+from encord_ingest.sources.prefix import static_prefix
 from encord_ingest.sources.sharding import Shard, ShardPart, shard_of_parts
 
 if TYPE_CHECKING:
@@ -293,7 +295,6 @@ class EventPlanner:
         self.conventions = config.sidecars
         self.grouping = config.grouping
         self.scope = static_prefix(config.bucket.prefix)
-        self.ancestors = ancestors_pattern(config.bucket.prefix)
         self.classifier = Classifier(config.classify, is_sidecar=self.conventions.is_sidecar)
         self.root = config.metadata.root
         self.planning = config.planning()
@@ -313,9 +314,7 @@ class EventPlanner:
         rendering = self.source_filter.rendering(key)
         if rendering is not None:
             return rendering
-        if folder_input and self.ancestors.fullmatch(folder_of(key)):
-            return self.scope
-        return None
+        return self.scope if self.source_filter.scheduled(key, folder_input=folder_input) else None
 
     def unit(self, event: S3Event) -> Unit | Skip:
         """The unit ``event`` re-plans, or the rule that skips it."""
@@ -543,7 +542,8 @@ def event_shards(units: Sequence[Unit], max_shards: int) -> list[Shard]:
         groups.append(units[start:end])
         start = end
     return [
-        shard_of_parts(index, len(groups), [u.part() for u in group]) for index, group in enumerate(groups)
+        shard_of_parts(index, len(groups), [u.part() for u in group], renderings_only=True)
+        for index, group in enumerate(groups)
     ]
 
 

@@ -76,6 +76,11 @@ _T = TypeVar("_T")
 POINTER_NAME = "CURRENT.json"
 OVER_LIMIT_CODE = "over_limit"
 """Skip code of new items a run's ``limit`` left out (see :mod:`encord_ingest.scan.scanner`)."""
+OUTSIDE_PREFIX_CODE = "outside_prefix"
+"""Skip code of keys an event run listed under the static prefix that lie under no rendering of
+the source's prefix template: no scheduled run plans them (see :class:`~encord_ingest.sources.sharding.Shard`)."""
+ROW_KEEPING_CODES = (OVER_LIMIT_CODE, OUTSIDE_PREFIX_CODE)
+"""Skip codes of objects the run did not re-plan: their ledger rows stay as they are."""
 VERSIONS_FOLDER = "versions"
 ROW_GROUP_SIZE = 10_000
 PART_ROWS = 20_000
@@ -709,8 +714,9 @@ def merge_outcomes(
       item is in ``failed_item_urls`` (registration or metadata sync failed): then the old row
       (or no row, for a new item) stays, so the next run tries again;
     - ``failed`` objects keep their old row;
-    - ``skipped``, ``sidecar`` and ``gone`` objects lose their row, except items a run's ``limit``
-      left out (code ``over_limit``), which keep theirs;
+    - ``skipped``, ``sidecar`` and ``gone`` objects lose their row, except objects the run did
+      not re-plan (:data:`ROW_KEEPING_CODES`: items a run's ``limit`` left out, keys an event run
+      saw outside the template's renderings), which keep theirs;
     - rows the run did not see (other prefixes, other days) are kept as they are.
 
     ``item_uuids`` maps object URLs to Encord item UUIDs learnt this run (from the upload job's
@@ -751,8 +757,8 @@ def _replaced_mask(outcomes: pd.DataFrame, failed: Collection[str]) -> pd.Series
     replaced = _planned_mask(outcomes, failed) | outcomes["outcome"].isin(
         [Outcome.SKIPPED.value, Outcome.SIDECAR.value, Outcome.GONE.value]
     )
-    if "code" in outcomes:  # an item a run's limit left out was not re-planned: it keeps its row
-        replaced &= outcomes["code"].ne(OVER_LIMIT_CODE)
+    if "code" in outcomes:  # objects the run did not re-plan keep their rows
+        replaced &= ~outcomes["code"].isin(ROW_KEEPING_CODES)
     return replaced
 
 

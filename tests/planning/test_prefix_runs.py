@@ -125,3 +125,83 @@ def test_an_event_run_for_a_folder_input_above_the_template_filters_like_schedul
     assert {s["key"]: s["rule"] for s in singles.skipped} == {
         key: code for key, (outcome, code) in expected.items() if outcome == "skipped"
     }
+
+
+DAYS = ("raw/2026/11/01/", "raw/2026/11/02/")
+UNDER_NO_RENDERING = {
+    "raw/latest/x.jpg": png(),
+    "raw/latest/x.jpg.json": {"capture.camera": "c1"},
+    "raw/latest/_defaults.yaml": "capture:\n  camera: c2\n",
+    "raw/2026/stray.jpg": png(),
+}
+OUTSIDE_TREE = {
+    "raw/_defaults.yaml": "capture:\n  site: s\n",
+    "raw/2026/_defaults.yaml": "capture:\n  camera: t\n",
+    "raw/2026/11/metadata.csv": "file,layer\n01/a.jpg,l1\n",
+    f"{DAYS[0]}a.jpg": png(),
+    f"{DAYS[0]}a.jpg.json": {"capture.count": 1},
+    f"{DAYS[1]}b.jpg": png(),
+    **UNDER_NO_RENDERING,
+}
+
+
+@pytest.mark.parametrize(
+    ("changed", "content"),
+    [("raw/_defaults.yaml", "capture:\n  site: s2\n"), ("raw/2026/_defaults.yaml", "capture:\n  camera: t2\n")],
+)
+def test_an_event_run_above_the_template_plans_what_the_scheduled_runs_plan_and_keeps_other_ledger_rows(
+    tmp_path: Path, data_root: Path, changed: str, content: str
+) -> None:
+    """An event for a defaults file above the renderings lists the static prefix (``raw/``), but
+    plans only what the scheduled runs of the days below it plan: keys under no rendering of the
+    template (``raw/latest/``, ``raw/2026/stray.jpg``) are skipped as ``outside_prefix``, and the
+    ledger rows an earlier run with the prefix override ``raw/`` gave them survive the commit."""
+    from encord_ingest.events import plan_events
+    from encord_ingest.sources.sharding import Shard
+    from tests.events.test_event_planning import config as source_config
+    from tests.events.test_event_planning import s3_message
+
+    write_tree(data_root, OUTSIDE_TREE)
+    source = source_config(grouping={})
+    assert source.bucket.prefix == "raw/{{ data_interval_start:%Y/%m/%d }}/"
+    harness = Harness(
+        LocalSource(data_root),
+        BlobStore.from_uri(str(tmp_path / "state")),
+        config=source.planning(),
+        prefixes=("raw/",),  # a manual run with a prefix override: the user's choice, planned whole
+    )
+    manual = harness.plan("manual")
+    assert manual.outcome_of("raw/latest/x.jpg") == manual.outcome_of("raw/2026/stray.jpg") == "new"
+    harness.commit(manual, item_uuids={u: f"uuid-{t}" for t, u in item_urls_by_title(manual.frames).items()})
+    before = harness.ledger.read_frame().set_index("key")
+    assert {"raw/latest/x.jpg", "raw/2026/stray.jpg"} <= set(before.index)
+
+    write_tree(data_root, {changed: content})
+    harness.prefixes = list(DAYS)
+    scheduled = harness.plan("scheduled")  # the days' scheduled runs, not committed
+    event = plan_events(source, [s3_message(changed)], run_id="events")
+    assert not event.skipped
+    result = harness.plan("events", shard_list=[Shard.model_validate(shard) for shard in event.shards])
+
+    day_keys = [key for key in OUTSIDE_TREE if key.startswith(DAYS)]
+    assert {k: (scheduled.outcome_of(k), scheduled.outcome(k)["code"]) for k in day_keys} == {
+        k: (result.outcome_of(k), result.outcome(k)["code"]) for k in day_keys
+    }
+    assert {scheduled.outcome_of(k) for k in day_keys} == {"metadata_changed", "sidecar"}
+    assert sorted((c.object_url, c.metadata) for c in scheduled.changes) == sorted(
+        (c.object_url, c.metadata) for c in result.changes
+    )
+    listed = set(result.outcomes["key"])
+    outside = {key for key in UNDER_NO_RENDERING if key in listed}
+    assert outside == (set(UNDER_NO_RENDERING) if changed == "raw/_defaults.yaml" else {"raw/2026/stray.jpg"})
+    for key in outside:
+        row = result.outcome(key)
+        assert (row["outcome"], row["code"]) == ("skipped", "outside_prefix")
+        assert "raw/{{ data_interval_start:%Y/%m/%d }}/" in row["message"]
+    assert not result.manifests
+
+    harness.commit(result)
+    after = harness.ledger.read_frame().set_index("key")
+    for key in ("raw/latest/x.jpg", "raw/2026/stray.jpg"):
+        assert after.loc[key].to_dict() == before.loc[key].to_dict()  # the manual run's row, whole
+    assert after.loc[f"{DAYS[0]}a.jpg", "last_run_id"] == "events"

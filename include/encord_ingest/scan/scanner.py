@@ -7,7 +7,7 @@ import hashlib
 import logging
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +25,7 @@ from encord_ingest.grouping import (
     read_dicom_header,
 )
 from encord_ingest.ledger import (
+    OUTSIDE_PREFIX_CODE,
     OVER_LIMIT_CODE,
     Ledger,
     LedgerRow,
@@ -224,6 +225,8 @@ class ShardScanner:
         folder is open (:meth:`_url`)."""
         source, unseen, urls = self.ctx.source, self.unseen, self.urls
         rule_reason, every = self.key_filter.rule_reason, self.ctx.config.progress_every
+        outside = self._outside_renderings()
+        outside_message = outside_prefix_message(self.ctx.config.prefix_template)
         objects = 0
         for info in iter_shard(source, self.ctx.shard):
             objects += 1
@@ -238,6 +241,10 @@ class ShardScanner:
             if unseen:
                 url = urls[info.key] = source.object_url(info.key)
                 unseen.discard(url)
+            if outside is not None and outside(info.key):
+                self._skip(info, OUTSIDE_PREFIX_CODE, outside_message)
+                urls.pop(info.key, None)
+                continue
             reason = rule_reason(info)
             if reason is not None:
                 self._row(info, Outcome.SKIPPED, self._url(info.key), code=reason.value)
@@ -245,6 +252,19 @@ class ShardScanner:
                 continue
             yield info
         self.objects = objects
+
+    def _outside_renderings(self) -> Callable[[str], bool] | None:
+        """For an event run's shard (:attr:`Shard.renderings_only`): whether a key is one no
+        scheduled run plans (under no rendering of the prefix template); else ``None``."""
+        template = self.ctx.config.prefix_template
+        if not self.ctx.shard.renderings_only or template is None:
+            return None
+        rendering, scheduled, is_input = (
+            self.key_filter.rendering,
+            self.key_filter.scheduled,
+            self._is_folder_input,
+        )
+        return lambda key: rendering(key) is None and not scheduled(key, folder_input=is_input(key))
 
     def _url(self, key: str) -> str:
         """The object URL of ``key`` (listed in a folder still open: computed once)."""
@@ -670,6 +690,14 @@ class ShardScanner:
                 f"shard {self.ctx.shard.index}: {summary.objects} objects but outcomes {summary.counts}"
             )
         return summary
+
+
+def outside_prefix_message(template: str | None) -> str:
+    """The message of an ``outside_prefix`` row (see :meth:`ShardScanner._outside_renderings`)."""
+    return (
+        f"under no rendering of bucket.prefix {template!r}: an event run plans what the scheduled runs "
+        "plan (the object's ledger row, if any, is kept; a run with a prefix override plans it)"
+    )
 
 
 def row_kind(draft: Draft) -> str:

@@ -42,8 +42,8 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from encord_ingest.errors import ConfigError
-from encord_ingest.sources.base import ObjectInfo
-from encord_ingest.sources.prefix import template_pattern
+from encord_ingest.sources.base import ObjectInfo, folder_of
+from encord_ingest.sources.prefix import ancestors_pattern, template_pattern
 
 DEFAULT_TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", "~")
 DEFAULT_TEMP_PREFIXES = ("~$",)
@@ -205,6 +205,7 @@ class KeyFilter:
         self.config = config or FilterConfig()
         self.roots = sorted(set(roots) or {""}, key=len, reverse=True)
         self._pattern = template_pattern(template) if template is not None else None
+        self._ancestors = ancestors_pattern(template) if template is not None else None
         folders = template is not None and template.endswith("/")  # a rendering is a folder
         self._template = (
             None
@@ -228,6 +229,14 @@ class KeyFilter:
         """The rendering of the prefix template that ``key`` lies under (``None``: none, or no template)."""
         match = self._pattern.match(key) if self._pattern is not None else None
         return match.group(0) if match is not None else None
+
+    def scheduled(self, key: str, *, folder_input: bool) -> bool:
+        """Whether a scheduled run reads ``key``: it lies under a rendering of the prefix template,
+        or it is a folder defaults file or table (``folder_input``) of a folder some rendering lies
+        in (``raw/_defaults.yaml``, ``raw/2026/_defaults.yaml``). ``True`` without a template."""
+        if self._pattern is None or self._ancestors is None or self._pattern.match(key) is not None:
+            return True
+        return folder_input and self._ancestors.fullmatch(folder_of(key)) is not None
 
     def root(self, key: str) -> str:
         """Where rules and globs start for ``key`` (its glob root, for scans and event runs alike):

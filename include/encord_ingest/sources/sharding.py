@@ -241,6 +241,11 @@ class Shard(BaseModel):
     parts: list[ShardPart]
     context_folders: list[str] = Field(default_factory=list)
     estimated_objects: int = 0
+    renderings_only: bool = False
+    """An event run's shard: keys under no rendering of the source's prefix template (listed
+    because a part is the static prefix standing in for it) are skipped as ``outside_prefix``
+    and keep their ledger rows, except the folder defaults and tables of folders renderings lie
+    in. A prefix override (``raw/``) is the user's choice: its shards plan every key."""
 
     def contains(self, key: str) -> bool:
         """Whether ``key`` belongs to this shard."""
@@ -383,6 +388,14 @@ def find_folder_files(source: Source, folders: Iterable[str], names: Iterable[st
     return sorted((info for info in heads if info is not None), key=lambda info: info.key)
 
 
-def shard_of_parts(index: int, count: int, parts: Sequence[ShardPart]) -> Shard:
+def shard_of_parts(
+    index: int, count: int, parts: Sequence[ShardPart], *, renderings_only: bool = False
+) -> Shard:
     """A shard of explicit, sorted, disjoint ``parts`` (event runs), with its context folders."""
-    return Shard(index=index, count=count, parts=list(parts), context_folders=_context_folders(parts))
+    return Shard(
+        index=index,
+        count=count,
+        parts=list(parts),
+        context_folders=_context_folders(parts),
+        renderings_only=renderings_only,
+    )
