@@ -78,7 +78,7 @@ OVER_LIMIT_CODE = "over_limit"
 """Skip code of new items a run's ``limit`` left out (see :mod:`encord_ingest.scan.scanner`)."""
 OUTSIDE_PREFIX_CODE = "outside_prefix"
 """Skip code of keys an event run listed under the static prefix that lie under no rendering of
-the source's prefix template: no scheduled run plans them (see :class:`~encord_ingest.sources.sharding.Shard`)."""
+the source's prefix template: no scheduled run plans them (``Shard.renderings_only``)."""
 ROW_KEEPING_CODES = (OVER_LIMIT_CODE, OUTSIDE_PREFIX_CODE)
 """Skip codes of objects the run did not re-plan: their ledger rows stay as they are."""
 VERSIONS_FOLDER = "versions"

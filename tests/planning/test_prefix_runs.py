@@ -147,7 +147,10 @@ OUTSIDE_TREE = {
 
 @pytest.mark.parametrize(
     ("changed", "content"),
-    [("raw/_defaults.yaml", "capture:\n  site: s2\n"), ("raw/2026/_defaults.yaml", "capture:\n  camera: t2\n")],
+    [
+        ("raw/_defaults.yaml", "capture:\n  site: s2\n"),
+        ("raw/2026/_defaults.yaml", "capture:\n  camera: t2\n"),
+    ],
 )
 def test_an_event_run_above_the_template_plans_what_the_scheduled_runs_plan_and_keeps_other_ledger_rows(
     tmp_path: Path, data_root: Path, changed: str, content: str

@@ -233,6 +233,7 @@ def test_one_shard_needs_no_listing_and_empty_prefixes_work(make_source: SourceF
         "parts": [{"prefix": "cams/", "start_at": None, "end_before": None}],
         "context_folders": [""],  # 'cams/' itself is inside the shard
         "estimated_objects": 0,  # not counted: nothing was listed
+        "renderings_only": False,  # a run's own prefixes: every listed key is planned
     }
     [empty] = plan_shards(source.source, ["nothing/"], 8)
     assert keys_of(iter_shard(source.source, empty)) == []
