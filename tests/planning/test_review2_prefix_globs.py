@@ -1,0 +1,56 @@
+"""A source with no prefix (``bucket.prefix: ""``, the default: the whole bucket): a manual run with
+a prefix override skips what the scheduled runs skip, as for a folder prefix
+(tests/planning/test_prefix_runs.py). Before, rules and globs saw keys relative to the override:
+an anchored glob skipped (and dropped from the ledger) items the scheduled runs had registered,
+and a run of a hidden folder registered what they skip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from encord_ingest.ledger import item_urls_by_title
+from encord_ingest.scan.config import PlanningConfig
+from encord_ingest.sources.filters import FilterConfig
+from encord_ingest.sources.local import LocalSource
+from encord_ingest.storage import BlobStore
+from tests.planning.helpers import Harness, png, write_tree
+
+
+def _harness(tmp_path: Path, data_root: Path, filters: FilterConfig, files: dict[str, object]) -> Harness:
+    write_tree(data_root, files)
+    config = PlanningConfig(filters=filters, prefix_template="")  # as config.planning() passes ""
+    store = BlobStore.from_uri(str(tmp_path / "state"))
+    return Harness(LocalSource(data_root), store, config=config, prefixes=("",))
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [FilterConfig(exclude=["/*.jpg"]), FilterConfig(include=["/raw/**"])],
+    ids=["anchored-exclude", "anchored-include"],
+)
+def test_a_prefix_run_of_a_whole_bucket_source_keeps_the_ledger_rows(
+    tmp_path: Path, data_root: Path, filters: FilterConfig
+) -> None:
+    key = "raw/a/x.jpg"
+    harness = _harness(tmp_path, data_root, filters, {key: png(), f"{key}.json": {"capture.site": "s"}})
+    first = harness.plan("r1")
+    assert first.outcome_of(key) == "new"
+    harness.commit(first, item_uuids={u: f"uuid-{t}" for t, u in item_urls_by_title(first.frames).items()})
+
+    harness.prefixes = ["raw/a/"]  # the manual run's prefix override
+    again = harness.plan("manual")
+    harness.commit(again)
+    assert again.outcome_of(key) == "unchanged"
+    assert key in set(harness.ledger.read_frame()["key"])
+
+
+def test_a_prefix_run_of_a_hidden_folder_skips_it_as_the_scheduled_runs_do(
+    tmp_path: Path, data_root: Path
+) -> None:
+    key = "raw/.cache/x.jpg"
+    harness = _harness(tmp_path, data_root, FilterConfig(), {key: png(), "raw/y.jpg": png()})
+    assert harness.plan("r1").outcome(key)["code"] == "hidden"
+    harness.prefixes = ["raw/.cache/"]
+    assert harness.plan("manual").outcome(key)["code"] == "hidden"
