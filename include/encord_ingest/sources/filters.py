@@ -206,7 +206,8 @@ class KeyFilter:
         self.roots = sorted(set(roots) or {""}, key=len, reverse=True)
         self._pattern = template_pattern(template) if template is not None else None
         self._ancestors = ancestors_pattern(template) if template is not None else None
-        folders = template is not None and template.endswith("/")  # a rendering is a folder
+        # A rendering is a folder ("" too: the bucket root, a source without prefix).
+        folders = template is not None and (not template or template.endswith("/"))
         self._template = (
             None
             if not folders or self._pattern is None or _renderings(self._pattern, self.roots)
