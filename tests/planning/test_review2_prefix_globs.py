@@ -1,8 +1,9 @@
-"""A source with no prefix (``bucket.prefix: ""``, the default: the whole bucket): a manual run with
-a prefix override skips what the scheduled runs skip, as for a folder prefix
-(tests/planning/test_prefix_runs.py). Before, rules and globs saw keys relative to the override:
-an anchored glob skipped (and dropped from the ledger) items the scheduled runs had registered,
-and a run of a hidden folder registered what they skip."""
+"""A source with no prefix (``bucket.prefix: ""``, the default: the whole bucket) or a file-name
+prefix without placeholders (``raw/img_``): a manual run with a prefix override skips what the
+scheduled runs skip, as for a folder prefix (tests/planning/test_prefix_runs.py). Before, rules
+and globs saw keys relative to the override: an anchored glob skipped (and dropped from the
+ledger) items the scheduled runs had registered, and a run of a hidden folder registered what
+they skip."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from encord_ingest.storage import BlobStore
 from tests.planning.helpers import Harness, png, write_tree
 
 
-def _harness(tmp_path: Path, data_root: Path, filters: FilterConfig, files: dict[str, object]) -> Harness:
+def _harness(
+    tmp_path: Path, data_root: Path, filters: FilterConfig, files: dict[str, object], prefix: str = ""
+) -> Harness:
     write_tree(data_root, files)
-    config = PlanningConfig(filters=filters, prefix_template="")  # as config.planning() passes ""
+    config = PlanningConfig(filters=filters, prefix_template=prefix)  # as config.planning() passes it
     store = BlobStore.from_uri(str(tmp_path / "state"))
-    return Harness(LocalSource(data_root), store, config=config, prefixes=("",))
+    return Harness(LocalSource(data_root), store, config=config, prefixes=(prefix,))
 
 
 @pytest.mark.parametrize(
@@ -54,3 +57,32 @@ def test_a_prefix_run_of_a_hidden_folder_skips_it_as_the_scheduled_runs_do(
     assert harness.plan("r1").outcome(key)["code"] == "hidden"
     harness.prefixes = ["raw/.cache/"]
     assert harness.plan("manual").outcome(key)["code"] == "hidden"
+
+
+@pytest.mark.parametrize(
+    ("filters", "key_and_manual_prefix", "outcome"),
+    [
+        (FilterConfig(exclude=["/*.jpg"]), ("raw/img_a/x.jpg", "raw/img_a/"), ("unchanged", None)),
+        (FilterConfig(exclude=["/*.jpg"]), ("raw/img_x.jpg", "raw/img_x"), ("skipped", "excluded")),
+        (FilterConfig(include=["/a/**"]), ("raw/img_a/x.jpg", "raw/img_a/"), ("unchanged", None)),
+        (FilterConfig(), ("raw/img_.h/a/x.jpg", "raw/img_.h/a/"), ("skipped", "hidden")),
+    ],
+    ids=["anchored-exclude", "anchored-exclude-in-name", "anchored-include", "hidden"],
+)
+def test_a_prefix_run_of_a_file_name_prefix_source_skips_what_the_scheduled_runs_skip(
+    tmp_path: Path,
+    data_root: Path,
+    filters: FilterConfig,
+    key_and_manual_prefix: tuple[str, str],
+    outcome: tuple[str, str | None],
+) -> None:
+    """``raw/img_`` has no placeholder: the glob root of its keys is that prefix in every run."""
+    key, manual = key_and_manual_prefix
+    harness = _harness(tmp_path, data_root, filters, {key: png(), "raw/img_b.jpg": png()}, prefix="raw/img_")
+    first = harness.plan("r1")
+    harness.commit(first, item_uuids={u: f"uuid-{t}" for t, u in item_urls_by_title(first.frames).items()})
+    harness.prefixes = [manual]
+    again = harness.plan("manual")
+    harness.commit(again)
+    assert (again.outcome_of(key), again.outcome(key)["code"]) == outcome
+    assert (first.outcome_of(key) == "new") == (key in set(harness.ledger.read_frame()["key"]))

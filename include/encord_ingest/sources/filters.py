@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from encord_ingest.errors import ConfigError
 from encord_ingest.sources.base import ObjectInfo, folder_of
-from encord_ingest.sources.prefix import ancestors_pattern, template_pattern
+from encord_ingest.sources.prefix import ancestors_pattern, placeholders, template_pattern
 
 DEFAULT_TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", "~")
 DEFAULT_TEMP_PREFIXES = ("~$",)
@@ -206,11 +206,13 @@ class KeyFilter:
         self.roots = sorted(set(roots) or {""}, key=len, reverse=True)
         self._pattern = template_pattern(template) if template is not None else None
         self._ancestors = ancestors_pattern(template) if template is not None else None
-        # A rendering is a folder ("" too: the bucket root, a source without prefix).
-        folders = template is not None and (not template or template.endswith("/"))
+        # A rendering is a folder ("" too: the bucket root, a source without prefix), or the
+        # template has no placeholder (a file-name prefix, ``raw/img_``: matched exactly).
+        self._folders = template is not None and (not template or template.endswith("/"))
+        exact = self._folders or (template is not None and not placeholders(template))
         self._template = (
             None
-            if not folders or self._pattern is None or _renderings(self._pattern, self.roots)
+            if not exact or self._pattern is None or _renderings(self._pattern, self.roots)
             else self._pattern
         )
         """Set only when a root is not a rendering of the template (a prefix override)."""
@@ -281,6 +283,8 @@ class KeyFilter:
         the folder's names). A template's rendering ends with ``/``: a key and its folder lie
         under the same one."""
         if any(len(root) > len(folder) and root.startswith(folder) for root in self.roots):
+            return None
+        if self._template is not None and not self._folders:  # it may end inside a file name
             return None
         relative = folder[len(self.root(folder)) :]
         return relative.startswith(".") or "/." in relative
