@@ -1,9 +1,9 @@
 """A source with no prefix (``bucket.prefix: ""``, the default: the whole bucket) or a file-name
-prefix without placeholders (``raw/img_``): a manual run with a prefix override skips what the
-scheduled runs skip, as for a folder prefix (tests/planning/test_prefix_runs.py). Before, rules
-and globs saw keys relative to the override: an anchored glob skipped (and dropped from the
-ledger) items the scheduled runs had registered, and a run of a hidden folder registered what
-they skip."""
+prefix (``raw/img_``, ``raw/{{ data_interval_start:%Y%m }}_``): a manual run with a prefix
+override skips what the scheduled runs skip, as for a folder prefix
+(tests/planning/test_prefix_runs.py). Before, rules and globs saw keys relative to the override:
+an anchored glob skipped (and dropped from the ledger) items the scheduled runs had registered,
+and a run of a hidden folder registered what they skip."""
 
 from __future__ import annotations
 
@@ -59,26 +59,44 @@ def test_a_prefix_run_of_a_hidden_folder_skips_it_as_the_scheduled_runs_do(
     assert harness.plan("manual").outcome(key)["code"] == "hidden"
 
 
+P = "raw/{{ data_interval_start:%Y%m }}_"  # a file-name prefix with a placeholder
+EXCLUDE, INCLUDE = FilterConfig(exclude=["/*.jpg"]), FilterConfig(include=["/a/**"])
+
+
 @pytest.mark.parametrize(
-    ("filters", "key_and_manual_prefix", "outcome"),
+    ("filters", "prefix_key_manual", "outcome"),
     [
-        (FilterConfig(exclude=["/*.jpg"]), ("raw/img_a/x.jpg", "raw/img_a/"), ("unchanged", None)),
-        (FilterConfig(exclude=["/*.jpg"]), ("raw/img_x.jpg", "raw/img_x"), ("skipped", "excluded")),
-        (FilterConfig(include=["/a/**"]), ("raw/img_a/x.jpg", "raw/img_a/"), ("unchanged", None)),
-        (FilterConfig(), ("raw/img_.h/a/x.jpg", "raw/img_.h/a/"), ("skipped", "hidden")),
+        (EXCLUDE, ("raw/img_", "raw/img_a/x.jpg", "raw/img_a/"), ("unchanged", None)),
+        (EXCLUDE, ("raw/img_", "raw/img_x.jpg", "raw/img_x"), ("skipped", "excluded")),
+        (INCLUDE, ("raw/img_", "raw/img_a/x.jpg", "raw/img_a/"), ("unchanged", None)),
+        (FilterConfig(), ("raw/img_", "raw/img_.h/a/x.jpg", "raw/img_.h/a/"), ("skipped", "hidden")),
+        (EXCLUDE, (P, "raw/202611_a/x.jpg", "raw/202611_a/"), ("unchanged", None)),
+        (INCLUDE, (P, "raw/202611_a/x.jpg", "raw/202611_a/"), ("unchanged", None)),
     ],
-    ids=["anchored-exclude", "anchored-exclude-in-name", "anchored-include", "hidden"],
+    ids=[
+        "anchored-exclude",
+        "anchored-exclude-in-name",
+        "anchored-include",
+        "hidden",
+        "placeholder-anchored-exclude",
+        "placeholder-anchored-include",
+    ],
 )
 def test_a_prefix_run_of_a_file_name_prefix_source_skips_what_the_scheduled_runs_skip(
     tmp_path: Path,
     data_root: Path,
     filters: FilterConfig,
-    key_and_manual_prefix: tuple[str, str],
+    prefix_key_manual: tuple[str, str, str],
     outcome: tuple[str, str | None],
 ) -> None:
-    """``raw/img_`` has no placeholder: the glob root of its keys is that prefix in every run."""
-    key, manual = key_and_manual_prefix
-    harness = _harness(tmp_path, data_root, filters, {key: png(), "raw/img_b.jpg": png()}, prefix="raw/img_")
+    """A file-name prefix ends with text of its own: the glob root of its keys is its rendering
+    (``raw/img_``, ``raw/202611_``) in every run."""
+    prefix, key, manual = prefix_key_manual
+    scheduled = "raw/202611_" if prefix == P else prefix  # the scheduled run's rendering
+    write_tree(data_root, {key: png(), f"{scheduled}b.jpg": png()})
+    config = PlanningConfig(filters=filters, prefix_template=prefix)
+    store = BlobStore.from_uri(str(tmp_path / "state"))
+    harness = Harness(LocalSource(data_root), store, config=config, prefixes=(scheduled,))
     first = harness.plan("r1")
     harness.commit(first, item_uuids={u: f"uuid-{t}" for t, u in item_urls_by_title(first.frames).items()})
     harness.prefixes = [manual]

@@ -206,10 +206,14 @@ class KeyFilter:
         self.roots = sorted(set(roots) or {""}, key=len, reverse=True)
         self._pattern = template_pattern(template) if template is not None else None
         self._ancestors = ancestors_pattern(template) if template is not None else None
-        # A rendering is a folder ("" too: the bucket root, a source without prefix), or the
-        # template has no placeholder (a file-name prefix, ``raw/img_``: matched exactly).
+        # A rendering is a folder ("" too: the bucket root, a source without prefix), or a
+        # file-name prefix (``raw/img_``, ``raw/{{ data_interval_start:%Y%m }}_``) that ends with
+        # text of its own: a key's match ends there (a placeholder at the very end would match
+        # into the file name).
         self._folders = template is not None and (not template or template.endswith("/"))
-        exact = self._folders or (template is not None and not placeholders(template))
+        exact = self._folders or (
+            template is not None and not (placeholders(template) and template.rstrip().endswith("}}"))
+        )
         self._template = (
             None
             if not exact or self._pattern is None or _renderings(self._pattern, self.roots)
