@@ -18,6 +18,7 @@ import pytest
 from standins import DROP, GcsEmulator, LatencySettings, latency_proxy, s3_client, unique_bucket_name
 
 from encord_ingest.sources import GCSSource, S3Source, Source
+from encord_ingest.sources.direct import TRIAL_READS, DirectReads
 from encord_ingest.sources.gcs import pool_for_read_ahead
 from tests.sources.test_listing import AWKWARD_KEYS
 
@@ -248,3 +249,37 @@ def test_media_reads_go_through_a_transport_adapter_with_a_send_of_its_own(gcs: 
     client._http.mount("http://", Counting())
     assert GCSSource(client, bucket).read_bytes("f/ok.json", 100) == b'{"a": 1}'
     assert sent == [f"{gcs.endpoint}/download/storage/v1/b/{bucket}/o/f%2Fok.json?alt=media"]
+
+
+@pytest.mark.parametrize("proxied", ["s3"], indirect=True)
+def test_a_short_way_that_never_answers_is_switched_off_after_its_trial(
+    proxied: Proxied, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every presigned GET refused (as for a bucket outside the connection's region, whose URLs
+    are signed for the wrong one): each read costs two requests until :data:`TRIAL_READS` reads
+    have failed the short way, then one, with one warning. A short way that answered once stays
+    on whatever follows. (S3 only: the proxy tells the short way from the ordinary call by the
+    path, and on GCS both use the same media path; the guard is the same object there.)"""
+    extra = TRIAL_READS + 5
+    proxied.settings.faults = {"X-Amz-Signature=": 400}
+    never = proxied.make()
+    with caplog.at_level("WARNING", logger="encord_ingest.sources"):
+        reads = [proxied.read(never, "f/ok.json", 100) for _ in range(extra)]
+    assert {data for data, _paths in reads} == {b'{"a": 1}'}
+    assert [len(paths) for _data, paths in reads] == [2] * TRIAL_READS + [1] * 5
+    warnings = [r.getMessage() for r in caplog.records if r.name.startswith("encord_ingest")]
+    assert len(warnings) == 1
+    assert proxied.bucket in warnings[0]
+    assert "direct_reads: false" in warnings[0]
+
+    proxied.settings.faults = {}
+    answered = proxied.make()
+    assert len(proxied.read(answered, "f/ok.json", 100)[1]) == 1
+    proxied.settings.faults = {"X-Amz-Signature=": 400}
+    assert [len(proxied.read(answered, "f/ok.json", 100)[1]) for _ in range(extra)] == [2] * extra
+
+
+def test_both_backends_give_the_short_way_its_trial(proxied: Proxied) -> None:
+    direct = vars(proxied.make())["direct"]
+    assert isinstance(direct, DirectReads)
+    assert direct.trial == TRIAL_READS

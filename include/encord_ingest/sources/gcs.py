@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from encord_ingest.sources.base import DELIMITER, BoundedListing, KeyBounds, LevelEntry, ObjectInfo
+from encord_ingest.sources.direct import DirectReads
 from encord_ingest.sources.readahead import CLIENT_POOL_CONNECTIONS, prefetch
 from encord_ingest.sources.urls import UrlBuilder
 
@@ -207,7 +208,7 @@ class GCSSource(BoundedListing):
         media = (
             MediaReads(client, bucket, getattr(self._bucket, "user_project", None)) if direct_reads else None
         )
-        self.direct = media if media is not None and media.usable else None
+        self.direct = DirectReads(media, self.uri()) if media is not None and media.usable else None
 
     def uri(self, key: str = "") -> str:
         """``gs://bucket/key`` (for messages; not the canonical object URL)."""

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from encord_ingest.sources.base import DELIMITER, BoundedListing, KeyBounds, LevelEntry, ObjectInfo
+from encord_ingest.sources.direct import DirectReads
 from encord_ingest.sources.readahead import prefetch
 from encord_ingest.sources.urls import UrlBuilder
 
@@ -144,7 +145,9 @@ class S3Source(BoundedListing):
         self.page_size = page_size
         self.urls = UrlBuilder.for_source(self.scheme, bucket, url_style, region=self.region)
         presigned = PresignedReads(client, bucket) if direct_reads else None
-        self.direct = presigned if presigned is not None and presigned.usable else None
+        self.direct = (
+            DirectReads(presigned, self.uri()) if presigned is not None and presigned.usable else None
+        )
 
     def uri(self, key: str = "") -> str:
         """``s3://bucket/key`` (for messages; not the canonical object URL)."""
