@@ -39,7 +39,7 @@ from encord_ingest.schema import MetadataSchema, load_schema
 from encord_ingest.sidecars import SidecarConventions
 from encord_ingest.sources.factory import split_uri
 from encord_ingest.sources.filters import FilterConfig
-from encord_ingest.sources.prefix import validate_template, validate_timezone
+from encord_ingest.sources.prefix import ends_exactly, validate_template, validate_timezone
 from encord_ingest.sources.readahead import DEFAULT_READ_CONCURRENCY, MAX_READ_CONCURRENCY
 from encord_ingest.sources.urls import check_url_style
 
@@ -246,6 +246,7 @@ class SourceConfig(_Strict):
         path = self.schema_path
         if path is not None and not path.is_file():
             raise ValueError(f"metadata.schema_file: {path} does not exist")
+        self._globs_have_a_root()
         try:
             self.planning()
         except ValidationError as error:
@@ -255,6 +256,20 @@ class SourceConfig(_Strict):
             )
             raise ValueError(problems) from None
         return self
+
+    def _globs_have_a_root(self) -> None:
+        """Globs are matched relative to the rendering of ``bucket.prefix`` a key lies under; a
+        template whose end has no fixed width (``raw/{{ data_interval_start:%b }}``) gives no
+        reliable rendering in a manual run of another prefix, which could then skip (and drop from
+        the ledger) items the scheduled runs registered."""
+        prefix = self.bucket.prefix
+        if (self.filters.include or self.filters.exclude) and not ends_exactly(prefix):
+            raise ValueError(
+                f"bucket.prefix: template {prefix!r} ends with a placeholder of no fixed width, which "
+                "filters.include/filters.exclude globs cannot be matched relative to in a run of another "
+                "prefix; end the prefix with '/' or literal text, or use fixed-width directives "
+                "(e.g. 'raw/{{ data_interval_start:%Y/%m/%d }}/')"
+            )
 
     @property
     def dag_id(self) -> str:

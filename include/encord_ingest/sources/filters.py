@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from encord_ingest.errors import ConfigError
 from encord_ingest.sources.base import ObjectInfo, folder_of
-from encord_ingest.sources.prefix import ancestors_pattern, placeholders, template_pattern
+from encord_ingest.sources.prefix import ancestors_pattern, ends_exactly, template_pattern
 
 DEFAULT_TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", "~")
 DEFAULT_TEMP_PREFIXES = ("~$",)
@@ -207,13 +207,12 @@ class KeyFilter:
         self._pattern = template_pattern(template) if template is not None else None
         self._ancestors = ancestors_pattern(template) if template is not None else None
         # A rendering is a folder ("" too: the bucket root, a source without prefix), or a
-        # file-name prefix (``raw/img_``, ``raw/{{ data_interval_start:%Y%m }}_``) that ends with
-        # text of its own: a key's match ends there (a placeholder at the very end would match
-        # into the file name).
+        # file-name prefix a key's match ends exactly at: text of its own at the end (``raw/img_``,
+        # ``raw/{{ data_interval_start:%Y%m }}_``) or fixed-width placeholders in its last segment
+        # (``raw/{{ data_interval_start:%Y%m }}``). A placeholder of no fixed width at the very end
+        # would match into the file name (config load refuses it together with globs).
         self._folders = template is not None and (not template or template.endswith("/"))
-        exact = self._folders or (
-            template is not None and not (placeholders(template) and template.rstrip().endswith("}}"))
-        )
+        exact = self._folders or (template is not None and ends_exactly(template))
         self._template = (
             None
             if not exact or self._pattern is None or _renderings(self._pattern, self.roots)

@@ -189,19 +189,27 @@ def resolve_prefixes(
     return expand_prefixes(template, data_interval_start, end, timezone=timezone)
 
 
+_VARIABLE = r"[^/]+?"
+"""What a directive of no fixed width renders to (names, ``%s``, flagged ``%-d``): not a root's end."""
 _DIRECTIVE_PATTERN = {
-    **dict.fromkeys("Y", r"\d{4}"),
-    **dict.fromkeys("mdHMSyIjUW", r"\d{1,3}"),
+    **dict.fromkeys("YG", r"\d{4}"),
+    **dict.fromkeys("mdHMSyICUWV", r"\d{2}"),
+    "j": r"\d{3}",
+    "f": r"\d{6}",
+    **dict.fromkeys("uw", r"\d"),
+    "%": "%",
 }
-_DIRECTIVE = re.compile(r"%(.)")
+"""Directives with the exact width ``strftime`` renders them with (unflagged, years 1000-9999)."""
+_DIRECTIVE = re.compile(r"%([-_0^#]?)(.)")
 
 
 def _format_tokens(fmt: str) -> list[str]:
-    """Regex pieces for what ``strftime(fmt)`` can produce (digits for numeric directives)."""
+    """Regex pieces for what ``strftime(fmt)`` can produce: fixed-width digits where a directive
+    has a fixed width, else :data:`_VARIABLE`."""
     out, last = [], 0
     for match in _DIRECTIVE.finditer(fmt):
         out.extend(_literal_tokens(fmt[last : match.start()]))
-        out.append(_DIRECTIVE_PATTERN.get(match[1], "%" if match[1] == "%" else r"[^/]+?"))
+        out.append(_VARIABLE if match[1] else _DIRECTIVE_PATTERN.get(match[2], _VARIABLE))
         last = match.end()
     return out + _literal_tokens(fmt[last:])
 
@@ -224,6 +232,19 @@ def _template_tokens(template: str) -> list[str]:
 def template_pattern(template: str) -> re.Pattern[str]:
     """A regex that matches (from the start) every key under any rendering of ``template``."""
     return re.compile("".join(_template_tokens(template)))
+
+
+def ends_exactly(template: str) -> bool:
+    """Whether a key's match of :func:`template_pattern` ends exactly where the rendering it lies
+    under ends: the template ends with ``/`` or text of its own, has no placeholder, or its last
+    path segment has fixed-width placeholders only (``raw/{{ data_interval_start:%Y%m }}``). Not
+    so when the last segment ends with a placeholder of no fixed width (``%b``, ``%-d``, ``%s``):
+    its match can run into the file name."""
+    if not template or not template.rstrip().endswith("}}"):
+        return True
+    tokens = _template_tokens(template)
+    last = len(tokens) - tokens[::-1].index("/") if "/" in tokens else 0
+    return _VARIABLE not in tokens[last:]
 
 
 def ancestors_pattern(template: str) -> re.Pattern[str]:
