@@ -23,7 +23,7 @@ from encord_ingest.scan.config import PlanningConfig
 from encord_ingest.sources.base import ObjectInfo
 from encord_ingest.sources.filters import FilterConfig, SkipReason
 from encord_ingest.sources.local import LocalSource
-from encord_ingest.sources.prefix import ends_exactly
+from encord_ingest.sources.prefix import ends_exactly, template_pattern
 from encord_ingest.storage import BlobStore
 from tests.planning.helpers import Harness, png, write_tree
 
@@ -116,3 +116,10 @@ def test_config_load_refuses_globs_with_a_template_whose_end_has_no_fixed_width(
     assert _source(prefix, {}).bucket.prefix == prefix  # no globs: nothing to match relative to it
     assert _source(prefix + "/", {"include": ["*.jpg"]}).filters.include == ["*.jpg"]
     assert _source(TEMPLATE, {"include": ["*.jpg"]}).filters.include == ["*.jpg"]
+
+
+def test_a_flagged_directive_matches_its_rendering() -> None:
+    """``%-m`` renders ``5`` (no fixed width); before, the flag was read as the directive."""
+    pattern = template_pattern("raw/{{ data_interval_start:%Y/%-m }}/")
+    assert pattern.match("raw/2026/5/x.jpg") is not None
+    assert template_pattern(TEMPLATE).match("raw/20265/x.jpg") is None  # %m is two digits
