@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from encord_ingest.ledger import Ledger, commit_run
+from encord_ingest.ledger import Ledger, commit_run, item_urls_by_title
 from encord_ingest.manifest import Manifest
 from encord_ingest.results import ResultMaps
 from encord_ingest.run_folder import RunFolder
@@ -223,6 +223,11 @@ class Harness:
     ) -> None:
         results = ResultMaps(item_uuids, dict.fromkeys(failed_item_urls, "failed"))
         commit_run(self.ledger, result.run_id, result.frames, results=results)
+
+    def commit_registered(self, result: RunResult) -> None:
+        """Commit ``result`` as if Encord registered every item it planned (UUID ``uuid-<title>``)."""
+        titles = item_urls_by_title(result.frames)
+        self.commit(result, item_uuids={url: f"uuid-{title}" for title, url in titles.items()})
 
 
 def spy_replays(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -197,13 +197,12 @@ def test_a_new_default_kind_re_plans_a_folder_the_fast_path_would_replay(
     """The no-change fast path trusts the kind the ledger recorded: after a table change the
     folder is planned item by item, and the item gets the new kind."""
     from encord_ingest import classify
-    from encord_ingest.ledger import item_urls_by_title
     from tests.planning.helpers import spy_replays
 
     harness = local({"raw/a/clip.webm": b"x" * 10, "raw/a/clip.webm.json": {"capture.site": "s"}})
     first = harness.plan("r1")
     assert first.outcome("raw/a/clip.webm")["kind"] == "video"
-    harness.commit(first, item_uuids={u: f"uuid-{t}" for t, u in item_urls_by_title(first.frames).items()})
+    harness.commit_registered(first)
     taken = spy_replays(monkeypatch)
     harness.commit(harness.plan("r2"))
     assert taken == ["raw/a/"]

@@ -18,7 +18,6 @@ import yaml
 from encord_ingest.config import parse_source_config
 from encord_ingest.errors import ConfigError
 from encord_ingest.events import EventPlanner
-from encord_ingest.ledger import item_urls_by_title
 from encord_ingest.scan.config import PlanningConfig
 from encord_ingest.sources.base import ObjectInfo
 from encord_ingest.sources.filters import FilterConfig, SkipReason
@@ -48,7 +47,7 @@ def test_a_prefix_run_of_a_template_ending_in_a_placeholder_keeps_the_ledger_row
     harness = Harness(LocalSource(data_root), store, config=config, prefixes=("raw/202611",))
     first = harness.plan("r1")
     assert first.outcome_of(key) == "new"
-    harness.commit(first, item_uuids={u: f"uuid-{t}" for t, u in item_urls_by_title(first.frames).items()})
+    harness.commit_registered(first)
     harness.prefixes = ["raw/202611a/"]  # the manual run's prefix override
     again = harness.plan("manual")
     harness.commit(again)

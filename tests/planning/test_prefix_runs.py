@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from encord_ingest.ledger import item_urls_by_title
 from encord_ingest.scan.config import PlanningConfig
 from encord_ingest.sources.filters import FilterConfig, KeyFilter
 from encord_ingest.sources.local import LocalSource
@@ -45,7 +44,7 @@ def test_a_prefix_run_keeps_the_ledger_rows_of_items_a_scheduled_run_registered(
     first = harness.plan("r1")
     assert first.outcome_of(f"{day}a/x.jpg") == "new"
     assert first.outcome(f"{day}top.jpg")["code"] == "excluded"
-    harness.commit(first, item_uuids={u: f"uuid-{t}" for t, u in item_urls_by_title(first.frames).items()})
+    harness.commit_registered(first)
 
     harness.prefixes = [manual]  # the manual run's prefix override
     again = harness.plan("manual")
@@ -175,7 +174,7 @@ def test_an_event_run_above_the_template_plans_what_the_scheduled_runs_plan_and_
     )
     manual = harness.plan("manual")
     assert manual.outcome_of("raw/latest/x.jpg") == manual.outcome_of("raw/2026/stray.jpg") == "new"
-    harness.commit(manual, item_uuids={u: f"uuid-{t}" for t, u in item_urls_by_title(manual.frames).items()})
+    harness.commit_registered(manual)
     before = harness.ledger.read_frame().set_index("key")
     assert {"raw/latest/x.jpg", "raw/2026/stray.jpg"} <= set(before.index)
 

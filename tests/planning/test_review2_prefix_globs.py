@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from encord_ingest.ledger import item_urls_by_title
 from encord_ingest.scan.config import PlanningConfig
 from encord_ingest.sources.filters import FilterConfig
 from encord_ingest.sources.local import LocalSource
@@ -40,7 +39,7 @@ def test_a_prefix_run_of_a_whole_bucket_source_keeps_the_ledger_rows(
     harness = _harness(tmp_path, data_root, filters, {key: png(), f"{key}.json": {"capture.site": "s"}})
     first = harness.plan("r1")
     assert first.outcome_of(key) == "new"
-    harness.commit(first, item_uuids={u: f"uuid-{t}" for t, u in item_urls_by_title(first.frames).items()})
+    harness.commit_registered(first)
 
     harness.prefixes = ["raw/a/"]  # the manual run's prefix override
     again = harness.plan("manual")
@@ -98,7 +97,7 @@ def test_a_prefix_run_of_a_file_name_prefix_source_skips_what_the_scheduled_runs
     store = BlobStore.from_uri(str(tmp_path / "state"))
     harness = Harness(LocalSource(data_root), store, config=config, prefixes=(scheduled,))
     first = harness.plan("r1")
-    harness.commit(first, item_uuids={u: f"uuid-{t}" for t, u in item_urls_by_title(first.frames).items()})
+    harness.commit_registered(first)
     harness.prefixes = [manual]
     again = harness.plan("manual")
     harness.commit(again)
