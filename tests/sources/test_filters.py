@@ -54,6 +54,20 @@ def test_rules_are_configurable() -> None:
     assert key_filter.rule_reason(obj("marker/")) == SkipReason.FOLDER_MARKER
 
 
+def _whole_key_reason(key_filter: KeyFilter, info: ObjectInfo) -> SkipReason | None:
+    """The rules of the module docstring, from the whole key relative to its glob root: what the
+    per-folder shortcut of :meth:`KeyFilter.rule_reason` must equal."""
+    config, relative = key_filter.config, key_filter.relative(info.key)
+    if config.skip_hidden and (relative.startswith(".") or "/." in relative):
+        return SkipReason.HIDDEN
+    name = relative.rsplit("/", 1)[-1]
+    if name.endswith(tuple(config.temp_suffixes)) or name.startswith(tuple(config.temp_prefixes)):
+        return SkipReason.TEMPORARY
+    if config.skip_empty and info.size == 0:
+        return SkipReason.EMPTY
+    return None
+
+
 def test_rules_judged_per_folder_match_the_rules_judged_per_key() -> None:
     """rule_reason works out a folder's root and hidden state once for consecutive keys of one
     folder: in any order of keys, under roots that end inside a folder or a name, and with a
@@ -79,6 +93,8 @@ def test_rules_judged_per_folder_match_the_rules_judged_per_key() -> None:
         "raw/2026/.01/a.jpg",
         "raw/cam1_$folder$",
         "raw/cam/",
+        "raw/img_.h/a/x.jpg",
+        "raw/img_x.jpg",
     ]
     filters = [
         KeyFilter(roots=["raw/"]),
@@ -86,6 +102,7 @@ def test_rules_judged_per_folder_match_the_rules_judged_per_key() -> None:
         KeyFilter(roots=[".staging/raw/", "raw/cam/x"]),
         KeyFilter(FilterConfig(skip_empty=True), roots=["raw/2026/01/"], template="raw/{yyyy}/{mm}/"),
         KeyFilter(roots=["raw/"], template="raw/{yyyy}/{mm}/"),  # a prefix override: roots by template
+        KeyFilter(roots=["raw/img_.h/a/"], template="raw/img_"),  # a file-name prefix: per key
     ]
     for key_filter in filters:
         for order in (keys, sorted(keys), list(reversed(keys))):
@@ -93,7 +110,7 @@ def test_rules_judged_per_folder_match_the_rules_judged_per_key() -> None:
                 for size in (0, 10):
                     info = obj(key, size)
                     marker = key.endswith(("/", "_$folder$"))
-                    expected = SkipReason.FOLDER_MARKER if marker else key_filter._key_rule_reason(info)
+                    expected = SkipReason.FOLDER_MARKER if marker else _whole_key_reason(key_filter, info)
                     assert key_filter.rule_reason(info) == expected, (key, size)
 
 

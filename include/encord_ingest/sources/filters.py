@@ -191,6 +191,11 @@ def compile_globs(
     )
 
 
+def _hidden_path(relative: str) -> bool:
+    """Whether a relative path has a segment starting with ``.`` (``.x``, ``a/.x/``)."""
+    return relative.startswith(".") or "/." in relative
+
+
 def _renderings(pattern: re.Pattern[str], roots: Sequence[str]) -> bool:
     """Whether every root is exactly a rendering of the template ``pattern`` matches."""
     return all((match := pattern.match(root)) is not None and match.end() == len(root) for root in roots)
@@ -269,9 +274,12 @@ class KeyFilter:
             folder = key[:cut]
             hidden = self._folder_hidden(folder)
             self._last_folder = (folder, hidden)  # one assignment: other threads see a whole pair
-        if hidden is None:  # a root ends inside this folder's names: the whole key is needed
-            return self._key_rule_reason(info)
-        name = key[cut:]
+        if hidden is None:  # a root ends inside this folder's names: judged from the whole key
+            relative = self.relative(key)
+            cut = relative.rfind("/") + 1
+            hidden, name = _hidden_path(relative[:cut]), relative[cut:]
+        else:
+            name = key[cut:]
         if self._skip_hidden and (hidden or name.startswith(".")):
             return SkipReason.HIDDEN
         if name.endswith(self._temp_suffixes) or name.startswith(self._temp_prefixes):
@@ -289,21 +297,7 @@ class KeyFilter:
             return None
         if self._template is not None and not self._folders:  # it may end inside a file name
             return None
-        relative = folder[len(self.root(folder)) :]
-        return relative.startswith(".") or "/." in relative
-
-    def _key_rule_reason(self, info: ObjectInfo) -> SkipReason | None:
-        """:meth:`rule_reason` from the whole key."""
-        key = info.key
-        relative = self.relative(key)
-        if self.config.skip_hidden and (relative.startswith(".") or "/." in relative):
-            return SkipReason.HIDDEN
-        name = relative.rsplit("/", 1)[-1]
-        if name.endswith(self._temp_suffixes) or name.startswith(self._temp_prefixes):
-            return SkipReason.TEMPORARY
-        if self.config.skip_empty and info.size == 0:
-            return SkipReason.EMPTY
-        return None
+        return _hidden_path(folder[len(self.root(folder)) :])
 
     @property
     def has_globs(self) -> bool:
